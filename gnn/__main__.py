@@ -1,0 +1,67 @@
+"""``python -m gnn``: train GraphSAGE on the exported embeddings and rank the pool.
+
+Thin: parse arguments, call :func:`gnn.run_gnn`, print where the results went.
+Bad input is one line on stderr and exit code 2, never a traceback.
+"""
+import argparse
+import os
+import sys
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m gnn",
+        description="GraphSAGE sidecar: structure-aware uncertainty from a kNN graph of the embeddings "
+                    "exported by `python AL_cycle.py`.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--embeddings-dir", default="results/embeddings", help="export folder to read")
+    parser.add_argument("--out-dir", default="results/gnn", help="folder for indices, scores and figures")
+    parser.add_argument("--k", type=int, default=10, help="neighbours per node in the cosine kNN graph")
+    parser.add_argument("--hidden", type=int, default=64, help="hidden units of the 2-layer GraphSAGE")
+    parser.add_argument("--epochs", type=int, default=200, help="maximum training epochs")
+    parser.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs)")
+    parser.add_argument("--dropout", type=float, default=0.5, help="dropout between the two layers")
+    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
+    parser.add_argument("--alpha", type=float, default=0.5,
+                        help="hybrid score weight of the distance to the nearest labeled node")
+    parser.add_argument("--score", default="hybrid",
+                        help="hybrid, margin, entropy, disagreement or mc_dropout (needs --mc-passes >= 2)")
+    parser.add_argument("--budget", type=int, default=100, help="pool items to select (clipped to the pool)")
+    parser.add_argument("--mc-passes", type=int, default=0, help="MC-dropout passes (0 = off)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--device", default=None, help="cpu or cuda; None picks cuda when present")
+    parser.add_argument("--no-plots", action="store_true", help="skip tsne.png and uncertainty_distributions.png")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    # Imported after parsing so that --help does not wait for torch.
+    from gnn import run_gnn
+
+    try:
+        result = run_gnn(
+            args.embeddings_dir, args.out_dir, k=args.k, hidden=args.hidden, epochs=args.epochs,
+            patience=args.patience, dropout=args.dropout, lr=args.lr, alpha=args.alpha, score=args.score,
+            budget=args.budget, mc_passes=args.mc_passes, seed=args.seed, device=args.device,
+            plots=not args.no_plots, progress=not args.quiet,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    acc = result["accuracy"]
+    print(f"selected {len(result['indices'])} items by {args.score!r} -> "
+          f"{os.path.join(args.out_dir, 'gnn_indices.npy')}")
+    print(f"held-out labeled accuracy: GNN {_fmt(acc['gnn_val'])}, base model {_fmt(acc['base_val'])}; "
+          f"edge homophily {_fmt(result['homophily']['edge'])}")
+    return 0
+
+
+def _fmt(value):
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
