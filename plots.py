@@ -1,0 +1,100 @@
+"""Figures shared by the analyses. Each function returns a matplotlib figure;
+``results_io.save_figure`` writes it atomically."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.utils import check_random_state  # noqa: E402
+
+# Scatter plots beyond this many points are unreadable and slow: subsample.
+MAX_SCATTER_POINTS = 5000
+
+
+def score_histogram(scores, threshold=None, *, title, xlabel):
+    """Histogram of scores with the selection threshold as a vertical line."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.hist(np.asarray(scores, dtype=np.float64), bins=50, color="#4c72b0", alpha=0.85)
+    if threshold is not None:
+        ax.axvline(threshold, color="#c44e52", linestyle="--", label=f"threshold {threshold:.3g}")
+        ax.legend()
+    ax.set(title=title, xlabel=xlabel, ylabel="items")
+    return fig
+
+
+def image_grid(images, captions, *, title, ncols=8):
+    """A grid of images (uint8, (n, h, w, 3)) with one short caption each."""
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.3, nrows * 1.5 + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, cap in zip(axes.ravel(), images, captions):
+        ax.imshow(np.asarray(img, dtype=np.uint8), interpolation="nearest")
+        ax.set_title(cap, fontsize=7)
+    fig.suptitle(title if n else f"{title} (nothing selected)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def cluster_projection(embeddings, clusters, selected, representatives, *, title, random_state=0):
+    """2-D PCA projection coloured by cluster; selected items and cluster representatives marked.
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (n_samples, n_features), standardised
+    clusters : ndarray of shape (n_samples,)
+    selected : ndarray of shape (n_samples,), bool
+    representatives : ndarray of shape (n_clusters,), rows (-1 = none)
+    """
+    from sklearn.decomposition import PCA
+
+    n = embeddings.shape[0]
+    rng = check_random_state(random_state)
+    reps = representatives[representatives >= 0]
+    rows = np.arange(n) if n <= MAX_SCATTER_POINTS else np.union1d(np.sort(rng.choice(n, MAX_SCATTER_POINTS, replace=False)), reps)
+    xy = PCA(n_components=2, random_state=0).fit_transform(np.asarray(embeddings[rows], dtype=np.float32))
+    pos = {r: i for i, r in enumerate(rows)}
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    ax.scatter(xy[:, 0], xy[:, 1], c=clusters[rows], cmap="tab20", s=6, alpha=0.6)
+    sel = selected[rows]
+    ax.scatter(xy[sel, 0], xy[sel, 1], facecolors="none", edgecolors="k", s=18, linewidths=0.5, label="selected (far from centroid)")
+    rep_xy = xy[[pos[r] for r in reps]]
+    ax.scatter(rep_xy[:, 0], rep_xy[:, 1], marker="*", c="red", s=90, label="cluster representative")
+    ax.legend(loc="best", fontsize=8)
+    ax.set(title=title, xlabel="PC 1", ylabel="PC 2")
+    return fig
+
+
+def overlap_bars(counts, pairwise, n_intersection, *, title):
+    """Bar chart: items kept by each analysis, each pair, and all of them."""
+    labels = list(counts) + list(pairwise) + ["all"]
+    values = list(counts.values()) + list(pairwise.values()) + [n_intersection]
+    colors = ["#4c72b0"] * len(counts) + ["#8172b2"] * len(pairwise) + ["#c44e52"]
+    fig, ax = plt.subplots(figsize=(max(5, len(labels) * 1.1), 3.6))
+    bars = ax.bar(labels, values, color=colors)
+    ax.bar_label(bars, fontsize=8)
+    ax.set(title=title, ylabel="items")
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(curves, *, title, ylabel="test accuracy"):
+    """Mean curve with a band (min-max across seeds) per strategy.
+
+    Parameters
+    ----------
+    curves : dict of str -> (n_labeled, values) with values of shape (n_seeds, n_rounds)
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, (x, values) in curves.items():
+        values = np.asarray(values, dtype=np.float64)
+        mean = values.mean(axis=0)
+        (line,) = ax.plot(x, mean, marker="o", ms=3, label=name)
+        if values.shape[0] > 1:
+            ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
+    ax.set(title=title, xlabel="labeled items", ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
