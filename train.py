@@ -318,6 +318,7 @@ def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, seed=
         "labeled_size": int(len(labeled_indices)),
         "epochs": info["epochs"],
         "steps": info["steps"],
+        "steps_budget": int(steps),
         "validation_accuracy": info["best_val_accuracy"],
         "test_accuracy": test.get("accuracy"),
         "test_macro_f1": test.get("macro_f1"),

@@ -1,0 +1,31 @@
+"""Standalone intersection: runs uncertainty, diversity and novelty, intersects them and writes
+results/intersection/ (ranked indices, combined scores, overlap figure, image grid, to_label.csv)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from AL_cycle import (add_diversity_args, add_novelty_args, add_uncertainty_args, analyzer_from_args,  # noqa: E402
+                      analyzer_parser, run_all_from_args)
+from cli import run_cli  # noqa: E402
+
+
+def main(argv=None):
+    p = analyzer_parser("Image selection: the items kept by uncertainty AND diversity AND novelty, ranked by a "
+                        "combined score, filled up to --budget by combined rank, with a class-balance check.")
+    add_uncertainty_args(p)
+    add_diversity_args(p)
+    add_novelty_args(p)
+    p.add_argument("--budget", type=int, default=None, help="selection size (default: the intersection as it is)")
+    p.add_argument("--use-gnn", action="store_true", help="let the GraphSAGE sidecar's selection join the intersection")
+    args = p.parse_args(argv)
+    an = analyzer_from_args(args)
+    run_all_from_args(an, args)
+    an.find_intersection(budget=args.budget, use_gnn=args.use_gnn, retrain=False)
+    csv_path = an.export_labeling_csv()
+    print(an.get_summary())
+    print(f"  written to {Path(args.results_dir) / 'intersection'}/; labeling sheet: {csv_path}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
