@@ -7,6 +7,8 @@ import argparse
 import os
 import sys
 
+from gnn import run_gnn
+
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -38,9 +40,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    # Imported after parsing so that --help does not wait for torch.
-    from gnn import run_gnn
-
     try:
         result = run_gnn(
             args.embeddings_dir, args.out_dir, k=args.k, hidden=args.hidden, epochs=args.epochs,

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 import torch_geometric
 from sklearn.utils import check_random_state
-from torch_geometric.nn import GraphSAGE
+from torch_geometric.nn import SAGEConv
 from torch_geometric.utils import remove_self_loops, to_torch_csr_tensor, to_undirected
 
 import AL_functions
@@ -287,8 +287,32 @@ def node_homophily(edge_index, labels):
 # -------------------------------------------------------------------------- model
 
 
-def build_model(in_channels, hidden, n_classes, *, dropout=0.5):
-    """Two-layer GraphSAGE (mean aggregation) with dropout between the layers.
+class CachedSAGEConv(SAGEConv):
+    """``SAGEConv`` that computes the neighbour mean of a fixed input only once.
+
+    In transductive training the first layer always sees the same node features, and
+    its d-wide sparse product dominates an epoch (about 1.3 s of 1.7 s per step at
+    100k nodes x 576-d on 2 cores). Like ``GCNConv(cached=True)``, the result is kept
+    while the same ``adj_t`` and unmodified input come back; an input that needs
+    gradients is never cached.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._cache = None
+
+    def message_and_aggregate(self, adj_t, x):
+        src = x[0]
+        if src.requires_grad:
+            return super().message_and_aggregate(adj_t, x)
+        cache = self._cache
+        if cache is None or cache[0] is not adj_t or cache[1] is not src or cache[2] != src._version:
+            self._cache = cache = (adj_t, src, src._version, super().message_and_aggregate(adj_t, x))
+        return cache[3]
+
+
+class SAGE(torch.nn.Module):
+    """Two-layer GraphSAGE (mean aggregation), ReLU and dropout between the layers.
 
     Parameters
     ----------
@@ -299,12 +323,30 @@ def build_model(in_channels, hidden, n_classes, *, dropout=0.5):
     n_classes : int
         Output logits.
     dropout : float, default=0.5
+        Also what MC dropout samples at prediction time.
+    """
+
+    def __init__(self, in_channels, hidden, n_classes, dropout=0.5):
+        super().__init__()
+        self.conv1 = CachedSAGEConv(in_channels, hidden)
+        self.conv2 = SAGEConv(hidden, n_classes)
+        self.dropout = dropout
+
+    def forward(self, x, adj_t):
+        """Logits of shape (n, n_classes) from features (n, d) and CSR ``adj_t`` (n, n)."""
+        x = self.conv1(x, adj_t).relu()
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        return self.conv2(x, adj_t)
+
+
+def build_model(in_channels, hidden, n_classes, *, dropout=0.5):
+    """The :class:`SAGE` model; see there for parameters.
 
     Returns
     -------
-    model : torch_geometric.nn.GraphSAGE
+    model : SAGE
     """
-    return GraphSAGE(in_channels, hidden, num_layers=2, out_channels=n_classes, dropout=dropout)
+    return SAGE(in_channels, hidden, n_classes, dropout=dropout)
 
 
 def split_labeled(labeled_rows, labels, *, val_fraction=0.2, random_state=None):
@@ -418,7 +460,7 @@ def predict_proba(model, x, adj_t, *, mc_passes=0):
     if mc_passes == 0:
         model.eval()
         return model(x, adj_t).softmax(-1).cpu().numpy()
-    model.train()  # keeps dropout active; the model has no batch norm to disturb
+    model.train()  # dropout on; the model has no batch norm whose statistics could move
     try:
         return np.stack([model(x, adj_t).softmax(-1).cpu().numpy() for _ in range(mc_passes)])
     finally:
