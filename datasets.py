@@ -442,6 +442,10 @@ def _list_tree(root, kind):
     unlabeled_dir = root / _UNLABELED
     if unlabeled_dir.is_dir():
         train += [(p, st, -1) for p, st in _image_files(unlabeled_dir)]
+    # Trees list files class by class; a fixed shuffle makes any index range (start_idx/end_idx)
+    # a fair sample of the classes instead of one class, and keeps indices stable across runs.
+    order = np.random.RandomState(0).permutation(len(train))
+    train = [train[i] for i in order]
     test = None
     if kind == "tree" and (root / "test").is_dir():
         test = []
