@@ -74,7 +74,7 @@ class ActiveLearningAnalyzer:
         if model_path is None:
             return  # from_arrays fills the state in
         from datasets import load_dataset
-        from train import load_run, resolve_model_path
+        from train import labels_digest, load_run, resolve_model_path
 
         self.model_path = resolve_model_path(model_path)
         self.model, labeled, self.metadata = load_run(self.model_path)
@@ -90,6 +90,12 @@ class ActiveLearningAnalyzer:
         n_train = len(self.data.y_train)
         if self.data.n_classes != self.model.output_shape[-1]:
             raise ValueError(f"dataset {self.data.name!r} has {self.data.n_classes} classes but the model predicts {self.model.output_shape[-1]}: pass the dataset the model was trained on")
+        digest = self.metadata.get("labels_digest")
+        if digest is not None and digest != labels_digest(self.data.y_train):
+            raise ValueError(
+                f"dataset {name!r} is not the one the model was trained on ({self.metadata.get('dataset')}, "
+                f"{self.metadata.get('n_train')} training items): pass that data set, or train a model on this one with `python train.py --dataset ...`"
+            )
         if labeled.size and (labeled.min() < 0 or labeled.max() >= n_train):
             raise ValueError(f"labeled_indices.npy refers to items outside the dataset's {n_train} training items: was the model trained on another dataset?")
         start = 0 if start_idx is None else alf.check_int(start_idx, "start_idx", low=0, high=n_train - 1)

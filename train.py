@@ -197,6 +197,15 @@ def train_classifier(x, y, n_classes, *, arch="mobilenetv3", weights=None, seed=
 
 
 # --------------------------------------------------------------------------- labeled set
+def labels_digest(y):
+    """Digest of a training split's labels: tells whether a data set is the one a run was trained on,
+    wherever it lies on disk."""
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(y, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+
 def draw_labeled_set(y, size, *, seed=0, stratified=True):
     """Absolute indices of the initial labeled set, drawn with ``seed``.
 
@@ -315,6 +324,8 @@ def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, seed=
         "classes": list(ds.class_names),
         "n_classes": int(ds.n_classes),
         "input_shape": list(ds.x_train.shape[1:]),
+        "n_train": int(len(ds.y_train)),
+        "labels_digest": labels_digest(ds.y_train),
         "labeled_size": int(len(labeled_indices)),
         "epochs": info["epochs"],
         "steps": info["steps"],

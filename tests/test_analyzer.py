@@ -180,8 +180,14 @@ def test_empty_intersection_does_not_break_the_summary(tmp_path):
     ({"start_idx": -1}, "start_idx must be"),
     ({"labeled_size": 99}, "labeled_size=99 but the model's labeled set"),
     ({"dataset": "/nonexistent/data"}, "does not exist"),
+    ({"dataset": "NPZ"}, "is not the one the model was trained on"),
 ])
 def test_bad_constructor_input(tiny_run, tmp_path, kwargs, match):
+    if kwargs.get("dataset") == "NPZ":  # another data set with the same classes and image size
+        rng = np.random.default_rng(0)
+        kwargs["dataset"] = str(tmp_path / "other.npz")
+        np.savez(kwargs["dataset"], x_train=rng.integers(0, 255, (1437, 16, 16, 3), dtype=np.uint8),
+                 y_train=rng.integers(0, 10, 1437), x_test=np.zeros((5, 16, 16, 3), np.uint8), y_test=np.arange(5))
     with pytest.raises(ValueError, match=match):
         make_analyzer(tiny_run, tmp_path, **kwargs)
 
