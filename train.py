@@ -31,6 +31,17 @@ MODEL_FILE = "best_model.keras"
 
 
 def _keras():
+    if "keras" not in sys.modules:
+        # TensorFlow 2.21 prints its oneDNN / absl start-up lines from C++ before its log
+        # level applies (TF_CPP_MIN_LOG_LEVEL does not reach them): silence fd 2 for the import.
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
     import keras
     import tensorflow as tf
 
