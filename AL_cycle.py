@@ -297,8 +297,8 @@ class ActiveLearningAnalyzer:
         if images is None:
             return
         labels, source = self._pool_labels()
-        row_of = {a: i for i, a in enumerate(self.pool_indices_)}
-        caps = [f"{self.class_names[labels[row_of[a]]] if labels[row_of[a]] >= 0 else '?'} {s:.2f}" for a, s in zip(absolute, scores)]
+        classes = labels[np.searchsorted(self.pool_indices_, absolute)]
+        caps = [f"{self.class_names[c] if c >= 0 else '?'} {s:.2f}" for c, s in zip(classes, scores)]
         save_figure(path, plots.image_grid(images, caps, title=f"{title} (class from {source}, score)"))
 
     def _record(self, name, mask, scores, params, seconds):
@@ -325,10 +325,10 @@ class ActiveLearningAnalyzer:
         params = {"threshold_percentile": threshold_percentile, "method": method}
         self._record("uncertainty", mask, scores, params, time.perf_counter() - t)
         self._log(f"uncertainty ({method}, >= p{threshold_percentile:g}): kept {mask.sum()} of {mask.size}")
+        ranked = self._ranked(mask, scores)
         if write:
-            ranked = self._ranked(mask, scores)
             self._write("uncertainty", ranked, scores[ranked], params, all_scores=scores, threshold=scores[mask].min() if mask.any() else None)
-        return self.pool_indices_[self._ranked(mask, scores)]
+        return self.pool_indices_[ranked]
 
     def run_diversity(self, n_clusters=20, distance_percentile=75, algorithm="auto", write=True):
         """KMeans on standardised embeddings; keep items far from their centroid.
