@@ -19,6 +19,9 @@ KMEANS_ALGORITHMS = ("auto", "kmeans", "minibatch")
 # Exact kNN costs n_query * n_reference dot products; above this many pairs the
 # approximate hnswlib index is used (measured: exact 1M x 5k is ~60 s on 2 cores).
 EXACT_KNN_MAX_PAIRS = 1_000_000_000
+# HNSW graphs up to this many reference rows are built on one thread (reproducible);
+# larger ones in parallel (about 2x faster, not bit-reproducible).
+HNSW_SERIAL_BUILD_MAX_ROWS = 20_000
 # Full KMeans above this many rows is slow and memory-hungry; MiniBatchKMeans fits a sample.
 KMEANS_FULL_MAX_ROWS = 20_000
 # Elements of one temporary distance block (float32): ~256 MB.
@@ -58,8 +61,9 @@ def check_probs(probs, name="probs", atol=1e-3):
 
 
 def check_embeddings(embeddings, name="embeddings", n_samples=None):
-    """Validate a finite 2-D embedding matrix (kept as is when already float32; memmaps stay memmaps)."""
-    if not isinstance(embeddings, np.ndarray):
+    """Validate a finite 2-D embedding matrix (kept as is when already float32; memmaps stay memmaps,
+    :class:`StandardizedView` stays lazy)."""
+    if not isinstance(embeddings, (np.ndarray, StandardizedView)):
         embeddings = np.asarray(embeddings)
     if embeddings.ndim != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array (n_samples, n_features), got shape {embeddings.shape}")
@@ -265,21 +269,124 @@ def standardize(embeddings, mean=None, std=None):
     return out
 
 
+class StandardizedView:
+    """``(embeddings[rows] - mean) / std`` computed block by block when read, never all at once.
+
+    Lets the analyses run on pools larger than memory (a memory-mapped ``.npy``) and
+    avoids a standardised float32 copy of a large in-memory pool. Values are bitwise
+    those of :func:`standardize`.
+
+    Indexing: a slice reads that block of rows and returns a standardised float32
+    ndarray; an integer array or boolean mask returns a lazy sub-view (nothing is
+    read); ``np.asarray(view)`` materialises everything.
+
+    Parameters
+    ----------
+    embeddings : ndarray or memmap of shape (n_samples, n_features)
+    mean, std : ndarray of shape (n_features,), optional
+        Default: :func:`standardization_stats` over all rows of ``embeddings``.
+    rows : ndarray of int, optional
+        Rows of ``embeddings`` this view covers (default: all).
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, embeddings, mean=None, std=None, rows=None):
+        if mean is None or std is None:
+            mean, std = standardization_stats(embeddings)
+        self.base = embeddings
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        n = embeddings.shape[0] if self.rows is None else self.rows.shape[0]
+        self.shape = (n, embeddings.shape[1])
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"StandardizedView(shape={self.shape}, base={type(self.base).__name__})"
+
+    def _standardize(self, raw):
+        return (np.asarray(raw, dtype=np.float32) - self.mean) / self.std
+
+    def __getitem__(self, key):
+        n = self.shape[0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            if step != 1:
+                return np.asarray(self[np.arange(start, stop, step)])
+            if self.rows is None:
+                return self._standardize(self.base[start:stop])
+            return self._standardize(self.base[self.rows[start:stop]])
+        if isinstance(key, numbers.Integral):
+            if not -n <= key < n:
+                raise IndexError(f"row {key} is out of range for a view of {n} rows")
+            return self[int(key) % n: int(key) % n + 1][0]
+        key = np.asarray(key)
+        if key.dtype == bool:
+            if key.shape != (n,):
+                raise IndexError(f"boolean index of shape {key.shape} does not match {n} rows")
+            idx = np.flatnonzero(key)
+        elif np.issubdtype(key.dtype, np.integer) and key.ndim == 1:
+            idx = key.astype(np.int64)
+            if idx.size and (idx.min() < -n or idx.max() >= n):
+                raise IndexError(f"row index out of range for a view of {n} rows")
+            idx = np.where(idx < 0, idx + n, idx)
+        else:
+            raise IndexError("a StandardizedView takes a slice, an integer, an integer array or a boolean mask")
+        return StandardizedView(self.base, self.mean, self.std, idx if self.rows is None else self.rows[idx])
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(self.shape, dtype=np.float32)
+        for start, stop in _chunks(self.shape[0], _rows_per_block(self.shape[1])):
+            out[start:stop] = self[start:stop]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def standardized_view(embeddings):
+    """A lazy :class:`StandardizedView` over all rows (statistics computed now, in blocks)."""
+    return StandardizedView(embeddings)
+
+
 def _l2_normalize(x):
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return x / norms
 
 
-def _exact_knn(query, reference, k, exclude_self):
+def _read_rows(x, start, stop, normalize):
+    block = np.asarray(x[start:stop], dtype=np.float32)
+    return _l2_normalize(block) if normalize else block
+
+
+def _smallest_k(d2, k):
+    """The ``k`` smallest values of each row, ascending, and their columns."""
+    if k < d2.shape[1]:
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(d2.shape[1]), (d2.shape[0], 1))
+    vals = np.take_along_axis(d2, part, axis=1)
+    order = np.argsort(vals, axis=1, kind="stable")
+    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(part, order, axis=1)
+
+
+def _exact_knn(query, reference, k, exclude_self, normalize=False):
+    n, d = query.shape
+    n_ref = reference.shape[0]
+    if n_ref * d > _BLOCK_ELEMENTS:
+        return _exact_knn_blocked_reference(query, reference, k, exclude_self, normalize)
     ref = np.asarray(reference, dtype=np.float32)
+    if normalize:
+        ref = _l2_normalize(ref)
     ref_sq = np.einsum("ij,ij->i", ref, ref)
-    n = query.shape[0]
     dist = np.empty((n, k), dtype=np.float32)
     idx = np.empty((n, k), dtype=np.int64)
     kk = k + 1 if exclude_self else k
-    for start, stop in _chunks(n, _rows_per_block(ref.shape[0])):
-        q = np.asarray(query[start:stop], dtype=np.float32)
+    # Cap rows by the feature count too: a lazy or memory-mapped query is read one block at a time.
+    for start, stop in _chunks(n, _rows_per_block(max(n_ref, d))):
+        q = _read_rows(query, start, stop, normalize)
         d2 = ref_sq[None, :] - 2.0 * (q @ ref.T)
         d2 += np.einsum("ij,ij->i", q, q)[:, None]
         if exclude_self:
@@ -292,21 +399,55 @@ def _exact_knn(query, reference, k, exclude_self):
     return dist, idx
 
 
-def _hnsw_knn(query, reference, k, exclude_self, random_state, ef):
+def _exact_knn_blocked_reference(query, reference, k, exclude_self, normalize):
+    """Exact search against a reference too large to hold: blocks of reference rows,
+    a running top-k per query (few queries, huge reference: AnchorAL's anchors vs the pool)."""
+    n, d = query.shape
+    n_ref = reference.shape[0]
+    ref_rows = _rows_per_block(d)
+    q_rows = _rows_per_block(max(ref_rows, d))
+    best_d = np.full((n, k), np.inf, dtype=np.float32)
+    best_i = np.full((n, k), -1, dtype=np.int64)
+    for rs, re in _chunks(n_ref, ref_rows):
+        ref = _read_rows(reference, rs, re, normalize)
+        ref_sq = np.einsum("ij,ij->i", ref, ref)
+        for qs, qe in _chunks(n, q_rows):
+            q = _read_rows(query, qs, qe, normalize)
+            d2 = ref_sq[None, :] - 2.0 * (q @ ref.T)
+            d2 += np.einsum("ij,ij->i", q, q)[:, None]
+            if exclude_self:
+                own = np.arange(max(qs, rs), min(qe, re))
+                d2[own - qs, own - rs] = np.inf
+            vals, cols = _smallest_k(d2, min(k, re - rs))
+            cand_d = np.concatenate([best_d[qs:qe], vals], axis=1)
+            cand_i = np.concatenate([best_i[qs:qe], cols + rs], axis=1)
+            vals, cols = _smallest_k(cand_d, k)
+            best_d[qs:qe] = vals
+            best_i[qs:qe] = np.take_along_axis(cand_i, cols, axis=1)
+    return np.sqrt(np.maximum(best_d, 0.0)), best_i
+
+
+def _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize=False):
     import hnswlib
 
     ref = np.ascontiguousarray(reference, dtype=np.float32)
+    if normalize:
+        ref = _l2_normalize(ref)
     index = hnswlib.Index(space="l2", dim=ref.shape[1])
     seed = check_random_state(random_state).randint(0, 2**31 - 1)
     index.init_index(max_elements=ref.shape[0], ef_construction=max(100, ef), M=16, random_seed=int(seed))
-    index.add_items(ref, np.arange(ref.shape[0]), num_threads=-1)
+    # hnswlib's parallel insertion order varies run to run; small indexes are built on one
+    # thread so a seed gives the same graph (measured: 5k x 576 in 0.6 s on one thread).
+    threads = 1 if ref.shape[0] <= HNSW_SERIAL_BUILD_MAX_ROWS else -1
+    index.add_items(ref, np.arange(ref.shape[0]), num_threads=threads)
+    del ref
     kk = k + 1 if exclude_self else k
     index.set_ef(max(ef, kk))
     n = query.shape[0]
     dist = np.empty((n, k), dtype=np.float32)
     idx = np.empty((n, k), dtype=np.int64)
     for start, stop in _chunks(n, 100_000):
-        q = np.ascontiguousarray(query[start:stop], dtype=np.float32)
+        q = np.ascontiguousarray(_read_rows(query, start, stop, normalize))
         labels, d2 = index.knn_query(q, k=kk, num_threads=-1)
         labels = labels.astype(np.int64)
         if exclude_self:
@@ -356,15 +497,14 @@ def knn_search(query, reference, k, *, metric="euclidean", method="auto", exclud
     check_int(k, "k", low=1, high=n_ref - 1 if exclude_self else n_ref)
     if query.shape[1] != reference.shape[1]:
         raise ValueError(f"query has {query.shape[1]} features but reference has {reference.shape[1]}")
-    if metric == "cosine":
-        query = _l2_normalize(np.asarray(query, dtype=np.float32))
-        reference = query if exclude_self else _l2_normalize(np.asarray(reference, dtype=np.float32))
+    # Cosine: rows are L2-normalised block by block as they are read (query may be a memmap or a view).
+    normalize = metric == "cosine"
     if method == "auto":
         method = "hnsw" if query.shape[0] * n_ref > EXACT_KNN_MAX_PAIRS else "exact"
     if method == "exact":
-        dist, idx = _exact_knn(query, reference, k, exclude_self)
+        dist, idx = _exact_knn(query, reference, k, exclude_self, normalize)
     else:
-        dist, idx = _hnsw_knn(query, reference, k, exclude_self, random_state, ef)
+        dist, idx = _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize)
     if metric == "cosine":
         # Unit vectors: squared euclidean = 2 - 2 cos.
         dist = np.square(dist) / 2.0
