@@ -238,9 +238,13 @@ class ActiveLearningAnalyzer:
 
     @property
     def standardized_(self):
-        """Embeddings standardised once over labeled + pool items (distances need a common scale)."""
+        """Embeddings standardised over labeled + pool items (distances need a common scale).
+
+        A lazy :class:`AL_functions.StandardizedView`: statistics are computed once, rows are
+        standardised block by block as the analyses read them, so a 1M x 576 pool (or a
+        memory-mapped ``.npy``) is never copied whole."""
         if getattr(self, "_standardized", None) is None:
-            self._standardized = alf.standardize(self.embeddings_)
+            self._standardized = alf.StandardizedView(self.embeddings_)
         return self._standardized
 
     # ------------------------------------------------------------------ analyses
