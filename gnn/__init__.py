@@ -4,9 +4,9 @@
 Reads ``results/embeddings/*.npy`` and never imports TensorFlow.
 """
 from gnn.sage import (
+    SAGE,
     SCORES,
     build_graph,
-    SAGE,
     build_model,
     check_export,
     disagreement_scores,
@@ -16,6 +16,7 @@ from gnn.sage import (
     load_export,
     mutual_information,
     node_homophily,
+    pool_scores,
     predict_proba,
     run_gnn,
     split_labeled,
@@ -24,8 +25,7 @@ from gnn.sage import (
 )
 
 __all__ = [
-    "SAGE",
-    "SCORES", "build_graph", "build_model", "check_export", "disagreement_scores", "edge_homophily",
-    "entropy_uncertainty", "hybrid_scores", "load_export", "mutual_information", "node_homophily",
-    "predict_proba", "run_gnn", "split_labeled", "to_adjacency", "train",
+    "SAGE", "SCORES", "build_graph", "build_model", "check_export", "disagreement_scores",
+    "edge_homophily", "entropy_uncertainty", "hybrid_scores", "load_export", "mutual_information",
+    "node_homophily", "pool_scores", "predict_proba", "run_gnn", "split_labeled", "to_adjacency", "train",
 ]

@@ -547,6 +547,47 @@ def hybrid_scores(uncertainty, distance, alpha=0.5):
     return (1.0 - alpha) * np.asarray(uncertainty, dtype=np.float64) + alpha * d
 
 
+def pool_scores(score, pool_probs, base_probs, *, mc_probs=None, features=None, pool_rows=None,
+                labeled_rows=None, alpha=0.5, random_state=None):
+    """One score per pool node; higher = more worth labeling.
+
+    Parameters
+    ----------
+    score : {'hybrid', 'margin', 'entropy', 'disagreement', 'mc_dropout'}
+    pool_probs : ndarray of shape (n_pool, c)
+        GNN probabilities (dropout off).
+    base_probs : ndarray of shape (n_pool, c)
+        Base-model probabilities, for ``'disagreement'``.
+    mc_probs : ndarray of shape (passes, n_pool, c), optional
+        MC-dropout probabilities, for ``'mc_dropout'``.
+    features : ndarray of shape (n, d), optional
+        Standardised embeddings of all nodes, for ``'hybrid'``.
+    pool_rows, labeled_rows : ndarray of int, optional
+        Rows of ``features``, for ``'hybrid'``.
+    alpha : float in [0, 1]
+    random_state : int or None
+        Seeds the nearest-labeled-node search (hnswlib for large inputs).
+
+    Returns
+    -------
+    scores : ndarray of shape (n_pool,) float64
+    """
+    if score == "hybrid":
+        normed = l2_normalize(features)
+        dist, _ = AL_functions.knn_search(normed[pool_rows], normed[labeled_rows], 1, metric="cosine",
+                                          random_state=random_state)
+        return hybrid_scores(entropy_uncertainty(pool_probs), dist[:, 0], alpha)
+    if score == "margin":
+        return AL_functions.margin_scores(pool_probs).astype(np.float64)
+    if score == "entropy":
+        return entropy_uncertainty(pool_probs)
+    if score == "disagreement":
+        return disagreement_scores(pool_probs, base_probs)
+    if score == "mc_dropout":
+        return mutual_information(mc_probs)
+    raise ValueError(f"score must be one of {list(SCORES)}, got {score!r}")
+
+
 # ---------------------------------------------------------------------------- run
 
 
@@ -697,21 +738,11 @@ def run_gnn(embeddings_dir="results/embeddings", out_dir="results/gnn", *, k=10,
     start = time.perf_counter()
     gnn_probs = predict_proba(model, x, adj_t).astype(np.float32)
     pool_probs = gnn_probs[pool_rows]
-    epistemic = mutual_information(predict_proba(model, x, adj_t, mc_passes=mc_passes)[:, pool_rows]) \
-        if mc_passes else None
-    if score == "hybrid":
-        normed = l2_normalize(features)
-        dist, _ = AL_functions.knn_search(normed[pool_rows], normed[labeled_rows], 1, metric="cosine",
-                                          random_state=seed)
-        scores = hybrid_scores(entropy_uncertainty(pool_probs), dist[:, 0], alpha)
-    elif score == "margin":
-        scores = AL_functions.margin_scores(pool_probs).astype(np.float64)
-    elif score == "entropy":
-        scores = entropy_uncertainty(pool_probs)
-    elif score == "disagreement":
-        scores = disagreement_scores(pool_probs, base_probs[pool_rows])
-    else:
-        scores = epistemic
+    mc_probs = predict_proba(model, x, adj_t, mc_passes=mc_passes)[:, pool_rows] if mc_passes else None
+    scores = pool_scores(score, pool_probs, base_probs[pool_rows], mc_probs=mc_probs,
+                         features=features, pool_rows=pool_rows, labeled_rows=labeled_rows, alpha=alpha,
+                         random_state=seed)
+    epistemic = None if mc_probs is None else mutual_information(mc_probs)
     # An oversized budget is clipped to the pool (and flagged in the summary), so the
     # default budget works on small demo pools.
     positions = AL_functions.select_top(scores, min(budget, len(pool_rows)), random_state=seed)
