@@ -82,6 +82,15 @@ def check_embeddings(embeddings, name="embeddings", n_samples=None):
         raise ValueError(f"{name} must be numeric, got dtype {embeddings.dtype}")
     if n_samples is not None and embeddings.shape[0] != n_samples:
         raise ValueError(f"{name} has {embeddings.shape[0]} rows but {n_samples} were expected")
+    if isinstance(embeddings, StandardizedView):
+        # Finite raw rows and statistics give finite standardised rows: check the base
+        # once for the view and every sub-view of it.
+        if not embeddings._finite_checked[0]:
+            check_embeddings(embeddings.base, name=name)
+            if not (np.isfinite(embeddings.mean).all() and np.isfinite(embeddings.std).all()):
+                raise ValueError(f"{name}: standardisation statistics are not finite")
+            embeddings._finite_checked[0] = True
+        return embeddings
     for start, stop in _chunks(embeddings.shape[0], _rows_per_block(embeddings.shape[1])):
         if not np.isfinite(embeddings[start:stop]).all():
             raise ValueError(f"{name} contains NaN or infinite values (first bad block: rows {start}-{stop - 1})")
@@ -303,10 +312,12 @@ class StandardizedView:
     ndim = 2
     dtype = np.dtype(np.float32)
 
-    def __init__(self, embeddings, mean=None, std=None, rows=None):
+    def __init__(self, embeddings, mean=None, std=None, rows=None, _finite_checked=None):
         if mean is None or std is None:
             mean, std = standardization_stats(embeddings)
         self.base = embeddings
+        # Shared with sub-views: check_embeddings reads the base once.
+        self._finite_checked = [False] if _finite_checked is None else _finite_checked
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.asarray(std, dtype=np.float32)
         self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
@@ -347,7 +358,8 @@ class StandardizedView:
             idx = np.where(idx < 0, idx + n, idx)
         else:
             raise IndexError("a StandardizedView takes a slice, an integer, an integer array or a boolean mask")
-        return StandardizedView(self.base, self.mean, self.std, idx if self.rows is None else self.rows[idx])
+        return StandardizedView(self.base, self.mean, self.std, idx if self.rows is None else self.rows[idx],
+                                _finite_checked=self._finite_checked)
 
     def __array__(self, dtype=None, copy=None):
         out = np.empty(self.shape, dtype=np.float32)

@@ -269,10 +269,14 @@ def run_child(kind, n, args, workdir, labeled, mmap=False):
         cmd.append("--mmap")
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    load_before = os.getloadavg()[0]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} at n={n} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    # The 1-minute load average around the run: > cpus means other processes competed for the cores.
+    rec["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return rec
 
 
 def _overlap(a, b):
