@@ -404,6 +404,43 @@ class ActiveLearningAnalyzer:
         self._record("gnn", mask, scores, {k: v for k, v in params.items() if k != "progress"}, time.perf_counter() - t)
         return res
 
+    # ------------------------------------------------------------------ named strategies
+    def select(self, strategy, budget, params=None, write=True):
+        """Pick ``budget`` pool items with a named strategy from ``strategies.py``.
+
+        ``random``, ``entropy``, ``margin``, ``least_confidence``, ``intersection``,
+        ``uncertainty_clustering``, ``gnn``, ``modal_entropy``, ``modal_ranked_batch``, and
+        subpool composites such as ``anchoral_entropy``, ``seals_margin`` or
+        ``randsub_entropy`` (AnchorAL / SEALS / random subpool, then the base strategy).
+        ``params`` holds per-strategy options, e.g. ``{'anchoral': {'num_anchors': 20}}``.
+        Writes ``results_dir/select_<strategy>/`` (indices best first; scores are
+        ``1 - position / budget``, as strategies return an order, not a score).
+
+        Returns
+        -------
+        indices : ndarray of shape (budget,), int64, absolute data set indices
+        """
+        import strategies
+
+        alf.check_int(budget, "budget", low=1, high=int(self.pool_mask_.sum()))
+        strategies.get_strategy(strategy)  # validate the name before any work
+        head = None
+        if self.model is not None:
+            head = tuple(self.model.get_layer("predictions").get_weights())
+        # Strategies see labels of labeled rows only: the same contract as the benchmark's oracle.
+        ctx = strategies.SelectionContext(probs=self.probs_, embeddings=self.embeddings_, labeled_mask=self.labeled_mask_,
+                                          labels=np.where(self.labeled_mask_, self.labels_, -1), head=head, params=dict(params or {}))
+        t = time.perf_counter()
+        rows = strategies.select(strategy, ctx, budget, random_state=self.random_state)
+        seconds = time.perf_counter() - t
+        pool_rows = np.searchsorted(self.pool_indices_, self.indices_[rows])
+        name = f"select_{strategy}"
+        self.timings_[name] = round(seconds, 3)
+        self._log(f"{strategy}: selected {budget} of {int(self.pool_mask_.sum())} pool items in {seconds:.2f} s")
+        if write:
+            self._write(name, pool_rows, 1.0 - np.arange(budget) / budget, {"strategy": strategy, "budget": budget, "params": dict(params or {})})
+        return self.indices_[rows]
+
     # ------------------------------------------------------------------ intersection
     def find_intersection(self, budget=None, use_gnn=False, retrain="auto", write=True):
         """Intersect uncertainty, diversity and novelty (and the GNN selection), ranked by a combined score.

@@ -279,3 +279,26 @@ def test_mobilenetv3_embedding_is_576d():
     probs, emb = train.predict_with_embeddings(model, np.zeros((2, 32, 32, 3), np.uint8))
     assert probs.shape == (2, 10) and emb.shape == (2, 576)
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_select_named_strategies_on_arrays(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 400
+    probs = rng.dirichlet(np.ones(4) * 0.5, size=n)
+    emb = rng.normal(size=(n, 6)).astype(np.float32)
+    labels = rng.integers(0, 4, n)
+    mask = np.zeros(n, bool)
+    mask[:40] = True
+    an = ActiveLearningAnalyzer.from_arrays(probs, emb, mask, labels=labels, results_dir=tmp_path, verbose=False)
+    top = an.select("entropy", 10)
+    import AL_functions as alf
+
+    pool = np.arange(40, n)
+    expected = pool[np.argsort(-alf.entropy_scores(probs[pool]), kind="stable")[:10]]
+    assert set(top.tolist()) == set(expected.tolist())
+    for name in ("anchoral_entropy", "seals_margin", "random"):
+        idx = an.select(name, 15, params={"anchoral": {"subpool_size": 100}})
+        assert len(np.unique(idx)) == 15 and idx.min() >= 40
+    assert np.load(tmp_path / "select_anchoral_entropy" / "select_anchoral_entropy_indices.npy").shape == (15,)
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        an.select("bald", 5)
