@@ -273,8 +273,10 @@ def standardization_stats(embeddings):
     mean = total / n
     var = np.maximum(total_sq / n - mean**2, 0.0)
     std = np.sqrt(var)
-    # Untrained MobileNetV3 embeddings have magnitudes ~1e-11: scale-relative floor.
-    std[std <= 1e-12 * max(1.0, np.abs(mean).max())] = 1.0
+    # Constant features get std 1. The floor is relative to the data's own scale because
+    # untrained MobileNetV3 embeddings are ~1e-11 and must still be standardised.
+    scale = max(float(std.max()), float(np.abs(mean).max()))
+    std[std <= 1e-6 * scale] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
 
 

@@ -157,3 +157,12 @@ def test_standardize_handles_tiny_magnitudes():
 def test_bad_input_names_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_standardize_scales_features_far_below_1e_11():
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(200, 3)) * 1e-14).astype(np.float64)
+    x[:, 2] = 5e-14  # a constant feature stays constant (std replaced by 1), not blown up
+    z = alf.standardize(x)
+    np.testing.assert_allclose(z[:, :2].std(axis=0), 1.0, rtol=1e-3)
+    np.testing.assert_allclose(z[:, 2], 0.0, atol=1e-6)
