@@ -540,7 +540,11 @@ def main(argv=None):
                      trainer=trainer, round0=round0, budget=args.budget, rounds=args.rounds,
                      fine_tune=args.fine_tune, params=params, on_round=on_round)
     seconds = time.perf_counter() - wall
-    summary = write_outputs(out, read_curves(curves_path), names, seeds, run_args, seconds)
+    rows = read_curves(curves_path)
+    # Strategies finished by earlier invocations into the same folder are reported too
+    # (e.g. a later --strategies modal_ranked_batch is compared against the earlier random).
+    earlier = sorted({r["strategy"] for r in rows} - set(names))
+    summary = write_outputs(out, rows, names + earlier, seeds, run_args, seconds)
     print(f"benchmark: {len(summary)} strategies x {len(seeds)} seeds in {seconds:.0f} s -> {out}/")
     print(summary_table(summary))
 
