@@ -123,7 +123,20 @@ class KerasTrainer:
         self.model = model
         self._weights0 = model.get_weights()
         self._optimizer0 = [v.numpy() for v in model.optimizer.variables]
+        # Dropout's seed-generator state is not among the weights and advances with every
+        # step: without a reset, a fit's dropout masks would depend on how many fits ran
+        # before it in this process (strategy order, resumes).
+        self._seed_states = [(g.state, g.state.numpy()) for g in self._seed_generators(model)]
         self._both = keras.Model(model.inputs, [model.output, model.get_layer("embedding").output])
+
+    @staticmethod
+    def _seed_generators(model):
+        found = []
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            gen = getattr(layer, "seed_generator", None)
+            if gen is not None and getattr(gen, "state", None) is not None:
+                found.append(gen)
+        return found
 
     def fit(self, x, y, seed, start_weights=None):
         """Train ``steps`` steps from the initial weights (or ``start_weights``); returns seconds."""
@@ -134,6 +147,8 @@ class KerasTrainer:
         seed_everything(seed)
         self.model.set_weights(self._weights0 if start_weights is None else start_weights)
         for var, value in zip(self.model.optimizer.variables, self._optimizer0):
+            var.assign(value)
+        for var, value in self._seed_states:
             var.assign(value)
         data = (tf.data.Dataset.from_tensor_slices((np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)))
                 .shuffle(len(y), seed=seed, reshuffle_each_iteration=True).repeat().batch(self.batch_size))
