@@ -71,6 +71,9 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     again = read_rows(out / "curves.csv")
     assert len(again) == len(rows) and len(set(keys(again))) == len(again)
+    # Training is controlled: the redone pair, run alone in a new process, gives the same curve.
+    acc = lambda rs: {(r["strategy"], r["seed"], r["round"]): r["accuracy"] for r in rs}  # noqa: E731
+    assert acc(again) == acc(rows)
 
     # Resuming with different arguments is refused in one line.
     res = run([*TINY[:-1], "--budget", "5", "--quiet"], out)
