@@ -40,10 +40,13 @@ COLUMNS = ("strategy", "seed", "round", "n_labeled", "accuracy", "macro_f1", "se
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
                       "gnn", "modal_entropy")
 MODELS = ("small_cnn", "mobilenetv3")
+SCHEDULES = ("constant", "cosine")
 # Arguments that change the numbers: a curves.csv is only resumed with the same ones.
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "rounds", "steps", "batch_size",
-            "lr", "fine_tune", "pool_size", "test_size", "alpha", "gnn_epochs")
+            "lr", "schedule", "fine_tune", "pool_size", "test_size", "alpha", "gnn_epochs")
+# Keys added after a run was made compare equal to their default.
+KEY_DEFAULTS = {"schedule": "constant"}
 
 
 # --------------------------------------------------------------------------- oracle
@@ -94,9 +97,10 @@ class KerasTrainer:
     """
 
     def __init__(self, input_shape, n_classes, *, arch="small_cnn", steps=200, batch_size=32, lr=1e-3,
-                 weights_dir=None):
+                 schedule="constant", weights_dir=None):
         self.input_shape, self.n_classes, self.arch = tuple(input_shape), int(n_classes), arch
         self.steps, self.batch_size, self.lr = int(steps), int(batch_size), float(lr)
+        self.schedule = alf.check_choice(schedule, "schedule", SCHEDULES)
         self.weights_dir = Path(weights_dir) if weights_dir is not None else None
         self.model = None
 
@@ -109,7 +113,12 @@ class KerasTrainer:
         keras.backend.clear_session()
         seed_everything(seed)
         model = train.build_model(self.input_shape, self.n_classes, arch=self.arch)
-        train.compile_model(model, self.lr)
+        lr = self.lr
+        if self.schedule == "cosine":
+            # Decays to 0 over the fit's fixed steps (the iteration counter is reset per fit):
+            # the last iterate, the one evaluated, is then far less noisy than at a constant rate.
+            lr = keras.optimizers.schedules.CosineDecay(self.lr, self.steps)
+        train.compile_model(model, lr)
         model.optimizer.build(model.trainable_variables)
         if self.weights_dir is not None:
             path = self.weights_dir / f"initial_weights_seed{seed}.npz"
@@ -320,7 +329,8 @@ def prepare_resume(out, run_args):
         if not meta.exists():
             raise ValueError(f"{curves} exists without run.json: pass another --out or remove it")
         old = load_json(meta)
-        diff = [f"{k}: {old.get(k)!r} then, {run_args[k]!r} now" for k in RUN_KEYS if old.get(k) != run_args[k]]
+        diff = [f"{k}: {old.get(k, KEY_DEFAULTS.get(k))!r} then, {run_args[k]!r} now" for k in RUN_KEYS
+                if old.get(k, KEY_DEFAULTS.get(k)) != run_args[k]]
         if diff:
             raise ValueError(f"{curves} was made with different arguments ({'; '.join(diff)}): "
                              f"pass another --out, or the same arguments to resume")
@@ -464,6 +474,8 @@ def build_parser():
     p.add_argument("--steps", type=int, default=200, help="optimiser steps per fit (epochs = steps / batches per epoch)")
     p.add_argument("--batch-size", type=int, default=32, help="training batch size")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                   help="learning rate over a fit's steps: constant, or cosine decay to 0 (steadier last iterate)")
     p.add_argument("--fine-tune", action="store_true",
                    help="continue each round from the previous round's weights instead of the seed's initial weights")
     p.add_argument("--pool-size", type=int, default=None, help="subsample the training pool to this many items (per seed)")
@@ -523,7 +535,7 @@ def main(argv=None):
     seeds = list(range(args.seeds))
     params = {"uncertainty_clustering": {"alpha": args.alpha}, "gnn": {"epochs": args.gnn_epochs}}
     trainer = KerasTrainer(x_all.shape[1:], n_classes, arch=args.model, steps=args.steps, batch_size=args.batch_size,
-                           lr=args.lr, weights_dir=out / "weights")
+                           lr=args.lr, schedule=args.schedule, weights_dir=out / "weights")
     total = len(seeds) * len(names)
     say(f"benchmark: {args.dataset} ({len(y_all)} train, {len(yt_all)} test, {n_classes} classes, "
         f"{args.image_size}px), model {args.model}, {len(names)} strategies x {len(seeds)} seeds x "
