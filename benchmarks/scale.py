@@ -87,7 +87,7 @@ class PeakMemory:
 def _pool(args):
     from synthetic import make_pool
 
-    return make_pool(args.n, args.dim, args.classes, args.labeled, random_state=args.seed)
+    return make_pool(args.n, args.dim, args.classes, args.labeled, n_centers=args.centers, random_state=args.seed)
 
 
 def child_pipeline(args):
@@ -128,6 +128,7 @@ def child_pipeline(args):
     rec["kmeans_variant"] = an.results_["diversity"]["params"]["algorithm"]
     rec["knn"] = "hnsw" if int((~mask).sum()) * int(mask.sum()) > __import__("AL_functions").EXACT_KNN_MAX_PAIRS else "exact"
     rec["kept"] = {k: int(an.results_[k]["mask"].sum()) for k in ("uncertainty", "diversity", "novelty")}
+    rec["kmeans_inertia"] = float(np.square(an.results_["diversity"]["scores"], dtype=np.float64).sum())
     rec["n_intersection"] = int(an.intersection_["info"]["n_intersection"])
     np.savez(Path(args.workdir) / f"selection_{args.n}_{'mmap' if args.mmap else 'memory'}.npz",
              **sel, **{f"{k}_mask": an.results_[k]["mask"] for k in ("uncertainty", "diversity", "novelty")})
@@ -184,6 +185,7 @@ def child_baseline(args):
         return alf.percentile_mask(s, 75), s
 
     div = stage("diversity", diversity)
+    rec["kmeans_inertia"] = float(np.square(div[1], dtype=np.float64).sum())
     nov = stage("novelty", novelty)
     rows = stage("intersection", lambda: alf.intersection_selection(
         {"uncertainty": unc[0], "diversity": div[0], "novelty": nov[0]},
@@ -264,7 +266,8 @@ CHILDREN = {"pipeline": child_pipeline, "baseline": child_baseline, "modal": chi
 # --------------------------------------------------------------------------- parent
 def run_child(kind, n, args, workdir, labeled, mmap=False):
     cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--dim", str(args.dim), "--classes", str(args.classes),
-           "--labeled", str(labeled), "--budget", str(args.budget), "--seed", str(args.seed), "--workdir", str(workdir)]
+           "--labeled", str(labeled), "--budget", str(args.budget), "--seed", str(args.seed), "--workdir", str(workdir),
+           "--centers", str(args.centers)]
     if mmap:
         cmd.append("--mmap")
     env = dict(os.environ)
@@ -299,6 +302,7 @@ def main(argv=None):
     p.add_argument("--labeled", type=int, default=5000, help="labeled items (smaller sizes: min(this, 5%% of the size))")
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--sizes", default=None, help="comma-separated pool sizes for the table (default: 10000,100000,POOL)")
+    p.add_argument("--centers", type=int, default=50, help="Gaussian clusters in the synthetic pool (the analyzer's KMeans uses 20)")
     p.add_argument("--budget", type=int, default=1000, help="items selected by find_intersection (and by modAL)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
@@ -343,6 +347,8 @@ def main(argv=None):
             b["selection_overlap"] = round(_overlap(ours["intersection"], base["intersection"]), 4)
             b["diversity_mask_jaccard"] = round(_jaccard(ours["diversity_mask"], base["diversity_mask"]), 4)
             b["novelty_mask_jaccard"] = round(_jaccard(ours["novelty_mask"], base["novelty_mask"]), 4)
+            # > 1: our KMeans fit (n_init=3, or MiniBatchKMeans on a sample) is that much worse in inertia.
+            b["kmeans_inertia_ratio_ours_over_baseline"] = round(row["ours"]["kmeans_inertia"] / b["kmeans_inertia"], 4)
             row["baseline"] = b
         elif not args.skip_baseline:
             n_pool, n_lab = n - labeled_for(n), labeled_for(n)
@@ -422,6 +428,9 @@ def _print_table(results):
             print(f"\nHNSW (ef={a['ef']}) vs exact novelty neighbours at {a['n']} items / {a['labeled']} labeled: recall@{a['k']} "
                   f"{a['recall_at_k']:.4f}, novelty-mask Jaccard {a['novelty_mask_jaccard']:.4f}, "
                   f"{a['hnsw_seconds']:.1f} s vs {a['exact_seconds']:.1f} s exact")
+        if "kmeans_inertia_ratio_ours_over_baseline" in r.get("baseline", {}):
+            print(f"KMeans inertia at {r['n']}: ours / KMeans(n_init=10) = {r['baseline']['kmeans_inertia_ratio_ours_over_baseline']:.4f} "
+                  f"({r['ours']['kmeans_variant']})")
         if "mmap_identical" in r:
             same = all(r["mmap_identical"].values())
             o = r["ours_mmap"]

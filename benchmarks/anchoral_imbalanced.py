@@ -1,0 +1,176 @@
+"""AnchorAL on an imbalanced pool: CIFAR-10 with one class cut to 1% of the pool.
+
+    python benchmarks/anchoral_imbalanced.py --json results/anchoral_imbalanced.json
+
+Each strategy runs the same active-learning loop: train the small CNN of train.py
+(same initial weights, re-seeded, a fixed number of steps: DESIGN.md's controls),
+one inference pass over pool and test set, select ``--budget`` items, label them,
+repeat for ``--rounds`` rounds. Reported per round and strategy: minority items
+selected and labeled so far, minority-class recall and F1 and macro-F1 on the
+(balanced) CIFAR-10 test set, and the selection's seconds (subpool + base strategy;
+not training or inference).
+
+Strategies: ``anchoral_entropy`` (AnchorAL subpool, entropy inside it),
+``seals_entropy`` (SEALS subpool), ``randomsub_entropy`` (random subpool of the same
+size), ``entropy`` (full pool) and ``random``.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+import AL_functions as alf  # noqa: E402
+from anchoral import anchoral_subpool, random_subpool, seals_subpool  # noqa: E402
+
+STRATEGIES = ("anchoral_entropy", "seals_entropy", "randomsub_entropy", "entropy", "random")
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+
+
+def imbalanced_pool(y, minority, fraction, rng):
+    """Training rows kept: every majority item and ``fraction`` of the pool as minority items."""
+    major = np.flatnonzero(y != minority)
+    n_min = max(1, int(round(fraction * len(major) / (1 - fraction))))
+    minor = rng.choice(np.flatnonzero(y == minority), n_min, replace=False)
+    return np.sort(np.concatenate([major, minor]))
+
+
+def initial_labeled(y, n, n_classes, rng, per_class=2):
+    """``n`` random rows with at least ``per_class`` of every class (the usual seed-set assumption)."""
+    rows = [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in range(n_classes)]
+    rows = np.concatenate(rows)
+    rest = np.setdiff1d(np.arange(len(y)), rows)
+    return np.concatenate([rows, rng.choice(rest, n - len(rows), replace=False)])
+
+
+def select(strategy, probs, emb_view, mask, labels, budget, args, rng):
+    """Rows of the pool (indices into the round's arrays) to label next."""
+    pool = np.flatnonzero(~mask)
+    if strategy == "random":
+        return rng.choice(pool, budget, replace=False)
+    if strategy == "entropy":
+        cand = pool
+    elif strategy == "anchoral_entropy":
+        cand = anchoral_subpool(emb_view, mask, labels, num_anchors=args.num_anchors, num_neighbours=args.num_neighbours,
+                                subpool_size=args.subpool_size, random_state=rng)
+    elif strategy == "seals_entropy":
+        cand = seals_subpool(emb_view, mask, num_neighbours=args.seals_neighbours, random_state=rng)
+    elif strategy == "randomsub_entropy":
+        cand = random_subpool(mask, args.subpool_size, random_state=rng)
+    else:
+        raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+    if len(cand) < budget:  # a subpool smaller than the budget is topped up at random
+        cand = np.concatenate([cand, rng.choice(np.setdiff1d(pool, cand), budget - len(cand), replace=False)])
+    scores = alf.entropy_scores(probs[cand])
+    return cand[alf.select_top(scores, budget, random_state=rng)]
+
+
+def evaluate(probs_test, y_test, minority):
+    from sklearn.metrics import f1_score, recall_score
+
+    pred = probs_test.argmax(axis=1)
+    return {
+        "accuracy": round(float((pred == y_test).mean()), 4),
+        "macro_f1": round(float(f1_score(y_test, pred, average="macro")), 4),
+        "minority_recall": round(float(recall_score(y_test == minority, pred == minority, zero_division=0)), 4),
+        "minority_f1": round(float(f1_score(y_test == minority, pred == minority, zero_division=0)), 4),
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="CIFAR-10 (datasets.load_dataset name or path)")
+    p.add_argument("--cache-dir", default=os.environ.get("AL_CACHE_DIR", "/tmp/al-cache"), help="where the archive is extracted")
+    p.add_argument("--minority", type=int, default=3, help="class cut to --minority-fraction of the pool (3 = cat)")
+    p.add_argument("--minority-fraction", type=float, default=0.01)
+    p.add_argument("--initial", type=int, default=200, help="initial labeled items (>= 2 per class)")
+    p.add_argument("--budget", type=int, default=100, help="items labeled per round")
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--steps", type=int, default=400, help="training steps per round (fixed, DESIGN.md)")
+    p.add_argument("--num-anchors", type=int, default=10)
+    p.add_argument("--num-neighbours", type=int, default=50)
+    p.add_argument("--subpool-size", type=int, default=1000)
+    p.add_argument("--seals-neighbours", type=int, default=10)
+    p.add_argument("--strategies", default=",".join(STRATEGIES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, metavar="PATH")
+    args = p.parse_args(argv)
+    strategies = args.strategies.split(",")
+    for s in strategies:
+        alf.check_choice(s, "strategy", STRATEGIES)
+
+    from datasets import load_dataset
+    from train import build_model, predict_with_embeddings, train_classifier
+
+    t0 = time.perf_counter()
+    data = load_dataset(args.data, cache_dir=args.cache_dir)
+    rng = np.random.RandomState(args.seed)
+    keep = imbalanced_pool(data.y_train, args.minority, args.minority_fraction, rng)
+    x, y = data.x_train[keep], data.y_train[keep]
+    n_classes = data.n_classes
+    start = initial_labeled(y, args.initial, n_classes, rng)
+    print(f"pool: {len(y)} items, minority class {args.minority} ({data.class_names[args.minority]}): "
+          f"{int((y == args.minority).sum())} items ({100 * (y == args.minority).mean():.2f}%); "
+          f"{args.initial} labeled to start; data loaded in {time.perf_counter() - t0:.0f} s", flush=True)
+    w0 = build_model(x.shape[1:], n_classes, arch="small_cnn").get_weights()
+
+    def train_and_infer(lab):
+        model, _ = train_classifier(x[lab], y[lab], n_classes, arch="small_cnn", steps=args.steps, validation_split=0.0,
+                                    seed=args.seed, initial_weights=w0)
+        probs, emb = predict_with_embeddings(model, x)
+        probs_test, _ = predict_with_embeddings(model, data.x_test)
+        return probs, emb, probs_test
+
+    results = {"config": vars(args), "pool": int(len(y)), "minority_in_pool": int((y == args.minority).sum()),
+               "class_name": data.class_names[args.minority], "strategies": {}}
+    round0 = train_and_infer(start)
+    for strategy in strategies:
+        srng = np.random.RandomState(args.seed + 1)
+        labeled = start.copy()
+        probs, emb, probs_test = round0
+        history = []
+        for r in range(args.rounds + 1):
+            mask = np.zeros(len(y), dtype=bool)
+            mask[labeled] = True
+            row = {"round": r, "labeled": int(len(labeled)), "minority_labeled": int((y[labeled] == args.minority).sum())}
+            row.update(evaluate(probs_test, data.y_test, args.minority))
+            if r < args.rounds:
+                t = time.perf_counter()
+                view = alf.StandardizedView(emb)
+                labels = np.where(mask, y, -1)
+                picked = select(strategy, probs, view, mask, labels, args.budget, args, srng)
+                row["selection_seconds"] = round(time.perf_counter() - t, 3)
+                row["minority_selected"] = int((y[picked] == args.minority).sum())
+                labeled = np.concatenate([labeled, picked])
+            history.append(row)
+            print(f"{strategy:>18} round {r}: " + ", ".join(f"{k}={v}" for k, v in row.items() if k != "round"), flush=True)
+            if r < args.rounds:
+                probs, emb, probs_test = train_and_infer(labeled)
+        results["strategies"][strategy] = history
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    print_table(results)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def print_table(results):
+    print(f"\nMinority class {results['class_name']!r}: {results['minority_in_pool']} of {results['pool']} pool items")
+    print(f"{'strategy':>18} {'minority found per round':>28} {'total':>6} {'recall':>7} {'F1':>6} {'macroF1':>8} {'select s/round':>15}")
+    for name, hist in results["strategies"].items():
+        found = [h["minority_selected"] for h in hist if "minority_selected" in h]
+        secs = [h["selection_seconds"] for h in hist if "selection_seconds" in h]
+        last = hist[-1]
+        print(f"{name:>18} {' '.join(map(str, found)):>28} {sum(found):>6} {last['minority_recall']:>7.3f} "
+              f"{last['minority_f1']:>6.3f} {last['macro_f1']:>8.3f} {np.mean(secs):>15.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
