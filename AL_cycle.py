@@ -737,10 +737,40 @@ def add_novelty_args(p):
     p.add_argument("--knn", default="auto", choices=alf.KNN_METHODS, help="nearest-neighbour search (auto: exact up to 1e9 pairs, hnswlib above)")
 
 
+def uncertainty_params(args):
+    return {"threshold_percentile": args.threshold_percentile, "method": args.uncertainty_method}
+
+
+def diversity_params(args):
+    return {"n_clusters": args.n_clusters, "distance_percentile": args.distance_percentile, "algorithm": args.kmeans}
+
+
+def novelty_params(args):
+    return {"k_neighbors": args.k_neighbors, "novelty_percentile": args.novelty_percentile, "method": args.knn}
+
+
+# analysis -> (adds its arguments to a parser, turns parsed arguments into run_<analysis> keywords)
+ANALYSIS_ARGS = {
+    "uncertainty": (add_uncertainty_args, uncertainty_params),
+    "diversity": (add_diversity_args, diversity_params),
+    "novelty": (add_novelty_args, novelty_params),
+}
+
+
 def run_all_from_args(an, args):
-    return an.run_all(uncertainty_params={"threshold_percentile": args.threshold_percentile, "method": args.uncertainty_method},
-                      diversity_params={"n_clusters": args.n_clusters, "distance_percentile": args.distance_percentile, "algorithm": args.kmeans},
-                      novelty_params={"k_neighbors": args.k_neighbors, "novelty_percentile": args.novelty_percentile, "method": args.knn})
+    return an.run_all(uncertainty_params(args), diversity_params(args), novelty_params(args))
+
+
+def analysis_main(analysis, description, argv=None):
+    """Body of a standalone analysis script: parse, build the analyzer, run one analysis, report."""
+    add_args, params = ANALYSIS_ARGS[analysis]
+    p = analyzer_parser(description)
+    add_args(p)
+    args = p.parse_args(argv)
+    an = analyzer_from_args(args)
+    getattr(an, f"run_{analysis}")(**params(args))
+    print(an.get_summary())
+    print(f"  written to {Path(args.results_dir) / analysis}/")
 
 
 def build_parser():
