@@ -570,8 +570,8 @@ def main(argv=None):
     rows = read_curves(curves_path)
     # Strategies finished by earlier invocations into the same folder are reported too
     # (e.g. a later --strategies modal_ranked_batch is compared against the earlier random).
-    earlier = sorted({r["strategy"] for r in rows} - set(names))
-    summary = write_outputs(out, rows, names + earlier, seeds, run_args, seconds)
+    order = list(dict.fromkeys([r["strategy"] for r in rows] + names))  # first appearance in curves.csv
+    summary = write_outputs(out, rows, order, seeds, run_args, seconds)
     print(f"benchmark: {len(summary)} strategies x {len(seeds)} seeds in {seconds:.0f} s -> {out}/")
     print(summary_table(summary))
 
