@@ -443,9 +443,19 @@ def _exact_knn_blocked_reference(query, reference, k, exclude_self, normalize):
             if exclude_self:
                 own = np.arange(max(qs, rs), min(qe, re))
                 d2[own - qs, own - rs] = np.inf
-            vals, cols = _smallest_k(d2, min(k, re - rs))
-            cand_d = np.concatenate([best_d[qs:qe], vals], axis=1)
-            cand_i = np.concatenate([best_i[qs:qe], cols + rs], axis=1)
+            # Only entries below a row's current k-th best can enter its top k: after the
+            # first blocks they are few, so the merge no longer partitions whole rows.
+            rows, cols = np.nonzero(d2 < best_d[qs:qe, -1:])
+            if rows.size == 0:
+                continue
+            counts = np.bincount(rows, minlength=qe - qs)
+            within = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+            pad_d = np.full((qe - qs, int(counts.max())), np.inf, dtype=np.float32)
+            pad_i = np.full(pad_d.shape, -1, dtype=np.int64)
+            pad_d[rows, within] = d2[rows, cols]
+            pad_i[rows, within] = cols + rs
+            cand_d = np.concatenate([best_d[qs:qe], pad_d], axis=1)
+            cand_i = np.concatenate([best_i[qs:qe], pad_i], axis=1)
             vals, cols = _smallest_k(cand_d, k)
             best_d[qs:qe] = vals
             best_i[qs:qe] = np.take_along_axis(cand_i, cols, axis=1)
