@@ -734,7 +734,7 @@ def add_diversity_args(p):
 def add_novelty_args(p):
     p.add_argument("--k-neighbors", type=int, default=5, help="novelty: nearest labeled items averaged")
     p.add_argument("--novelty-percentile", type=float, default=75, help="novelty: keep items at or above this percentile (0-100)")
-    p.add_argument("--knn", default="auto", choices=alf.KNN_METHODS, help="nearest-neighbour search (auto: exact up to 1e9 pairs, hnswlib above)")
+    p.add_argument("--knn", default="auto", choices=alf.KNN_METHODS, help="nearest-neighbour search (auto: NumPy exact up to 1e8 pairs, then faiss exact or hnswlib by a measured cost model; see AL_functions.knn_method_for)")
 
 
 def uncertainty_params(args):

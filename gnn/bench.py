@@ -75,7 +75,7 @@ def bench_one(n, dim, *, n_classes=10, k=10, hidden=64, epochs=200, patience=20,
             "train_s": train_s, "epochs": history["epochs_run"], "best_epoch": history["best_epoch"],
             "predict_s": predict_s, "pool_acc": float(np.mean(pred[pool] == labels[pool])),
             "homophily": edge_homophily(edge_index, labels),
-            "knn": "exact" if n * n <= AL_functions.EXACT_KNN_MAX_PAIRS else "hnsw"}
+            "knn": AL_functions.knn_method_for(n, n, dim)}
 
 
 def main(argv=None):
