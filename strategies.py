@@ -298,13 +298,16 @@ def _anchoral(ctx, random_state):
     import anchoral  # lazy: only composite names need it
 
     opts = ctx.params.get("anchoral", {})
-    return anchoral.anchoral_subpool(ctx.embeddings, ctx.labeled_mask, ctx.labels, random_state=random_state, **opts)
+    # Standardised like every other distance in the project (raw MobileNetV3 embeddings can be
+    # ~1e-11); the lazy view keeps a 1M pool from being copied.
+    return anchoral.anchoral_subpool(alf.StandardizedView(ctx.embeddings), ctx.labeled_mask, ctx.labels,
+                                     random_state=random_state, **opts)
 
 
 def _seals(ctx, random_state):
     import anchoral
 
-    return anchoral.seals_subpool(ctx.embeddings, ctx.labeled_mask, random_state=random_state,
+    return anchoral.seals_subpool(alf.StandardizedView(ctx.embeddings), ctx.labeled_mask, random_state=random_state,
                                   **ctx.params.get("seals", {}))
 
 
