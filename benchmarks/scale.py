@@ -44,6 +44,18 @@ STAGES = ("prepare", "uncertainty", "diversity", "novelty", "intersection")
 
 
 # --------------------------------------------------------------------------- memory
+
+def _stage_recorder(rec, mem):
+    """``stage(name, fn)``: run ``fn``, record its seconds and peak memory in ``rec['stages'][name]``."""
+    def stage(name, fn):
+        mem.reset()
+        t = time.perf_counter()
+        out = fn()
+        rec["stages"][name] = dict(seconds=round(time.perf_counter() - t, 3), **mem.read())
+        return out
+
+    return stage
+
 def _status_kb(field):
     with open("/proc/self/status") as f:
         for line in f:
@@ -108,13 +120,7 @@ def child_pipeline(args):
     rec = {"n": args.n, "dim": args.dim, "labeled": int(mask.sum()), "mmap": bool(args.mmap), "stages": {}}
     sel = {}
     t_all = time.perf_counter()
-
-    def stage(name, fn):
-        mem.reset()
-        t = time.perf_counter()
-        out = fn()
-        rec["stages"][name] = dict(seconds=round(time.perf_counter() - t, 3), **mem.read())
-        return out
+    stage = _stage_recorder(rec, mem)
 
     an = stage("prepare", lambda: _prepare(ActiveLearningAnalyzer, probs, emb, mask, labels, args.seed))
     sel["uncertainty"] = stage("uncertainty", lambda: an.run_uncertainty(write=False))
@@ -161,13 +167,7 @@ def child_baseline(args):
     mem = PeakMemory()
     rec = {"n": args.n, "stages": {}}
     t_all = time.perf_counter()
-
-    def stage(name, fn):
-        mem.reset()
-        t = time.perf_counter()
-        out = fn()
-        rec["stages"][name] = dict(seconds=round(time.perf_counter() - t, 3), **mem.read())
-        return out
+    stage = _stage_recorder(rec, mem)
 
     x = stage("prepare", lambda: alf.standardize(emb))
     pool, lab = ~mask, mask
