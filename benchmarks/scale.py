@@ -56,6 +56,7 @@ def _stage_recorder(rec, mem):
 
     return stage
 
+
 def _status_kb(field):
     with open("/proc/self/status") as f:
         for line in f:
