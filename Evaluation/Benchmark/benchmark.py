@@ -20,7 +20,6 @@ shared by every strategy.
 """
 import argparse
 import csv
-import math
 import os
 import sys
 import time
