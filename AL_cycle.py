@@ -607,20 +607,19 @@ class ActiveLearningAnalyzer:
         steps = steps or self.retrain_steps or int(self.metadata.get("steps_budget") or 800)
         arch = self.metadata.get("arch", "mobilenetv3")
         seed = int(self.metadata.get("seed", self.random_state))
-        x, y = self.data.x_train, self.data.y_train
+        x = self.data.x_train
+        # Labels a person supplied through the CSV overrule the data set's (unknown) ones.
+        y = self.data.y_train.copy()
+        y[self.indices_] = np.where(self.labels_ >= 0, self.labels_, y[self.indices_])
         has_test = self.data.x_test is not None and self.data.y_test is not None
         before = evaluate(self.model, self.data.x_test, self.data.y_test) if has_test else {}
 
         def fit(extra, what):
             lab = np.union1d(base_labeled, extra)
             self._log(f"retrain ({what}): {len(lab)} labeled items, {steps} steps ...")
-            ylab = y[lab].copy()
-            model, info = train_classifier(x[lab], ylab, self.n_classes, arch=arch, seed=seed, steps=steps, verbose=0)
+            model, info = train_classifier(x[lab], y[lab], self.n_classes, arch=arch, seed=seed, steps=steps, verbose=0)
             return lab, model, info, (evaluate(model, self.data.x_test, self.data.y_test) if has_test else {})
 
-        # Labels a person supplied through the CSV overrule the data set's (unknown) ones.
-        y = y.copy()
-        y[self.indices_] = np.where(self.labels_ >= 0, self.labels_, y[self.indices_])
         t = time.perf_counter()
         lab, model, info, after = fit(added, "selection")
         rand = fit(random_added, "random, same size")[3] if compare_random and has_test else {}
