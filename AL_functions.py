@@ -375,15 +375,26 @@ def standardized_view(embeddings):
     return StandardizedView(embeddings)
 
 
-def _l2_normalize(x):
+def l2_normalize(x):
+    """Rows scaled to unit length (zero rows stay zero).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float32
+    """
+    x = np.asarray(x)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return x / norms
+    return (x / norms).astype(np.float32, copy=False)
 
 
 def _read_rows(x, start, stop, normalize):
     block = np.asarray(x[start:stop], dtype=np.float32)
-    return _l2_normalize(block) if normalize else block
+    return l2_normalize(block) if normalize else block
 
 
 def _smallest_k(d2, k):
@@ -404,7 +415,7 @@ def _exact_knn(query, reference, k, exclude_self, normalize=False):
         return _exact_knn_blocked_reference(query, reference, k, exclude_self, normalize)
     ref = np.asarray(reference, dtype=np.float32)
     if normalize:
-        ref = _l2_normalize(ref)
+        ref = l2_normalize(ref)
     ref_sq = np.einsum("ij,ij->i", ref, ref)
     dist = np.empty((n, k), dtype=np.float32)
     idx = np.empty((n, k), dtype=np.int64)
@@ -467,7 +478,7 @@ def _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize=Fal
 
     ref = np.ascontiguousarray(reference, dtype=np.float32)
     if normalize:
-        ref = _l2_normalize(ref)
+        ref = l2_normalize(ref)
     index = hnswlib.Index(space="l2", dim=ref.shape[1])
     seed = check_random_state(random_state).randint(0, 2**31 - 1)
     index.init_index(max_elements=ref.shape[0], ef_construction=max(100, ef), M=16, random_seed=int(seed))
@@ -516,7 +527,7 @@ def _faiss_knn(query, reference, k, exclude_self, normalize=False):
 
     ref = np.ascontiguousarray(reference, dtype=np.float32)
     if normalize:
-        ref = _l2_normalize(ref)
+        ref = l2_normalize(ref)
     index = faiss.IndexFlatL2(ref.shape[1])
     index.add(ref)
     del ref

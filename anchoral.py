@@ -47,13 +47,6 @@ def _rows(embeddings, rows):
     return alf.StandardizedView(embeddings, np.zeros(d, np.float32), np.ones(d, np.float32), rows=rows)
 
 
-def _normalized(x):
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return x / norms
-
-
 def _similarity_ranking(neighbours, distances, n_pool, random_state):
     """Pool rows retrieved at least once, ranked by 1 - mean distance to the queries that retrieved them.
 
@@ -109,7 +102,7 @@ def select_anchors(embeddings, labeled_mask, labels, num_anchors=10, *, random_s
         if rows.size <= num_anchors:
             anchors.append(rows)
             continue
-        x = _normalized(embeddings[rows])
+        x = alf.l2_normalize(np.asarray(embeddings[rows], dtype=np.float32))
         _, picked = kmeans_plusplus(x, num_anchors, random_state=rng)
         anchors.append(np.sort(rows[picked]))
     return np.concatenate(anchors).astype(np.int64)

@@ -167,13 +167,6 @@ def check_export(embeddings, probs, labels, labeled_mask, indices=None, metadata
             "indices": idx, "metadata": metadata}
 
 
-def l2_normalize(x):
-    """Rows scaled to unit length (zero rows stay zero); ndarray (n, d) float32."""
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    norm[norm == 0] = 1.0
-    return (x / norm).astype(np.float32)
-
-
 # -------------------------------------------------------------------------- graph
 
 
@@ -200,7 +193,7 @@ def build_graph(features, k=10, *, random_state=None):
     if k >= n:
         raise ValueError(f"k={k} must be smaller than the number of nodes ({n})")
     # The project's one nearest-neighbour index: exact blocks when small, hnswlib when large.
-    normed = l2_normalize(features)
+    normed = AL_functions.l2_normalize(features)
     _, neighbours = AL_functions.knn_search(normed, normed, k, metric="cosine", exclude_self=True,
                                             random_state=random_state)
     src = np.repeat(np.arange(n, dtype=np.int64), neighbours.shape[1])
@@ -573,7 +566,7 @@ def pool_scores(score, pool_probs, base_probs, *, mc_probs=None, features=None, 
     scores : ndarray of shape (n_pool,) float64
     """
     if score == "hybrid":
-        normed = l2_normalize(features)
+        normed = AL_functions.l2_normalize(features)
         dist, _ = AL_functions.knn_search(normed[pool_rows], normed[labeled_rows], 1, metric="cosine",
                                           random_state=random_state)
         return hybrid_scores(entropy_uncertainty(pool_probs), dist[:, 0], alpha)
