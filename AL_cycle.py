@@ -756,6 +756,12 @@ ANALYSIS_ARGS = {
 }
 
 
+def add_all_analysis_args(p):
+    """Arguments of uncertainty, diversity and novelty together (main job, intersection script)."""
+    for add_args, _ in ANALYSIS_ARGS.values():
+        add_args(p)
+
+
 def run_all_from_args(an, args):
     return an.run_all(uncertainty_params(args), diversity_params(args), novelty_params(args))
 
@@ -775,9 +781,7 @@ def analysis_main(analysis, description, argv=None):
 def build_parser():
     p = analyzer_parser("Main job: train the default base model if missing, run uncertainty, diversity and novelty, "
                         "their intersection, the class-balance check and the retraining, and print a report.")
-    add_uncertainty_args(p)
-    add_diversity_args(p)
-    add_novelty_args(p)
+    add_all_analysis_args(p)
     p.add_argument("--budget", type=int, default=None, help="selection size (default: 2 x target x classes, capped at the pool)")
     p.add_argument("--steps", type=int, default=None, help="training steps for retraining (default: the base model's)")
     p.add_argument("--no-retrain", action="store_true", help="stop after the class-balance check")

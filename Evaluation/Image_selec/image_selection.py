@@ -5,17 +5,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from AL_cycle import (add_diversity_args, add_novelty_args, add_uncertainty_args, analyzer_from_args,  # noqa: E402
-                      analyzer_parser, run_all_from_args)
+from AL_cycle import add_all_analysis_args, analyzer_from_args, analyzer_parser, run_all_from_args  # noqa: E402
 from cli import run_cli  # noqa: E402
 
 
 def main(argv=None):
     p = analyzer_parser("Image selection: the items kept by uncertainty AND diversity AND novelty, ranked by a "
                         "combined score, filled up to --budget by combined rank, with a class-balance check.")
-    add_uncertainty_args(p)
-    add_diversity_args(p)
-    add_novelty_args(p)
+    add_all_analysis_args(p)
     p.add_argument("--budget", type=int, default=None, help="selection size (default: the intersection as it is)")
     p.add_argument("--use-gnn", action="store_true", help="let the GraphSAGE sidecar's selection join the intersection")
     args = p.parse_args(argv)
