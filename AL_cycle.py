@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 
 import AL_functions as alf
+import checks
+import knn
 import plots
 from cli import progress, run_cli
+from gnn.export import write_export
 from results_io import atomic_path, save_figure, save_json, save_npy, save_text, summary_text
 
 REPO = Path(__file__).resolve().parent
@@ -54,8 +57,8 @@ class ActiveLearningAnalyzer:
     def __init__(self, model_path=DEFAULT_MODEL, labeled_size=None, start_idx=None, end_idx=None, target_per_class=50,
                  dataset=None, data_dir=None, results_dir="results", random_state=0, auto_retrain=True,
                  retrain_steps=None, batch_size=256, verbose=True):
-        alf.check_int(target_per_class, "target_per_class", low=1)
-        alf.check_int(random_state, "random_state", low=0)
+        checks.check_int(target_per_class, "target_per_class", low=1)
+        checks.check_int(random_state, "random_state", low=0)
         self.target_per_class = int(target_per_class)
         self.results_dir = Path(results_dir)
         self.random_state = int(random_state)
@@ -78,7 +81,7 @@ class ActiveLearningAnalyzer:
 
         self.model_path = resolve_model_path(model_path)
         self.model, labeled, self.metadata = load_run(self.model_path)
-        if labeled_size is not None and alf.check_int(labeled_size, "labeled_size", low=1) != len(labeled):
+        if labeled_size is not None and checks.check_int(labeled_size, "labeled_size", low=1) != len(labeled):
             raise ValueError(
                 f"labeled_size={labeled_size} but the model's labeled set ({self.model_path.parent / 'labeled_indices.npy'}) "
                 f"has {len(labeled)} items: pass labeled_size={len(labeled)} or train a run with --labeled-size {labeled_size}"
@@ -98,11 +101,11 @@ class ActiveLearningAnalyzer:
             )
         if labeled.size and (labeled.min() < 0 or labeled.max() >= n_train):
             raise ValueError(f"labeled_indices.npy refers to items outside the dataset's {n_train} training items: was the model trained on another dataset?")
-        start = 0 if start_idx is None else alf.check_int(start_idx, "start_idx", low=0, high=n_train - 1)
-        end = n_train if end_idx is None else alf.check_int(end_idx, "end_idx", low=start + 1, high=n_train)
+        start = 0 if start_idx is None else checks.check_int(start_idx, "start_idx", low=0, high=n_train - 1)
+        end = n_train if end_idx is None else checks.check_int(end_idx, "end_idx", low=start + 1, high=n_train)
         pool = np.setdiff1d(np.arange(start, end), labeled)
         if pool.size == 0:
-            raise alf.EmptyPoolError(f"the pool [{start}, {end}) holds no unlabeled items")
+            raise checks.EmptyPoolError(f"the pool [{start}, {end}) holds no unlabeled items")
         if labeled.size == 0:
             raise ValueError("the model's labeled set is empty: train with `python train.py --labeled-size N`")
         self.pool_range = (start, end)
@@ -133,14 +136,14 @@ class ActiveLearningAnalyzer:
         """
         self = cls(model_path=None, target_per_class=target_per_class, results_dir=results_dir,
                    random_state=random_state, auto_retrain=False, verbose=verbose)
-        probs = alf.check_probs(probs)
+        probs = checks.check_probs(probs)
         n = probs.shape[0]
-        embeddings = alf.check_embeddings(embeddings, n_samples=n)
-        mask = alf.check_mask(labeled_mask, n)
+        embeddings = checks.check_embeddings(embeddings, n_samples=n)
+        mask = checks.check_mask(labeled_mask, n)
         if not mask.any():
             raise ValueError("labeled_mask selects no items: the labeled set is empty")
         if mask.all():
-            raise alf.EmptyPoolError("labeled_mask selects every item: the pool is empty")
+            raise checks.EmptyPoolError("labeled_mask selects every item: the pool is empty")
         if labels is None:
             labels = np.full(n, -1, dtype=np.int64)
         labels = np.asarray(labels)
@@ -218,33 +221,28 @@ class ActiveLearningAnalyzer:
         self.export_embeddings()
 
     def export_embeddings(self, out_dir=None):
-        """Write the files the GNN sidecar reads: ``{embeddings,probs,labels,labeled_mask,indices}.npy`` + ``metadata.json``."""
+        """Write the GNN sidecar's input (the schema in ``gnn/export.py``) to ``out_dir``."""
         out = Path(out_dir) if out_dir else self.results_dir / "embeddings"
-        save_npy(out / "embeddings.npy", np.asarray(self.embeddings_, dtype=np.float32))
-        save_npy(out / "probs.npy", self.probs_)
-        save_npy(out / "labels.npy", self.labels_)
-        save_npy(out / "labeled_mask.npy", self.labeled_mask_)
-        save_npy(out / "indices.npy", self.indices_)
-        save_json(out / "metadata.json", {
-            "dataset": self.metadata.get("dataset", "arrays"),
-            "model_path": str(self.model_path) if self.model_path else None,
-            "n_items": int(len(self.indices_)),
-            "n_labeled": int(self.labeled_mask_.sum()),
-            "n_classes": self.n_classes,
-            "class_names": self.class_names,
-            "pool_range": list(self.pool_range),
-        })
-        return out
+        return write_export(out, np.asarray(self.embeddings_, dtype=np.float32), self.probs_, self.labels_,
+                            self.labeled_mask_, self.indices_, {
+                                "dataset": self.metadata.get("dataset", "arrays"),
+                                "model_path": str(self.model_path) if self.model_path else None,
+                                "n_items": int(len(self.indices_)),
+                                "n_labeled": int(self.labeled_mask_.sum()),
+                                "n_classes": self.n_classes,
+                                "class_names": self.class_names,
+                                "pool_range": list(self.pool_range),
+                            })
 
     @property
     def standardized_(self):
         """Embeddings standardised over labeled + pool items (distances need a common scale).
 
-        A lazy :class:`AL_functions.StandardizedView`: statistics are computed once, rows are
+        A lazy :class:`knn.StandardizedView`: statistics are computed once, rows are
         standardised block by block as the analyses read them, so a 1M x 576 pool (or a
         memory-mapped ``.npy``) is never copied whole."""
         if getattr(self, "_standardized", None) is None:
-            self._standardized = alf.StandardizedView(self.embeddings_)
+            self._standardized = knn.StandardizedView(self.embeddings_)
         return self._standardized
 
     # ------------------------------------------------------------------ analyses
@@ -321,8 +319,8 @@ class ActiveLearningAnalyzer:
         ``method``: ``entropy``, ``margin``, ``least_confidence`` or ``combined``
         (above the percentile on entropy OR on margin).
         """
-        alf.check_percentile(threshold_percentile, "threshold_percentile")
-        alf.check_choice(method, "method", alf.UNCERTAINTY_METHODS)
+        checks.check_percentile(threshold_percentile, "threshold_percentile")
+        checks.check_choice(method, "method", alf.UNCERTAINTY_METHODS)
         probs = self.probs_[self.pool_mask_]
         t = time.perf_counter()
         mask, scores = alf.uncertainty_selection(probs, threshold_percentile, method)
@@ -340,9 +338,9 @@ class ActiveLearningAnalyzer:
         Also reports each cluster's representative (the item closest to its centroid).
         """
         n_pool = int(self.pool_mask_.sum())
-        alf.check_int(n_clusters, "n_clusters", low=1, high=n_pool)
-        alf.check_percentile(distance_percentile, "distance_percentile")
-        alf.check_choice(algorithm, "algorithm", alf.KMEANS_ALGORITHMS)
+        checks.check_int(n_clusters, "n_clusters", low=1, high=n_pool)
+        checks.check_percentile(distance_percentile, "distance_percentile")
+        checks.check_choice(algorithm, "algorithm", alf.KMEANS_ALGORITHMS)
         x = self.standardized_[self.pool_mask_]
         t = time.perf_counter()
         res = alf.diversity_selection(x, n_clusters, distance_percentile, algorithm=algorithm, random_state=self.random_state, standardized=True)
@@ -366,9 +364,9 @@ class ActiveLearningAnalyzer:
     def run_novelty(self, k_neighbors=5, novelty_percentile=75, method="auto", write=True):
         """Mean distance to the ``k_neighbors`` nearest LABELED items; keep the top percentile."""
         n_labeled = int(self.labeled_mask_.sum())
-        alf.check_int(k_neighbors, "k_neighbors", low=1, high=n_labeled)
-        alf.check_percentile(novelty_percentile, "novelty_percentile")
-        alf.check_choice(method, "method", alf.KNN_METHODS)
+        checks.check_int(k_neighbors, "k_neighbors", low=1, high=n_labeled)
+        checks.check_percentile(novelty_percentile, "novelty_percentile")
+        checks.check_choice(method, "method", knn.KNN_METHODS)
         t = time.perf_counter()
         mask, scores = alf.novelty_selection(self.standardized_, self.labeled_mask_, k_neighbors, novelty_percentile,
                                              method=method, random_state=self.random_state, standardized=True)
@@ -422,7 +420,7 @@ class ActiveLearningAnalyzer:
         """
         import strategies
 
-        alf.check_int(budget, "budget", low=1, high=int(self.pool_mask_.sum()))
+        checks.check_int(budget, "budget", low=1, high=int(self.pool_mask_.sum()))
         strategies.get_strategy(strategy)  # validate the name before any work
         head = None
         if self.model is not None:
@@ -455,9 +453,9 @@ class ActiveLearningAnalyzer:
         indices : ndarray of int64, absolute data set indices, best first
         stats : dict
         """
-        alf.check_choice(retrain, "retrain", ("auto", True, False))
+        checks.check_choice(retrain, "retrain", ("auto", True, False))
         if budget is not None:
-            alf.check_int(budget, "budget", low=1, high=int(self.pool_mask_.sum()))
+            checks.check_int(budget, "budget", low=1, high=int(self.pool_mask_.sum()))
         for name in ANALYSES:
             if name not in self.results_:
                 getattr(self, f"run_{name}")()
@@ -733,7 +731,7 @@ def add_diversity_args(p):
 def add_novelty_args(p):
     p.add_argument("--k-neighbors", type=int, default=5, help="novelty: nearest labeled items averaged")
     p.add_argument("--novelty-percentile", type=float, default=75, help="novelty: keep items at or above this percentile (0-100)")
-    p.add_argument("--knn", default="auto", choices=alf.KNN_METHODS, help="nearest-neighbour search (auto: NumPy exact up to 1e8 pairs, then faiss exact or hnswlib by a measured cost model; see AL_functions.knn_method_for)")
+    p.add_argument("--knn", default="auto", choices=knn.KNN_METHODS, help="nearest-neighbour search (auto: NumPy exact up to 1e8 pairs, then faiss exact or hnswlib by a measured cost model; see knn.knn_method_for)")
 
 
 def uncertainty_params(args):

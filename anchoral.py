@@ -6,9 +6,9 @@ labeled set. Each function returns row indices into ``embeddings`` (never a
 labeled row), best first; a strategy ``<subpool>_<base>`` is the base strategy
 restricted to those rows.
 
-Pure functions: NumPy, scikit-learn and (through :func:`AL_functions.knn_search`,
+Pure functions: NumPy, scikit-learn and (through :func:`knn.knn_search`,
 the project's one nearest-neighbour index) hnswlib. ``embeddings`` may be an
-ndarray, a memory-mapped ``.npy`` or an :class:`AL_functions.StandardizedView`;
+ndarray, a memory-mapped ``.npy`` or an :class:`knn.StandardizedView`;
 the pool is read block by block, never copied whole.
 
 References
@@ -23,28 +23,30 @@ from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
 
 import AL_functions as alf
+import checks
+import knn
 
 __all__ = ["anchoral_subpool", "seals_subpool", "random_subpool", "select_anchors"]
 
 
 # --------------------------------------------------------------------------- helpers
 def _check_pool(embeddings, labeled_mask):
-    embeddings = alf.check_embeddings(embeddings)
-    mask = alf.check_mask(labeled_mask, embeddings.shape[0])
+    embeddings = checks.check_embeddings(embeddings)
+    mask = checks.check_mask(labeled_mask, embeddings.shape[0])
     if not mask.any():
         raise ValueError("labeled_mask selects no items: the subpool is built around the labeled set, which is empty")
     if mask.all():
-        raise alf.EmptyPoolError("labeled_mask selects every item: the pool is empty")
+        raise checks.EmptyPoolError("labeled_mask selects every item: the pool is empty")
     return embeddings, mask
 
 
 def _rows(embeddings, rows):
     """A lazy selection of rows (nothing is read): a sub-view, or an identity view over an array."""
-    if isinstance(embeddings, alf.StandardizedView):
+    if isinstance(embeddings, knn.StandardizedView):
         return embeddings[rows]
     d = embeddings.shape[1]
     # mean 0 / std 1 is exact in float32, so this reads the original values.
-    return alf.StandardizedView(embeddings, np.zeros(d, np.float32), np.ones(d, np.float32), rows=rows)
+    return knn.StandardizedView(embeddings, np.zeros(d, np.float32), np.ones(d, np.float32), rows=rows)
 
 
 def _similarity_ranking(neighbours, distances, n_pool, random_state):
@@ -86,7 +88,7 @@ def select_anchors(embeddings, labeled_mask, labels, num_anchors=10, *, random_s
     anchors : ndarray of int64, rows of ``embeddings``, grouped by class (ascending)
     """
     embeddings, mask = _check_pool(embeddings, labeled_mask)
-    alf.check_int(num_anchors, "num_anchors", low=1)
+    checks.check_int(num_anchors, "num_anchors", low=1)
     labels = np.asarray(labels)
     if labels.shape != mask.shape or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers of shape {mask.shape}, got {labels.dtype} {labels.shape}")
@@ -102,7 +104,7 @@ def select_anchors(embeddings, labeled_mask, labels, num_anchors=10, *, random_s
         if rows.size <= num_anchors:
             anchors.append(rows)
             continue
-        x = alf.l2_normalize(np.asarray(embeddings[rows], dtype=np.float32))
+        x = knn.l2_normalize(np.asarray(embeddings[rows], dtype=np.float32))
         _, picked = kmeans_plusplus(x, num_anchors, random_state=rng)
         anchors.append(np.sort(rows[picked]))
     return np.concatenate(anchors).astype(np.int64)
@@ -115,8 +117,8 @@ def anchoral_subpool(embeddings, labeled_mask, labels, *, num_anchors=10, num_ne
 
     1. Pick up to ``num_anchors`` labeled items per class (:func:`select_anchors`).
     2. Retrieve each anchor's ``num_neighbours`` nearest unlabeled items (cosine,
-       :func:`AL_functions.knn_search`; exact for small problems, HNSW above
-       ``AL_functions.EXACT_KNN_MAX_PAIRS`` anchor-by-pool pairs).
+       :func:`knn.knn_search`; exact for small problems, HNSW above
+       ``knn.EXACT_KNN_MAX_PAIRS`` anchor-by-pool pairs).
     3. Score each retrieved item by 1 - its mean cosine distance to the anchors
        that retrieved it, and keep the best ``subpool_size``.
 
@@ -136,7 +138,7 @@ def anchoral_subpool(embeddings, labeled_mask, labels, *, num_anchors=10, num_ne
     random_state : int, RandomState or None
         Seeds the anchor choice, the HNSW graph and tie-breaking.
     method : {'auto', 'exact', 'hnsw'}
-        Nearest-neighbour search (see :func:`AL_functions.knn_search`).
+        Nearest-neighbour search (see :func:`knn.knn_search`).
 
     Returns
     -------
@@ -149,15 +151,15 @@ def anchoral_subpool(embeddings, labeled_mask, labels, *, num_anchors=10, num_ne
     Learning for Large and Imbalanced Datasets. NAACL 2024.
     """
     embeddings, mask = _check_pool(embeddings, labeled_mask)
-    alf.check_int(num_anchors, "num_anchors", low=1)
-    alf.check_int(num_neighbours, "num_neighbours", low=1)
-    alf.check_int(subpool_size, "subpool_size", low=1)
-    alf.check_choice(method, "method", alf.KNN_METHODS)
+    checks.check_int(num_anchors, "num_anchors", low=1)
+    checks.check_int(num_neighbours, "num_neighbours", low=1)
+    checks.check_int(subpool_size, "subpool_size", low=1)
+    checks.check_choice(method, "method", knn.KNN_METHODS)
     rng = check_random_state(random_state)
     anchors = select_anchors(embeddings, mask, labels, num_anchors, random_state=rng)
     pool_rows = np.flatnonzero(~mask)
     k = min(num_neighbours, pool_rows.size)
-    dist, nbrs = alf.knn_search(_rows(embeddings, anchors), _rows(embeddings, pool_rows), k, metric="cosine",
+    dist, nbrs = knn.knn_search(_rows(embeddings, anchors), _rows(embeddings, pool_rows), k, metric="cosine",
                                 method=method, random_state=rng)
     ranked, _ = _similarity_ranking(nbrs, dist, pool_rows.size, rng)
     return pool_rows[ranked[:subpool_size]]
@@ -189,13 +191,13 @@ def seals_subpool(embeddings, labeled_mask, *, num_neighbours=50, random_state=N
     Search of Rare Concepts. AAAI 2022.
     """
     embeddings, mask = _check_pool(embeddings, labeled_mask)
-    alf.check_int(num_neighbours, "num_neighbours", low=1)
-    alf.check_choice(method, "method", alf.KNN_METHODS)
+    checks.check_int(num_neighbours, "num_neighbours", low=1)
+    checks.check_choice(method, "method", knn.KNN_METHODS)
     rng = check_random_state(random_state)
     labeled_rows = np.flatnonzero(mask)
     pool_rows = np.flatnonzero(~mask)
     k = min(num_neighbours, pool_rows.size)
-    dist, nbrs = alf.knn_search(_rows(embeddings, labeled_rows), _rows(embeddings, pool_rows), k, metric="cosine",
+    dist, nbrs = knn.knn_search(_rows(embeddings, labeled_rows), _rows(embeddings, pool_rows), k, metric="cosine",
                                 method=method, random_state=rng)
     ranked, _ = _similarity_ranking(nbrs, dist, pool_rows.size, rng)
     return pool_rows[ranked]
@@ -217,10 +219,10 @@ def random_subpool(labeled_mask, subpool_size, *, random_state=None):
     labeled_mask = np.asarray(labeled_mask)
     if labeled_mask.ndim != 1:
         raise ValueError(f"labeled_mask must be 1-D, got shape {labeled_mask.shape}")
-    mask = alf.check_mask(labeled_mask, labeled_mask.shape[0])
-    alf.check_int(subpool_size, "subpool_size", low=1)
+    mask = checks.check_mask(labeled_mask, labeled_mask.shape[0])
+    checks.check_int(subpool_size, "subpool_size", low=1)
     pool_rows = np.flatnonzero(~mask)
     if pool_rows.size == 0:
-        raise alf.EmptyPoolError("labeled_mask selects every item: the pool is empty")
+        raise checks.EmptyPoolError("labeled_mask selects every item: the pool is empty")
     rng = check_random_state(random_state)
     return rng.permutation(pool_rows)[:subpool_size].astype(np.int64)

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from AL_functions import check_choice, check_int  # noqa: E402
+from checks import check_choice, check_int  # noqa: E402
 from results_io import load_json, save_json  # noqa: E402
 from seeding import seed_everything  # noqa: E402
 

@@ -27,6 +27,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 import AL_functions as alf  # noqa: E402
+import checks  # noqa: E402
+import knn  # noqa: E402
 from anchoral import anchoral_subpool, random_subpool, seals_subpool  # noqa: E402
 
 STRATEGIES = ("anchoral_entropy", "seals_entropy", "randomsub_entropy", "entropy", "random")
@@ -103,7 +105,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     strategies = args.strategies.split(",")
     for s in strategies:
-        alf.check_choice(s, "strategy", STRATEGIES)
+        checks.check_choice(s, "strategy", STRATEGIES)
 
     from datasets import load_dataset
     from train import build_model, predict_with_embeddings, train_classifier
@@ -142,7 +144,7 @@ def main(argv=None):
             row.update(evaluate(probs_test, data.y_test, args.minority))
             if r < args.rounds:
                 t = time.perf_counter()
-                view = alf.StandardizedView(emb)
+                view = knn.StandardizedView(emb)
                 labels = np.where(mask, y, -1)
                 picked = select(strategy, probs, view, mask, labels, args.budget, args, srng)
                 row["selection_seconds"] = round(time.perf_counter() - t, 3)

@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import numpy as np  # noqa: E402
 
 import AL_functions as alf  # noqa: E402
+import knn  # noqa: E402
 from anchoral import anchoral_subpool, random_subpool, seals_subpool  # noqa: E402
 from synthetic import make_pool  # noqa: E402
 
@@ -53,7 +54,7 @@ def main(argv=None):
 
     emb, probs, labels, mask = make_pool(args.pool, args.dim, args.classes, args.labeled, random_state=args.seed)
     known = np.where(mask, labels, -1)
-    view = alf.StandardizedView(emb)
+    view = knn.StandardizedView(emb)
     out = {"pool": args.pool, "labeled": int(mask.sum()), "dim": args.dim}
 
     def timed(name, fn):
@@ -77,8 +78,8 @@ def main(argv=None):
     timed("random subpool + entropy", lambda: entropy_on(random_subpool(mask, args.subpool_size, random_state=args.seed)))
     seals = timed("seals subpool (k=10 per labeled item)", lambda: seals_subpool(view, mask, num_neighbours=10, random_state=args.seed))
     out["seals_subpool_size"] = int(len(seals))
-    out["knn_method_anchoral"] = alf.knn_method_for(args.num_anchors * args.classes, len(pool), args.dim)
-    out["knn_method_seals"] = alf.knn_method_for(int(mask.sum()), len(pool), args.dim)
+    out["knn_method_anchoral"] = knn.knn_method_for(args.num_anchors * args.classes, len(pool), args.dim)
+    out["knn_method_seals"] = knn.knn_method_for(int(mask.sum()), len(pool), args.dim)
     if not args.skip_full_intersection:
         timed("intersection, full pool", lambda: intersection(probs, emb, mask, known, args.budget, args.seed))
 

@@ -40,6 +40,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
+import knn  # noqa: E402
+
 STAGES = ("prepare", "uncertainty", "diversity", "novelty", "intersection")
 
 
@@ -133,7 +135,8 @@ def child_pipeline(args):
     rec["peak_anon_mb"] = max(s["peak_anon_mb"] for s in rec["stages"].values())
     rec["process_max_rss_mb_incl_data_generation"] = round(_max_rss_kb() / 1024)
     rec["kmeans_variant"] = an.results_["diversity"]["params"]["algorithm"]
-    rec["knn"] = "hnsw" if int((~mask).sum()) * int(mask.sum()) > __import__("AL_functions").EXACT_KNN_MAX_PAIRS else "exact"
+    # What knn_search(method="auto") ran for novelty (exact / faiss / hnsw).
+    rec["knn"] = knn.knn_method_for(int((~mask).sum()), int(mask.sum()), emb.shape[1])
     rec["kept"] = {k: int(an.results_[k]["mask"].sum()) for k in ("uncertainty", "diversity", "novelty")}
     rec["kmeans_inertia"] = float(np.square(an.results_["diversity"]["scores"], dtype=np.float64).sum())
     rec["n_intersection"] = int(an.intersection_["info"]["n_intersection"])
@@ -170,7 +173,7 @@ def child_baseline(args):
     t_all = time.perf_counter()
     stage = _stage_recorder(rec, mem)
 
-    x = stage("prepare", lambda: alf.standardize(emb))
+    x = stage("prepare", lambda: knn.standardize(emb))
     pool, lab = ~mask, mask
     unc = stage("uncertainty", lambda: alf.uncertainty_selection(probs[pool], 50, "combined"))
 
@@ -218,11 +221,10 @@ def child_modal(args):
     """modAL's ranked batch-mode query of ``budget`` items on the same standardised pool."""
     import warnings
 
-    import AL_functions as alf
     from modAL.batch import uncertainty_batch_sampling
 
     emb, probs, labels, mask = _pool(args)
-    x = alf.standardize(emb)
+    x = knn.standardize(emb)
     mem = PeakMemory()
     mem.reset()
     clf = _PrecomputedClassifier(x[mask], probs[~mask])
@@ -243,14 +245,14 @@ def child_recall(args):
     import AL_functions as alf
 
     emb, probs, labels, mask = _pool(args)
-    view = alf.StandardizedView(emb)
+    view = knn.StandardizedView(emb)
     pool, lab = view[~mask], np.asarray(view[mask])
     k = 5
     t = time.perf_counter()
-    d_a, i_a = alf.knn_search(pool, lab, k, method="hnsw", random_state=args.seed)
+    d_a, i_a = knn.knn_search(pool, lab, k, method="hnsw", random_state=args.seed)
     t_a = time.perf_counter() - t
     t = time.perf_counter()
-    d_e, i_e = alf.knn_search(pool, lab, k, method="exact")
+    d_e, i_e = knn.knn_search(pool, lab, k, method="exact")
     t_e = time.perf_counter() - t
     hits = (i_a[:, :, None] == i_e[:, None, :]).any(axis=2).sum()
     s_a, s_e = d_a.mean(axis=1), d_e.mean(axis=1)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-import AL_functions
+import knn
 import seeding
 from gnn.sage import (
     build_graph,
@@ -52,7 +52,7 @@ def bench_one(n, dim, *, n_classes=10, k=10, hidden=64, epochs=200, patience=20,
     seeding.seed_everything(seed)
 
     start = time.perf_counter()
-    features = AL_functions.standardize(embeddings)
+    features = knn.standardize(embeddings)
     edge_index = build_graph(features, k, random_state=seed)
     adj_t = to_adjacency(edge_index, n)
     graph_s = time.perf_counter() - start
@@ -75,7 +75,7 @@ def bench_one(n, dim, *, n_classes=10, k=10, hidden=64, epochs=200, patience=20,
             "train_s": train_s, "epochs": history["epochs_run"], "best_epoch": history["best_epoch"],
             "predict_s": predict_s, "pool_acc": float(np.mean(pred[pool] == labels[pool])),
             "homophily": edge_homophily(edge_index, labels),
-            "knn": AL_functions.knn_method_for(n, n, dim)}
+            "knn": knn.knn_method_for(n, n, dim)}
 
 
 def main(argv=None):

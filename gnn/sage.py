@@ -21,150 +21,13 @@ from torch_geometric.nn import SAGEConv
 from torch_geometric.utils import remove_self_loops, to_torch_csr_tensor, to_undirected
 
 import AL_functions
+import checks
+import knn
 import results_io
 import seeding
+from gnn.export import EXPORT_FILES, check_export, load_export  # noqa: F401  (re-exported by gnn)
 
 SCORES = ("hybrid", "margin", "entropy", "disagreement", "mc_dropout")
-EXPORT_FILES = ("embeddings.npy", "probs.npy", "labels.npy", "labeled_mask.npy", "metadata.json")
-
-
-# --------------------------------------------------------------------------- data
-
-
-def load_export(embeddings_dir):
-    """Load and validate the analyzer's embedding export.
-
-    Parameters
-    ----------
-    embeddings_dir : str or path-like
-        Folder holding ``embeddings.npy``, ``probs.npy``, ``labels.npy``,
-        ``labeled_mask.npy``, ``metadata.json`` and optionally ``indices.npy``.
-
-    Returns
-    -------
-    export : dict
-        ``embeddings`` ndarray of shape (n, d) float32, ``probs`` (n, c) float32,
-        ``labels`` (n,) int64 (-1 = unknown), ``labeled_mask`` (n,) bool,
-        ``indices`` (n,) int64 absolute dataset indices, ``metadata`` dict with
-        ``dataset``, ``n_classes`` and ``class_names`` filled in.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the folder or one of the required files is missing.
-    ValueError
-        If the arrays are inconsistent (see :func:`check_export`).
-    """
-    folder = os.fspath(embeddings_dir)
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(
-            f"embeddings folder not found: {folder!r} (run `python AL_cycle.py` first to export embeddings)"
-        )
-    missing = [name for name in EXPORT_FILES if not os.path.isfile(os.path.join(folder, name))]
-    if missing:
-        raise FileNotFoundError(f"embeddings folder {folder!r} is missing {', '.join(missing)}")
-
-    def load(name):
-        try:
-            return np.load(os.path.join(folder, name), allow_pickle=False)
-        except ValueError as exc:  # object arrays or a corrupt header
-            raise ValueError(f"cannot read {name} in {folder!r}: {exc}") from None
-
-    indices_path = os.path.join(folder, "indices.npy")
-    try:
-        metadata = results_io.load_json(os.path.join(folder, "metadata.json"))
-    except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        raise ValueError(f"cannot read metadata.json in {folder!r}: {exc}") from None
-    return check_export(
-        embeddings=load("embeddings.npy"),
-        probs=load("probs.npy"),
-        labels=load("labels.npy"),
-        labeled_mask=load("labeled_mask.npy"),
-        indices=load("indices.npy") if os.path.isfile(indices_path) else None,
-        metadata=metadata,
-    )
-
-
-def check_export(embeddings, probs, labels, labeled_mask, indices=None, metadata=None):
-    """Validate export arrays together; return them with normalised dtypes.
-
-    Every check runs before anything is written, so bad input never touches
-    ``results/``. Parameters and return value as in :func:`load_export`.
-    """
-    metadata = dict(metadata or {})
-    arrays = {"embeddings": np.asarray(embeddings), "probs": np.asarray(probs),
-              "labels": np.asarray(labels), "labeled_mask": np.asarray(labeled_mask)}
-    if indices is not None:
-        arrays["indices"] = np.asarray(indices)
-    for name, ndim in (("embeddings", 2), ("probs", 2), ("labels", 1), ("labeled_mask", 1), ("indices", 1)):
-        if name in arrays and arrays[name].ndim != ndim:
-            raise ValueError(f"{name} must be {ndim}-D, got shape {arrays[name].shape}")
-    lengths = {name: len(a) for name, a in arrays.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"export arrays have different lengths: {lengths}")
-    n = lengths["embeddings"]
-    if n < 2:
-        raise ValueError(f"need at least 2 nodes, got n={n}")
-
-    emb = arrays["embeddings"]
-    if not np.issubdtype(emb.dtype, np.number):
-        raise ValueError(f"embeddings must be numeric, got dtype {emb.dtype}")
-    emb = emb.astype(np.float32, copy=False)
-    bad_rows = int((~np.isfinite(emb)).any(axis=1).sum())
-    if bad_rows:
-        raise ValueError(f"embeddings contain NaN or infinite values in {bad_rows} of {n} rows")
-
-    probs = arrays["probs"]
-    if not np.issubdtype(probs.dtype, np.number) or not np.isfinite(probs).all():
-        raise ValueError("probs must be finite numbers")
-    probs = probs.astype(np.float32, copy=False)
-    n_classes = probs.shape[1]
-    if metadata.get("n_classes", n_classes) != n_classes:
-        raise ValueError(f"metadata n_classes={metadata['n_classes']} but probs has {n_classes} columns")
-    if n_classes < 2:
-        raise ValueError(f"probs must have at least 2 columns (classes), got {n_classes}")
-
-    labels = arrays["labels"]
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers (-1 = unknown), got dtype {labels.dtype}")
-    labels = labels.astype(np.int64, copy=False)
-    if labels.size and (labels.min() < -1 or labels.max() >= n_classes):
-        raise ValueError(f"labels must lie in [-1, {n_classes - 1}], got [{labels.min()}, {labels.max()}]")
-
-    mask = arrays["labeled_mask"]
-    if mask.dtype != np.bool_:
-        if not np.issubdtype(mask.dtype, np.integer) or not np.isin(mask, (0, 1)).all():
-            raise ValueError(f"labeled_mask must be boolean, got dtype {mask.dtype}")
-        mask = mask.astype(bool)
-    n_labeled = int(mask.sum())
-    if n_labeled == 0:
-        raise ValueError("no labeled nodes: labeled_mask is all False (the GNN trains on the labeled set)")
-    unknown = int((labels[mask] < 0).sum())
-    if unknown:
-        raise ValueError(f"labeled_mask marks {unknown} rows whose label is -1 (unknown)")
-    classes = np.unique(labels[mask])
-    if len(classes) < 2:
-        raise ValueError(f"need at least 2 classes among the labeled nodes, got {classes.tolist()}")
-    if n_labeled == n:
-        raise ValueError("no pool nodes: every row is labeled, nothing to score")
-
-    if "indices" in arrays:
-        idx = arrays["indices"]
-        if not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"indices must be integers, got dtype {idx.dtype}")
-        idx = idx.astype(np.int64, copy=False)
-        if len(np.unique(idx)) != n:
-            raise ValueError("indices.npy contains duplicate dataset indices")
-    else:
-        idx = np.arange(n, dtype=np.int64)
-
-    metadata.setdefault("dataset", "unknown")
-    metadata["n_classes"] = n_classes
-    names = metadata.get("class_names")
-    if not isinstance(names, (list, tuple)) or len(names) != n_classes:
-        metadata["class_names"] = [str(c) for c in range(n_classes)]
-    return {"embeddings": emb, "probs": probs, "labels": labels, "labeled_mask": mask,
-            "indices": idx, "metadata": metadata}
 
 
 # -------------------------------------------------------------------------- graph
@@ -176,7 +39,7 @@ def build_graph(features, k=10, *, random_state=None):
     Parameters
     ----------
     features : ndarray of shape (n, d)
-        Standardised embeddings (``AL_functions.standardize``); rows are L2-normalised here
+        Standardised embeddings (``knn.standardize``); rows are L2-normalised here
         so that cosine distance is what ranks neighbours.
     k : int, default=10
         Neighbours per node before symmetrisation, ``1 <= k < n``.
@@ -189,12 +52,12 @@ def build_graph(features, k=10, *, random_state=None):
         Both directions of every undirected edge, coalesced (sorted, unique).
     """
     n = len(features)
-    AL_functions.check_int(k, "k", low=1)
+    checks.check_int(k, "k", low=1)
     if k >= n:
         raise ValueError(f"k={k} must be smaller than the number of nodes ({n})")
     # The project's one nearest-neighbour index: exact blocks when small, hnswlib when large.
-    normed = AL_functions.l2_normalize(features)
-    _, neighbours = AL_functions.knn_search(normed, normed, k, metric="cosine", exclude_self=True,
+    normed = knn.l2_normalize(features)
+    _, neighbours = knn.knn_search(normed, normed, k, metric="cosine", exclude_self=True,
                                             random_state=random_state)
     src = np.repeat(np.arange(n, dtype=np.int64), neighbours.shape[1])
     dst = np.asarray(neighbours, dtype=np.int64).ravel()
@@ -566,8 +429,8 @@ def pool_scores(score, pool_probs, base_probs, *, mc_probs=None, features=None, 
     scores : ndarray of shape (n_pool,) float64
     """
     if score == "hybrid":
-        normed = AL_functions.l2_normalize(features)
-        dist, _ = AL_functions.knn_search(normed[pool_rows], normed[labeled_rows], 1, metric="cosine",
+        normed = knn.l2_normalize(features)
+        dist, _ = knn.knn_search(normed[pool_rows], normed[labeled_rows], 1, metric="cosine",
                                           random_state=random_state)
         return hybrid_scores(entropy_uncertainty(pool_probs), dist[:, 0], alpha)
     if score == "margin":
@@ -594,22 +457,22 @@ def _check_float(name, value, low, high, *, low_open=False, high_open=False):
 
 
 def _check_params(k, hidden, epochs, patience, dropout, lr, alpha, score, budget, mc_passes, seed, device):
-    AL_functions.check_int(k, "k", low=1)
-    AL_functions.check_int(hidden, "hidden", low=1)
-    AL_functions.check_int(epochs, "epochs", low=1)
-    AL_functions.check_int(patience, "patience", low=1)
+    checks.check_int(k, "k", low=1)
+    checks.check_int(hidden, "hidden", low=1)
+    checks.check_int(epochs, "epochs", low=1)
+    checks.check_int(patience, "patience", low=1)
     _check_float("dropout", dropout, 0.0, 1.0, high_open=True)
     _check_float("lr", lr, 0.0, None, low_open=True)
     _check_float("alpha", alpha, 0.0, 1.0)
     if score not in SCORES:
         raise ValueError(f"score must be one of {list(SCORES)}, got {score!r}")
-    AL_functions.check_int(budget, "budget", low=1)
-    AL_functions.check_int(mc_passes, "mc_passes", low=0)
+    checks.check_int(budget, "budget", low=1)
+    checks.check_int(mc_passes, "mc_passes", low=0)
     if score == "mc_dropout" and mc_passes < 2:
         raise ValueError(f"score='mc_dropout' needs mc_passes >= 2, got {mc_passes}")
     if mc_passes and dropout == 0:
         raise ValueError("mc_passes > 0 needs dropout > 0 (MC dropout samples the dropout masks)")
-    AL_functions.check_int(seed, "seed", low=0)
+    checks.check_int(seed, "seed", low=0)
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -699,7 +562,7 @@ def run_gnn(embeddings_dir="results/embeddings", out_dir="results/gnn", *, k=10,
                            seed, device)
     _check_float("val_fraction", val_fraction, 0.0, 1.0, high_open=True)
     _check_float("weight_decay", weight_decay, 0.0, None)
-    AL_functions.check_int(tsne_points, "tsne_points", low=10)
+    checks.check_int(tsne_points, "tsne_points", low=10)
     data = load_export(embeddings_dir)
     n, dim = data["embeddings"].shape
     if k >= n:
@@ -713,7 +576,7 @@ def run_gnn(embeddings_dir="results/embeddings", out_dir="results/gnn", *, k=10,
     train_labels = np.where(mask, labels, -1)
 
     start = time.perf_counter()
-    features = AL_functions.standardize(data["embeddings"])
+    features = knn.standardize(data["embeddings"])
     edge_index = build_graph(features, k, random_state=seed)
     graph_seconds = time.perf_counter() - start
     _log(progress, f"graph: {n} nodes, {edge_index.shape[1] // 2} undirected edges, "

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 import AL_functions as alf
+import checks
+import knn
 
 # Rows ordered from certain to uncertain: every uncertainty measure ranks them the same way.
 PROBS = np.array([
@@ -61,10 +63,10 @@ def test_select_top_large_input_uses_partial_path():
 def test_knn_exact_known_answer_and_cosine():
     ref = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]], dtype=np.float32)
     q = np.array([[0.9, 0.0], [4.0, 0.0]], dtype=np.float32)
-    d, i = alf.knn_search(q, ref, 2)
+    d, i = knn.knn_search(q, ref, 2)
     np.testing.assert_array_equal(i, [[1, 0], [2, 1]])
     np.testing.assert_allclose(d, [[0.1, 0.9], [1.0, 3.0]], atol=1e-5)
-    d, i = alf.knn_search(np.array([[1.0, 1.0]]), np.array([[2.0, 2.0], [1.0, 0.0]]), 2, metric="cosine")
+    d, i = knn.knn_search(np.array([[1.0, 1.0]]), np.array([[2.0, 2.0], [1.0, 0.0]]), 2, metric="cosine")
     np.testing.assert_array_equal(i, [[0, 1]])
     np.testing.assert_allclose(d, [[0.0, 1 - np.cos(np.pi / 4)]], atol=1e-5)
 
@@ -72,9 +74,9 @@ def test_knn_exact_known_answer_and_cosine():
 def test_knn_exclude_self_and_hnsw_agree_with_exact():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(500, 16)).astype(np.float32)
-    de, ie = alf.knn_search(x, x, 5, exclude_self=True, method="exact")
+    de, ie = knn.knn_search(x, x, 5, exclude_self=True, method="exact")
     assert not (ie == np.arange(500)[:, None]).any()
-    dh, ih = alf.knn_search(x, x, 5, exclude_self=True, method="hnsw", random_state=0)
+    dh, ih = knn.knn_search(x, x, 5, exclude_self=True, method="hnsw", random_state=0)
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ie, ih)])
     assert recall > 0.95
     np.testing.assert_allclose(np.sort(de, axis=1)[:, 0], de[:, 0])
@@ -134,22 +136,22 @@ def test_class_balance_and_balanced_pick():
 def test_standardize_handles_tiny_magnitudes():
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(100, 4)) * 1e-11).astype(np.float32)
-    z = alf.standardize(x)
+    z = knn.standardize(x)
     np.testing.assert_allclose(z.std(axis=0), 1.0, rtol=1e-3)
 
 
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: alf.check_probs(np.array([[0.5, np.nan]])), "NaN"),
-        (lambda: alf.check_probs(np.array([[0.5, 0.7]])), "sum to 1"),
-        (lambda: alf.check_probs(np.array([0.5, 0.5])), "2-D"),
+        (lambda: checks.check_probs(np.array([[0.5, np.nan]])), "NaN"),
+        (lambda: checks.check_probs(np.array([[0.5, 0.7]])), "sum to 1"),
+        (lambda: checks.check_probs(np.array([0.5, 0.5])), "2-D"),
         (lambda: alf.uncertainty_selection(PROBS, 101), "threshold_percentile must be a number between 0 and 100"),
         (lambda: alf.uncertainty_selection(PROBS, 50, "bald"), r"method must be one of \['entropy'"),
         (lambda: alf.diversity_selection(np.ones((5, 2)), n_clusters=6), "n_clusters must be an integer between 1 and 5"),
         (lambda: alf.novelty_selection(np.ones((5, 2)), np.array([1, 1, 0, 0, 0], bool), k_neighbors=3), "k_neighbors must be an integer between 1 and 2"),
         (lambda: alf.novelty_selection(np.ones((3, 2)), np.zeros(3, bool)), "labeled set is empty"),
-        (lambda: alf.check_embeddings(np.array([[1.0, np.inf]])), "NaN or infinite"),
+        (lambda: checks.check_embeddings(np.array([[1.0, np.inf]])), "NaN or infinite"),
         (lambda: alf.select_top(np.ones(3), 4), "k \\(budget\\) must be an integer between 0 and 3"),
         (lambda: alf.intersection_selection({"u": np.ones(3, bool)}, {"u": np.ones(3)}, budget=4), "budget must be"),
     ],
@@ -163,6 +165,6 @@ def test_standardize_scales_features_far_below_1e_11():
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(200, 3)) * 1e-14).astype(np.float64)
     x[:, 2] = 5e-14  # a constant feature stays constant (std replaced by 1), not blown up
-    z = alf.standardize(x)
+    z = knn.standardize(x)
     np.testing.assert_allclose(z[:, :2].std(axis=0), 1.0, rtol=1e-3)
     np.testing.assert_allclose(z[:, 2], 0.0, atol=1e-6)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import AL_functions as alf
+import checks
 from anchoral import anchoral_subpool, random_subpool, seals_subpool, select_anchors
 
 
@@ -73,7 +73,7 @@ def test_blocked_reference_path_gives_the_same_subpool(monkeypatch):
     labels = np.where(mask, np.arange(500) % 3, -1)
     kw = dict(num_anchors=2, num_neighbours=10, subpool_size=30, random_state=3, method="exact")
     whole = anchoral_subpool(x, mask, labels, **kw)
-    monkeypatch.setattr(alf, "_BLOCK_ELEMENTS", 16 * 50)
+    monkeypatch.setattr(checks, "BLOCK_ELEMENTS", 16 * 50)
     np.testing.assert_array_equal(anchoral_subpool(x, mask, labels, **kw), whole)
 
 
@@ -143,9 +143,9 @@ def test_empty_labeled_set_and_empty_pool():
     x, mask, labels, _ = planted_pool(n_noise=20)
     with pytest.raises(ValueError, match="labeled set, which is empty"):
         anchoral_subpool(x, np.zeros_like(mask), labels)
-    with pytest.raises(alf.EmptyPoolError, match="the pool is empty"):
+    with pytest.raises(checks.EmptyPoolError, match="the pool is empty"):
         seals_subpool(x, np.ones_like(mask))
-    with pytest.raises(alf.EmptyPoolError, match="the pool is empty"):
+    with pytest.raises(checks.EmptyPoolError, match="the pool is empty"):
         random_subpool(np.ones(5, dtype=bool), 3)
 
 

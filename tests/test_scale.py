@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-import AL_functions as alf
+import checks
+import knn
 from AL_cycle import ActiveLearningAnalyzer
 from conftest import REPO
 
@@ -23,9 +24,9 @@ def pool():
 
 def test_hnsw_neighbours_agree_with_exact(pool):
     emb, _, _, mask = pool
-    x = alf.standardize(emb)
-    d_e, i_e = alf.knn_search(x[~mask], x[mask], 5, method="exact")
-    d_a, i_a = alf.knn_search(x[~mask], x[mask], 5, method="hnsw", random_state=0)
+    x = knn.standardize(emb)
+    d_e, i_e = knn.knn_search(x[~mask], x[mask], 5, method="exact")
+    d_a, i_a = knn.knn_search(x[~mask], x[mask], 5, method="hnsw", random_state=0)
     recall = (i_a[:, :, None] == i_e[:, None, :]).any(axis=2).mean()
     assert recall >= 0.99
     np.testing.assert_allclose(d_a.mean(axis=1), d_e.mean(axis=1), rtol=0.02)
@@ -35,45 +36,45 @@ def test_hnsw_neighbours_agree_with_exact(pool):
 def test_faiss_flat_search_is_exact(pool, metric):
     pytest.importorskip("faiss")
     emb, _, _, mask = pool
-    x = alf.standardize(emb)
-    d_e, i_e = alf.knn_search(x[~mask], x[mask], 5, metric=metric, method="exact")
-    d_f, i_f = alf.knn_search(x[~mask], x[mask], 5, metric=metric, method="faiss")
+    x = knn.standardize(emb)
+    d_e, i_e = knn.knn_search(x[~mask], x[mask], 5, metric=metric, method="exact")
+    d_f, i_f = knn.knn_search(x[~mask], x[mask], 5, metric=metric, method="faiss")
     assert (i_f == i_e).mean() > 0.999  # float rounding may swap near-ties
     np.testing.assert_allclose(d_f, d_e, rtol=1e-3, atol=1e-3)
-    d_s, i_s = alf.knn_search(x, x, 4, metric=metric, method="faiss", exclude_self=True)
+    d_s, i_s = knn.knn_search(x, x, 4, metric=metric, method="faiss", exclude_self=True)
     assert not (i_s == np.arange(len(x))[:, None]).any()
 
 
 def test_auto_keeps_small_problems_on_the_numpy_exact_path():
-    assert alf.knn_method_for(10_000, 5_000, 576) == "exact"
-    assert alf.knn_method_for(1_000_000, 5_000, 576) in ("faiss", "hnsw")
+    assert knn.knn_method_for(10_000, 5_000, 576) == "exact"
+    assert knn.knn_method_for(1_000_000, 5_000, 576) in ("faiss", "hnsw")
     # Self-kNN on 100k nodes: building HNSW beats 1e10 flat pairs.
-    assert alf.knn_method_for(100_000, 100_000, 576) == "hnsw"
+    assert knn.knn_method_for(100_000, 100_000, 576) == "hnsw"
 
 
 def test_hnsw_is_reproducible_for_small_indexes(pool):
     emb, _, _, mask = pool
-    runs = [alf.knn_search(emb[~mask], emb[mask], 5, method="hnsw", random_state=3)[1] for _ in range(3)]
+    runs = [knn.knn_search(emb[~mask], emb[mask], 5, method="hnsw", random_state=3)[1] for _ in range(3)]
     assert all(np.array_equal(runs[0], r) for r in runs[1:])
 
 
 def test_standardized_view_reads_what_standardize_returns(pool):
     emb = pool[0]
-    view, full = alf.StandardizedView(emb), alf.standardize(emb)
+    view, full = knn.StandardizedView(emb), knn.standardize(emb)
     np.testing.assert_array_equal(np.asarray(view), full)
     np.testing.assert_array_equal(view[100:250], full[100:250])
     np.testing.assert_array_equal(view[-1], full[-1])
     np.testing.assert_array_equal(view[::7][:3] if isinstance(view[::7], np.ndarray) else None, full[::7][:3])
     sel = full[:, 0] > 0
     sub = view[sel]
-    assert isinstance(sub, alf.StandardizedView) and sub.shape == (int(sel.sum()), emb.shape[1])
+    assert isinstance(sub, knn.StandardizedView) and sub.shape == (int(sel.sum()), emb.shape[1])
     np.testing.assert_array_equal(np.asarray(sub[[5, 2, 9]]), full[sel][[5, 2, 9]])
     np.testing.assert_array_equal(sub[10:20], full[sel][10:20])
-    assert alf.check_embeddings(view) is view
+    assert checks.check_embeddings(view) is view
 
 
 def test_standardized_view_rejects_bad_indices(pool):
-    view = alf.StandardizedView(pool[0])
+    view = knn.StandardizedView(pool[0])
     with pytest.raises(IndexError, match="boolean index of shape"):
         view[np.ones(5, dtype=bool)]
     with pytest.raises(IndexError, match="out of range"):
@@ -88,9 +89,9 @@ def test_reference_blocked_exact_search_matches_the_whole_reference(monkeypatch,
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(700, 8)).astype(np.float32)
     query = ref if exclude_self else rng.normal(size=(50, 8)).astype(np.float32)
-    whole = alf.knn_search(query, ref, 6, metric=metric, method="exact", exclude_self=exclude_self)
-    monkeypatch.setattr(alf, "_BLOCK_ELEMENTS", 8 * 64)  # 64 reference rows per block
-    blocked = alf.knn_search(query, ref, 6, metric=metric, method="exact", exclude_self=exclude_self)
+    whole = knn.knn_search(query, ref, 6, metric=metric, method="exact", exclude_self=exclude_self)
+    monkeypatch.setattr(checks, "BLOCK_ELEMENTS", 8 * 64)  # 64 reference rows per block
+    blocked = knn.knn_search(query, ref, 6, metric=metric, method="exact", exclude_self=exclude_self)
     np.testing.assert_array_equal(blocked[1], whole[1])
     np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-5, atol=1e-5)
 
@@ -120,7 +121,7 @@ def test_memory_mapped_embeddings_give_the_same_selection(pool, tmp_path, knn):
 def test_analyzer_does_not_copy_the_pool(pool, tmp_path):
     emb, probs, labels, mask = pool
     an = ActiveLearningAnalyzer.from_arrays(probs, emb, mask, labels, results_dir=tmp_path, verbose=False)
-    assert isinstance(an.standardized_, alf.StandardizedView)
+    assert isinstance(an.standardized_, knn.StandardizedView)
     assert an.standardized_.base is an.embeddings_
 
 

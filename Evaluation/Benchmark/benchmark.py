@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-import AL_functions as alf  # noqa: E402
+import checks  # noqa: E402
 import strategies as st  # noqa: E402
 from cli import progress, run_cli  # noqa: E402
 from results_io import atomic_path, load_json, save_figure, save_json, save_text  # noqa: E402
@@ -99,7 +99,7 @@ class KerasTrainer:
                  schedule="constant", weights_dir=None):
         self.input_shape, self.n_classes, self.arch = tuple(input_shape), int(n_classes), arch
         self.steps, self.batch_size, self.lr = int(steps), int(batch_size), float(lr)
-        self.schedule = alf.check_choice(schedule, "schedule", SCHEDULES)
+        self.schedule = checks.check_choice(schedule, "schedule", SCHEDULES)
         self.weights_dir = Path(weights_dir) if weights_dir is not None else None
         self.model = None
 
@@ -494,21 +494,21 @@ def _check_args(args):
         st.get_strategy(name)
     if len(set(names)) != len(names):
         raise ValueError(f"strategies lists a name twice: {args.strategies!r}")
-    alf.check_int(args.initial, "initial", low=2)
-    alf.check_int(args.budget, "budget", low=1)
-    alf.check_int(args.rounds, "rounds", low=1)
-    alf.check_int(args.seeds, "seeds", low=1)
-    alf.check_int(args.steps, "steps", low=1)
-    alf.check_int(args.batch_size, "batch_size", low=1)
+    checks.check_int(args.initial, "initial", low=2)
+    checks.check_int(args.budget, "budget", low=1)
+    checks.check_int(args.rounds, "rounds", low=1)
+    checks.check_int(args.seeds, "seeds", low=1)
+    checks.check_int(args.steps, "steps", low=1)
+    checks.check_int(args.batch_size, "batch_size", low=1)
     if args.pool_size is not None:
-        alf.check_int(args.pool_size, "pool_size", low=2)
+        checks.check_int(args.pool_size, "pool_size", low=2)
     if args.test_size is not None:
-        alf.check_int(args.test_size, "test_size", low=1)
+        checks.check_int(args.test_size, "test_size", low=1)
     if not 0.0 <= args.alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {args.alpha}")
     if not args.lr > 0:
         raise ValueError(f"lr must be > 0, got {args.lr}")
-    alf.check_int(args.gnn_epochs, "gnn_epochs", low=1)
+    checks.check_int(args.gnn_epochs, "gnn_epochs", low=1)
     return names
 
 

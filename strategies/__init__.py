@@ -26,6 +26,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 import AL_functions as alf
+import checks
+import knn
 
 # modAL's ranked batch mode computes pool x (labeled + chosen) distances once per chosen
 # item: O(pool x budget x labeled). Measured 158 s for 1,000 items on a 10k pool (DESIGN.md);
@@ -62,10 +64,10 @@ class SelectionContext:
     params: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.probs = alf.check_probs(self.probs)
+        self.probs = checks.check_probs(self.probs)
         n = self.probs.shape[0]
-        self.embeddings = alf.check_embeddings(self.embeddings, n_samples=n)
-        self.labeled_mask = alf.check_mask(self.labeled_mask, n)
+        self.embeddings = checks.check_embeddings(self.embeddings, n_samples=n)
+        self.labeled_mask = checks.check_mask(self.labeled_mask, n)
         if self.labels is None:
             self.labels = np.full(n, -1, dtype=np.int64)
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -125,24 +127,15 @@ def least_confidence_strategy(ctx, budget, random_state=None):
 def intersection_strategy(ctx, budget, random_state=None):
     """The analyzer's uncertainty AND diversity AND novelty, ranked and filled to ``budget``.
 
-    Goes through :class:`AL_cycle.ActiveLearningAnalyzer` (its defaults, nothing written)
-    so that the benchmark measures the tool users run, not a copy of it.
+    Runs :func:`AL_functions.analyze`, the same sequence the analyzer runs, so the
+    benchmark measures the tool users run. ``n_clusters`` and ``k_neighbors`` default to
+    the analyzer's defaults capped at the pool and labeled sizes.
     """
-    from AL_cycle import ActiveLearningAnalyzer
-
-    opts = ctx.params.get("intersection", {})
-    an = ActiveLearningAnalyzer.from_arrays(ctx.probs, ctx.embeddings, ctx.labeled_mask, labels=ctx.labels,
-                                            random_state=_seed(random_state), verbose=False)
-    n_pool = len(ctx.pool_rows)
-    an.run_uncertainty(write=False, **opts.get("uncertainty", {}))
-    div = dict(opts.get("diversity", {}))
-    div.setdefault("n_clusters", min(20, n_pool))
-    an.run_diversity(write=False, **div)
-    nov = dict(opts.get("novelty", {}))
-    nov.setdefault("k_neighbors", min(5, int(ctx.labeled_mask.sum())))
-    an.run_novelty(write=False, **nov)
-    rows, _ = an.find_intersection(budget=budget, retrain=False, write=False)
-    return rows
+    opts = {name: dict(o) for name, o in ctx.params.get("intersection", {}).items()}
+    opts.setdefault("diversity", {}).setdefault("n_clusters", min(20, len(ctx.pool_rows)))
+    opts.setdefault("novelty", {}).setdefault("k_neighbors", min(5, int(ctx.labeled_mask.sum())))
+    res = alf.analyze(ctx.probs, ctx.embeddings, ctx.labeled_mask, opts, budget, random_state=_seed(random_state))
+    return ctx.pool_rows[res["intersection"]["rows"]]
 
 
 def uncertainty_clustering_strategy(ctx, budget, random_state=None):
@@ -166,10 +159,10 @@ def uncertainty_clustering_strategy(ctx, budget, random_state=None):
     uncertain, rest = order[:n_unc], order[n_unc:]
     if n_unc == budget:
         return pool[uncertain]
-    mean, std = alf.standardization_stats(ctx.embeddings)
-    x = alf.standardize(np.asarray(ctx.embeddings[pool]), mean, std)
+    mean, std = knn.standardization_stats(ctx.embeddings)
+    x = knn.standardize(np.asarray(ctx.embeddings[pool]), mean, std)
     centers, _ = alf.fit_kmeans(x[uncertain], min(n_unc, ctx.n_classes), algorithm="kmeans", random_state=rng)
-    _, dist = alf.assign_to_centers(x[rest], centers)
+    _, dist = knn.assign_to_centers(x[rest], centers)
     far = rest[alf.select_top(dist, budget - n_unc, random_state=rng)]
     return pool[np.concatenate([uncertain, far])]
 
@@ -300,14 +293,14 @@ def _anchoral(ctx, random_state):
     opts = ctx.params.get("anchoral", {})
     # Standardised like every other distance in the project (raw MobileNetV3 embeddings can be
     # ~1e-11); the lazy view keeps a 1M pool from being copied.
-    return anchoral.anchoral_subpool(alf.StandardizedView(ctx.embeddings), ctx.labeled_mask, ctx.labels,
+    return anchoral.anchoral_subpool(knn.StandardizedView(ctx.embeddings), ctx.labeled_mask, ctx.labels,
                                      random_state=random_state, **opts)
 
 
 def _seals(ctx, random_state):
     import anchoral
 
-    return anchoral.seals_subpool(alf.StandardizedView(ctx.embeddings), ctx.labeled_mask, random_state=random_state,
+    return anchoral.seals_subpool(knn.StandardizedView(ctx.embeddings), ctx.labeled_mask, random_state=random_state,
                                   **ctx.params.get("seals", {}))
 
 
@@ -376,8 +369,8 @@ def select(name, ctx, budget, random_state=None):
     fn = get_strategy(name)
     n_pool = int((~ctx.labeled_mask).sum())
     if n_pool == 0:
-        raise alf.EmptyPoolError("the pool is empty: every row is labeled")
-    alf.check_int(budget, "budget", low=1, high=n_pool)
+        raise checks.EmptyPoolError("the pool is empty: every row is labeled")
+    checks.check_int(budget, "budget", low=1, high=n_pool)
     rows = np.asarray(fn(ctx, budget, random_state), dtype=np.int64)
     if rows.shape != (budget,) or len(np.unique(rows)) != budget:
         raise RuntimeError(f"strategy {name!r} returned {len(np.unique(rows))} unique of {rows.size} rows, "
