@@ -459,3 +459,53 @@ def test_real_cifar10_jpeg_archive():
     assert np.array_equal(np.bincount(ds.y_test), np.full(10, 1000))
     assert len(ds.train_paths) == 50000 and min(ds.train_paths).endswith("train/airplane/0000.jpg")
     assert 100 < ds.x_train.mean() < 140  # real photos, not blank decodes
+
+
+# --------------------------------------------------------------------------- untrusted data files
+
+class _TouchesAFile:
+    """A pickle payload that, if unpickled with pickle.load, creates a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("archive", [False, True])
+def test_pickle_that_runs_code_is_refused(tmp_path, archive):
+    marker = tmp_path / "pwned.txt"
+    _write_cifar_pickles(tmp_path / "p" / "cifar-10-batches-py")
+    bad = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"x": _TouchesAFile(marker)}
+    (tmp_path / "p" / "cifar-10-batches-py" / "data_batch_2").write_bytes(pickle.dumps(bad))
+    src = tmp_path / "p"
+    if archive:
+        src = tmp_path / "p.tar.gz"
+        with tarfile.open(src, "w:gz") as tf:
+            tf.add(tmp_path / "p" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    with pytest.raises(DatasetError, match=r"refused to load io\.open"):
+        load_dataset(src, cache_dir=tmp_path / "cache")
+    assert not marker.exists()
+
+
+def test_python2_style_pickles_still_load(tmp_path):
+    """Protocol 2 (what CIFAR-10's Python 2 pickles use) with NumPy arrays and bytes keys."""
+    x, y, _, _ = _write_cifar_pickles(tmp_path / "cifar-10-batches-py")
+    for p in (tmp_path / "cifar-10-batches-py").iterdir():
+        p.write_bytes(pickle.dumps(pickle.loads(p.read_bytes()), protocol=2))
+    ds = load_dataset(tmp_path / "cifar-10-batches-py")
+    assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
+
+
+def test_fingerprint_sees_every_image(tmp_path):
+    """Replacing two images of an .npz under the same path must change the cache key."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(200, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 3, size=200)
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=x, y_train=y)
+    before = datasets.dataset_fingerprint(load_dataset(path))
+    x[[5, 77]] = 255 - x[[5, 77]]  # rows a 1-in-64 sample would skip
+    np.savez(path, x_train=x, y_train=y)
+    assert datasets.dataset_fingerprint(load_dataset(path)) != before
