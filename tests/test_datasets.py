@@ -254,7 +254,7 @@ def test_flat_class_folders_inside_a_wrapping_folder(tmp_path):
 
 
 def test_tree_decoded_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "_CACHE_MIN_FILES", 0)
+    monkeypatch.setattr(datasets.images, "_CACHE_MIN_FILES", 0)
     _make_tree(tmp_path / "t")
     cache = tmp_path / "cache"
     first = load_dataset(tmp_path / "t", image_size=8, cache_dir=cache)
@@ -264,7 +264,7 @@ def test_tree_decoded_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
         raise AssertionError("decoded again despite the cache")
 
     with monkeypatch.context() as m:
-        m.setattr(datasets, "_decode_images", no_decoding)
+        m.setattr(datasets.images, "_decode_images", no_decoding)
         second = load_dataset(tmp_path / "t", image_size=8, cache_dir=cache)
     assert np.array_equal(first.x_train, second.x_train) and np.array_equal(first.x_test, second.x_test)
     assert first.train_paths == second.train_paths

@@ -1,43 +1,13 @@
-"""Dataset loaders: bundled digits, CIFAR-10 pickles, image-folder trees, ``.npz`` and archives.
-
-Every loader returns a :class:`Dataset` of ``uint8`` images of shape
-``(n, image_size, image_size, 3)`` and ``int64`` labels (``-1`` where unknown), so the
-model, the analyzer and the plots never care where the images came from.
-
-Accepted sources (``load_dataset(name, data_dir=...)``):
-
-``'digits'`` (default)
-    scikit-learn's 1,797 real 8x8 handwritten digits, embedded, offline. Fixed split.
-``'cifar10'``
-    the CIFAR-10 python pickles in ``$KERAS_HOME/datasets/cifar-10-batches-py`` or
-    ``~/.keras/datasets/cifar-10-batches-py`` (else ``keras.datasets.cifar10.load_data()``),
-    or whatever ``data_dir`` points to.
-a path (as ``name`` or ``data_dir``), layout auto-detected
-    (a) a CIFAR-10 pickle folder: ``data_batch_1..5``, ``test_batch`` [, ``batches.meta``],
-        or a folder that contains ``cifar-10-batches-py/``;
-    (b) an image-folder tree: ``ROOT/train/<class>/*.jpg|jpeg|png``
-        [+ ``ROOT/test/<class>/...``] [+ ``ROOT/unlabeled/*.jpg|png``, label -1],
-        or ``ROOT/<class>/*.jpg`` (all train), possibly inside one wrapping folder;
-    (c) a ``.npz`` with ``x_train``, ``y_train`` [, ``x_test``, ``y_test``, ``class_names``];
-    (d) a ``.tar.gz`` / ``.tgz`` / ``.tar`` / ``.zip`` of (a) or (b), extracted once into the
-        cache folder.
-
-Image-folder trees of 1,000 images or more are decoded once and cached as ``.npz`` in the
-cache folder (``cache_dir``, else ``$AL_CACHE_DIR``, else ``<repo>/.cache/datasets``).
-Nothing here imports TensorFlow or torch at module level.
-"""
+"""Image loaders: bundled digits, CIFAR-10 pickles, image-folder trees, ``.npz`` and archives."""
 from __future__ import annotations
 
 import hashlib
 import os
 import pickle
-import re
 import shutil
-import sys
 import tarfile
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,105 +15,17 @@ from PIL import Image, ImageOps
 
 from results_io import atomic_path
 
-__all__ = ["DatasetError", "Dataset", "load_dataset", "resize_images", "dataset_fingerprint"]
+from datasets.record import (CIFAR10_CLASSES, _REPO, Dataset, DatasetError, _as_labels, _class_names,
+                             _check_image_size, _one_line, _progress, _slug, _strip_suffix)
 
-_REPO = Path(__file__).resolve().parent
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck"]
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
-_ARCHIVE_EXTS = (".tar.gz", ".tgz", ".tar", ".zip")
 _PICKLE_DIR = "cifar-10-batches-py"
 _UNLABELED = "unlabeled"
-_MIN_SIZE, _MAX_SIZE = 8, 1024
 # Trees smaller than this decode in well under a second: not worth a cache file.
 _CACHE_MIN_FILES = 1000
 _PROGRESS_EVERY = 10_000
 # Bump when the decoding changes, so old cache files are not reused.
 _CACHE_VERSION = "1"
-_LAYOUTS = ("a CIFAR-10 pickle folder (data_batch_1..5 + test_batch), an image-folder tree "
-            "(ROOT/train/<class>/*.jpg|png [+ ROOT/test/<class>/, ROOT/unlabeled/] or ROOT/<class>/*.jpg), "
-            "a .npz with x_train/y_train[/x_test/y_test], or a .tar.gz/.tgz/.tar/.zip of one of these")
-
-
-class DatasetError(ValueError):
-    """A dataset cannot be loaded as asked; the message says what to put where."""
-
-
-@dataclass(repr=False)
-class Dataset:
-    """Images and labels, ready for the model.
-
-    Attributes
-    ----------
-    name : str
-        ``'digits'``, ``'cifar10'`` or the basename of the path (archive suffix removed).
-    x_train : ndarray of shape (n_train, S, S, 3), uint8
-        The training pool.
-    y_train : ndarray of shape (n_train,), int64
-        Class ids; ``-1`` where the label is unknown (``ROOT/unlabeled/`` images).
-    x_test : ndarray of shape (n_test, S, S, 3), uint8, or None
-    y_test : ndarray of shape (n_test,), int64, or None
-    class_names : list of str
-        Index = class id.
-    train_paths : list of str or None
-        Absolute source file of each training image (image-folder layouts), else None.
-    source : str
-        Absolute path loaded, or ``'sklearn.datasets.load_digits'``.
-    """
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray | None
-    y_test: np.ndarray | None
-    class_names: list
-    train_paths: list | None
-    source: str
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes (``len(class_names)``)."""
-        return len(self.class_names)
-
-    @property
-    def has_labels(self) -> bool:
-        """True when at least one training label is known."""
-        return bool((np.asarray(self.y_train) >= 0).any())
-
-    def __repr__(self):
-        # The default dataclass repr would print the image arrays.
-        test = None if self.x_test is None else self.x_test.shape
-        return (f"Dataset(name={self.name!r}, x_train={self.x_train.shape}, x_test={test}, "
-                f"n_classes={self.n_classes}, unlabeled={int((self.y_train < 0).sum())}, "
-                f"source={self.source!r})")
-
-
-# --------------------------------------------------------------------------- validation
-
-def _check_image_size(value, param):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not _MIN_SIZE <= value <= _MAX_SIZE:
-        raise DatasetError(f"{param} must be an int in [{_MIN_SIZE}, {_MAX_SIZE}], got {value!r}")
-    return int(value)
-
-
-def _one_line(exc, limit=200):
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _slug(text):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "dataset"
-
-
-def _strip_suffix(name):
-    for ext in _ARCHIVE_EXTS + (".npz",):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
-
-
-def _progress(message):
-    print(f"datasets: {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- images
@@ -277,34 +159,6 @@ def _load_digits(image_size):
         train_paths=None,
         source="sklearn.datasets.load_digits",
     )
-
-
-# --------------------------------------------------------------------------- labels
-
-def _as_labels(y, n_images, what, path, allow_unknown):
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]  # keras.datasets stores labels as (n, 1)
-    if y.ndim != 1 or len(y) != n_images:
-        raise DatasetError(f"labels shapes mismatch in {path}: {what} has shape {np.shape(y)} "
-                           f"but there are {n_images} images; expected ({n_images},) or ({n_images}, 1)")
-    if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.array_equal(y, np.round(y))):
-        raise DatasetError(f"{what} in {path} must hold integer class ids, got dtype {y.dtype}")
-    y = y.astype(np.int64)
-    low = -1 if allow_unknown else 0
-    if len(y) and y.min() < low:
-        raise DatasetError(f"{what} in {path} must be >= {low} (-1 = unknown, training pool only), got {y.min()}")
-    return y
-
-
-def _class_names(names, labels, path, default):
-    top = max((int(y.max()) for y in labels if y is not None and len(y)), default=-1)
-    if names is None:
-        names = default if default is not None and top < len(default) else [str(c) for c in range(top + 1)]
-    names = [c.decode() if isinstance(c, bytes) else str(c) for c in names]
-    if top >= len(names):
-        raise DatasetError(f"labels shapes mismatch in {path}: label {top} but class_names has {len(names)} entries")
-    return names
 
 
 # --------------------------------------------------------------------------- (a) pickles
@@ -577,34 +431,11 @@ def _extract_archive(archive, cache_dir):
     return dest
 
 
-# --------------------------------------------------------------------------- dispatch
-
 def _cache_root(cache_dir):
     if cache_dir is not None:
         return Path(cache_dir).expanduser().resolve()
     env = os.environ.get("AL_CACHE_DIR")
     return Path(env).expanduser().resolve() if env else _REPO / ".cache" / "datasets"
-
-
-def _load_path(path, image_size, cache_dir, name, param):
-    """Load ``path`` (already known to exist) by its detected layout."""
-    source = str(path)
-    lower = path.name.lower()
-    if path.is_file():
-        if lower.endswith(".npz"):
-            return _load_npz(path, image_size, name)
-        if not lower.endswith(_ARCHIVE_EXTS):
-            raise DatasetError(f"{param}={source!r} is a file of unknown type: expected {_LAYOUTS}")
-        folder = _extract_archive(path, _cache_root(cache_dir))
-    else:
-        folder = path
-    found = _find_layout(folder)
-    if found is None:
-        raise DatasetError(f"{param}={source!r} has no recognised layout: expected {_LAYOUTS}")
-    kind, root = found
-    if kind == "pickle":
-        return _load_pickles(root, image_size, name, source)
-    return _load_tree(root, kind, image_size, _cache_root(cache_dir), name, source)
 
 
 def _cifar10_default(image_size):
@@ -639,111 +470,3 @@ def _cifar10_default(image_size):
         train_paths=None,
         source=str(found.resolve()) if found is not None else "keras.datasets.cifar10",
     )
-
-
-def _existing_path(value, param):
-    if not isinstance(value, (str, os.PathLike)):
-        raise DatasetError(f"{param} must be a path (str or os.PathLike), got {type(value).__name__}")
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise DatasetError(f"{param}={os.fspath(value)!r} does not exist: pass an existing path to {_LAYOUTS}")
-    return path.resolve()
-
-
-def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None):
-    """Load a dataset as uint8 images of one size with int64 labels.
-
-    Parameters
-    ----------
-    name : str or os.PathLike, default='digits'
-        ``'digits'`` (bundled, offline), ``'cifar10'`` or a path to a CIFAR-10 pickle
-        folder, an image-folder tree, a ``.npz`` or a ``.tar.gz``/``.tgz``/``.tar``/``.zip``
-        archive of a tree (see the module docstring for the layouts).
-    data_dir : str or os.PathLike, optional
-        Where the data lies, for ``name='cifar10'`` (or any path layout). When given,
-        ``name`` only labels the dataset: ``'cifar10'`` keeps that name, the default
-        ``'digits'`` is replaced by the basename of ``data_dir``.
-    image_size : int, default=32
-        Output side ``S`` in [8, 1024]; every image is resized (bilinear) to ``S x S x 3``.
-    cache_dir : str or os.PathLike, optional
-        Where archives are extracted and decoded trees are cached. Default:
-        ``$AL_CACHE_DIR`` if set, else ``<repo>/.cache/datasets``.
-
-    Returns
-    -------
-    Dataset
-
-    Raises
-    ------
-    DatasetError
-        One line naming the parameter, the value and what is accepted.
-
-    Notes
-    -----
-    ``digits`` is split once with a fixed seed (stratified, 20 % test), whatever the
-    experiment seed. Image-folder trees list classes sorted by folder name; images of
-    ``ROOT/unlabeled/`` are appended to the training pool with label -1.
-    """
-    image_size = _check_image_size(image_size, "image_size")
-    if not isinstance(name, (str, os.PathLike)):
-        raise DatasetError(f"name must be 'digits', 'cifar10' or a path, got {type(name).__name__}")
-    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
-        raise DatasetError(f"cache_dir must be a path (str or os.PathLike), got {type(cache_dir).__name__}")
-    key = os.fspath(name)
-    if not key.strip():
-        raise DatasetError("name must be 'digits', 'cifar10' or a path, got an empty string")
-    is_cifar = key.strip().lower() in ("cifar10", "cifar-10")
-    if data_dir is not None:
-        path = _existing_path(data_dir, "data_dir")
-        if key not in ("digits", "") and not is_cifar and Path(key).expanduser().resolve() != path:
-            raise DatasetError(f"name={key!r} conflicts with data_dir={os.fspath(data_dir)!r}: with data_dir, "
-                               "name must be 'cifar10' or left at its default")
-        label = "cifar10" if is_cifar else _strip_suffix(path.name)
-        return _load_path(path, image_size, cache_dir, label, "data_dir")
-    if key == "digits":
-        return _load_digits(image_size)
-    if is_cifar:
-        return _cifar10_default(image_size)
-    path = Path(key).expanduser()
-    if not path.exists() and os.sep not in key and "/" not in key and not Path(key).suffix:
-        raise DatasetError(f"name={key!r} is not a known dataset nor an existing path: use 'digits', "
-                           f"'cifar10', or a path to {_LAYOUTS}")
-    path = _existing_path(key, "name")
-    return _load_path(path, image_size, cache_dir, _strip_suffix(path.name), "name")
-
-
-def dataset_fingerprint(ds):
-    """Content key for caches of anything computed from a dataset.
-
-    Parameters
-    ----------
-    ds : Dataset
-
-    Returns
-    -------
-    str
-        ``'<name>-<S>px-n<n_train>-<digest>'``; the digest covers the name, source,
-        shapes, all labels and EVERY image (train and test), so replacing any image under
-        the same path gives a new key. Hashing is cheap next to one inference pass
-        (blake2b runs at roughly 1 GB/s: CIFAR-10's 184 MB of pixels in a fraction of a second).
-    """
-    if not isinstance(ds, Dataset):
-        raise TypeError(f"ds must be a Dataset, got {type(ds).__name__}")
-    h = hashlib.blake2b(digest_size=8)
-    test_shape = None if ds.x_test is None else ds.x_test.shape
-    h.update(f"{ds.name}\0{ds.source}\0{ds.x_train.shape}\0{test_shape}\0".encode())
-    for arr in (ds.y_train, ds.y_test):
-        if arr is not None:
-            h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
-    for arr in (ds.x_train, ds.x_test):
-        if arr is not None:
-            _hash_rows(h, arr)
-    n = len(ds.x_train)
-    size = ds.x_train.shape[1] if ds.x_train.ndim == 4 else 0
-    return f"{_slug(ds.name)}-{size}px-n{n}-{h.hexdigest()}"
-
-
-def _hash_rows(h, arr, block=4096):
-    """Feed an array to a hash block by block (no contiguous copy of a large pool)."""
-    for start in range(0, len(arr), block):
-        h.update(np.ascontiguousarray(arr[start:start + block]).tobytes())
