@@ -35,16 +35,23 @@ from pathlib import Path
 from datasets.images import (_cache_root, _cifar10_default, _extract_archive, _find_layout, _load_digits,
                              _load_npz, _load_pickles, _load_tree, resize_images)
 from datasets.record import (_ARCHIVE_EXTS, _LAYOUTS, CIFAR10_CLASSES, Dataset, DatasetError, _check_image_size,
-                             _strip_suffix, dataset_fingerprint)
+                             _strip_suffix, dataset_fingerprint, with_holdout)
+from datasets.tables import TABLE_EXTS, find_text_tree, load_table, load_text_tree
 
-__all__ = ["DatasetError", "Dataset", "load_dataset", "resize_images", "dataset_fingerprint", "CIFAR10_CLASSES"]
+__all__ = ["DatasetError", "Dataset", "load_dataset", "resize_images", "dataset_fingerprint", "with_holdout",
+           "load_table", "CIFAR10_CLASSES"]
 
 # --------------------------------------------------------------------------- dispatch
 
-def _load_path(path, image_size, cache_dir, name, param):
+def _load_path(path, image_size, cache_dir, name, param, table):
     """Load ``path`` (already known to exist) by its detected layout."""
     source = str(path)
     lower = path.name.lower()
+    if path.is_file() and lower.endswith(TABLE_EXTS):
+        return load_table(path, name=name, **table)
+    if table["kind"] != "auto" and not path.is_dir():
+        raise DatasetError(f"--kind {table['kind']} needs a .csv/.tsv/.parquet file or a folder of .txt files, "
+                           f"got {source!r}")
     if path.is_file():
         if lower.endswith(".npz"):
             return _load_npz(path, image_size, name)
@@ -53,6 +60,11 @@ def _load_path(path, image_size, cache_dir, name, param):
         folder = _extract_archive(path, _cache_root(cache_dir))
     else:
         folder = path
+    text_root = find_text_tree(folder)
+    if text_root is not None:
+        return load_text_tree(text_root, name=name)
+    if table["kind"] not in ("auto", "image"):
+        raise DatasetError(f"--kind {table['kind']}: {source!r} holds no class folders of .txt files")
     found = _find_layout(folder)
     if found is None:
         raise DatasetError(f"{param}={source!r} has no recognised layout: expected {_LAYOUTS}")
@@ -71,8 +83,9 @@ def _existing_path(value, param):
     return path.resolve()
 
 
-def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None):
-    """Load a dataset as uint8 images of one size with int64 labels.
+def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None, *, kind="auto", label_column=None,
+                 text_column=None, test=None, holdout=True):
+    """Load a dataset: uint8 images of one size, table rows or texts, with int64 labels.
 
     Parameters
     ----------
@@ -90,6 +103,14 @@ def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None):
         Where archives are extracted and decoded trees are cached. Default:
         ``$AL_CACHE_DIR`` if set, else ``<repo>/.cache/datasets``.
 
+    kind : {'auto', 'image', 'tabular', 'text'}
+        Overrides the detected kind of a ``.csv``/``.tsv``/``.parquet`` file (see
+        :func:`datasets.tables.load_table`, which also documents ``label_column``,
+        ``text_column`` and ``test``, a held-out file with the same columns).
+    holdout : bool, default=True
+        When the data has no test split, move a stratified 20 % of the labeled training
+        items to one (:func:`with_holdout`, fixed seed), so accuracy can be reported.
+
     Returns
     -------
     Dataset
@@ -105,6 +126,16 @@ def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None):
     experiment seed. Image-folder trees list classes sorted by folder name; images of
     ``ROOT/unlabeled/`` are appended to the training pool with label -1.
     """
+    ds = _load(name, data_dir, image_size, cache_dir,
+               {"kind": kind, "label_column": label_column, "text_column": text_column, "test": test})
+    return with_holdout(ds) if holdout else ds
+
+
+def _load(name, data_dir, image_size, cache_dir, table):
+    if table["kind"] not in ("auto", "image", "tabular", "text"):
+        raise DatasetError(f"kind must be one of ['auto', 'image', 'tabular', 'text'], got {table['kind']!r}")
+    if table["test"] is not None:
+        table["test"] = _existing_path(table["test"], "test")
     image_size = _check_image_size(image_size, "image_size")
     if not isinstance(name, (str, os.PathLike)):
         raise DatasetError(f"name must be 'digits', 'cifar10' or a path, got {type(name).__name__}")
@@ -120,7 +151,7 @@ def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None):
             raise DatasetError(f"name={key!r} conflicts with data_dir={os.fspath(data_dir)!r}: with data_dir, "
                                "name must be 'cifar10' or left at its default")
         label = "cifar10" if is_cifar else _strip_suffix(path.name)
-        return _load_path(path, image_size, cache_dir, label, "data_dir")
+        return _load_path(path, image_size, cache_dir, label, "data_dir", table)
     if key == "digits":
         return _load_digits(image_size)
     if is_cifar:
@@ -130,4 +161,4 @@ def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None):
         raise DatasetError(f"name={key!r} is not a known dataset nor an existing path: use 'digits', "
                            f"'cifar10', or a path to {_LAYOUTS}")
     path = _existing_path(key, "name")
-    return _load_path(path, image_size, cache_dir, _strip_suffix(path.name), "name")
+    return _load_path(path, image_size, cache_dir, _strip_suffix(path.name), "name", table)

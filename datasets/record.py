@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ class DatasetError(ValueError):
 
 @dataclass(repr=False)
 class Dataset:
-    """Images and labels, ready for the model.
+    """Items (images, table rows or texts) and labels, ready for the model.
 
     Attributes
     ----------
@@ -44,6 +44,12 @@ class Dataset:
         Absolute source file of each training image (image-folder layouts), else None.
     source : str
         Absolute path loaded, or ``'sklearn.datasets.load_digits'``.
+    kind : {'image', 'tabular', 'text'}
+        ``tabular``: ``x_*`` float32 of shape (n, n_features); ``text``: object arrays of str.
+    feature_names : list of str or None
+        Column of each tabular feature (one-hot columns as ``name=value``).
+    notes : list of str
+        What loading did that a user should know (imputation, encoding, held-out split).
     """
 
     name: str
@@ -54,6 +60,9 @@ class Dataset:
     class_names: list
     train_paths: list | None
     source: str
+    kind: str = "image"
+    feature_names: list | None = None
+    notes: list = field(default_factory=list)
 
     @property
     def n_classes(self) -> int:
@@ -68,7 +77,7 @@ class Dataset:
     def __repr__(self):
         # The default dataclass repr would print the image arrays.
         test = None if self.x_test is None else self.x_test.shape
-        return (f"Dataset(name={self.name!r}, x_train={self.x_train.shape}, x_test={test}, "
+        return (f"Dataset(name={self.name!r}, kind={self.kind!r}, x_train={self.x_train.shape}, x_test={test}, "
                 f"n_classes={self.n_classes}, unlabeled={int((self.y_train < 0).sum())}, "
                 f"source={self.source!r})")
 
@@ -91,7 +100,7 @@ def _slug(text):
 
 
 def _strip_suffix(name):
-    for ext in _ARCHIVE_EXTS + (".npz",):
+    for ext in _ARCHIVE_EXTS + (".npz", ".csv", ".tsv", ".parquet"):
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return name
@@ -162,5 +171,52 @@ def dataset_fingerprint(ds):
 
 def _hash_rows(h, arr, block=4096):
     """Feed an array to a hash block by block (no contiguous copy of a large pool)."""
+    if arr.dtype == object:  # texts: hash the characters, not the object pointers
+        for text in arr:
+            h.update(str(text).encode("utf-8", "surrogatepass") + b"\0")
+        return
     for start in range(0, len(arr), block):
         h.update(np.ascontiguousarray(arr[start:start + block]).tobytes())
+
+
+# Smallest labeled set for which a held-out split is drawn: below it every label is
+# worth more for training than a test accuracy over a handful of items.
+HOLDOUT_MIN_LABELED = 20
+
+
+def with_holdout(ds, fraction=0.2, random_state=0):
+    """Move a stratified ``fraction`` of the labeled training items to a test split.
+
+    Used when a data set comes without one (an image folder with no ``test/``, a table
+    with no ``--test`` file), so every run can report accuracy. Drawn once with a fixed
+    seed (like digits' split), whatever the experiment seed, so indices are stable.
+
+    Returns
+    -------
+    Dataset
+        ``ds`` itself when it has a test split or too few labeled items (the reason is
+        added to ``notes``), else a new Dataset whose training items keep their order.
+    """
+    if ds.x_test is not None:
+        return ds
+    labeled = np.flatnonzero(ds.y_train >= 0)
+    counts = np.bincount(ds.y_train[labeled], minlength=ds.n_classes) if labeled.size else np.zeros(0, int)
+    if labeled.size < HOLDOUT_MIN_LABELED or (counts[counts > 0] < 2).any():
+        if labeled.size:
+            ds.notes.append(f"no held-out split: {labeled.size} labeled items are too few "
+                            f"(need {HOLDOUT_MIN_LABELED}, at least 2 per class); accuracy cannot be measured")
+        return ds
+    rng = np.random.RandomState(random_state)
+    # Stratified: the same fraction of every class (at least one item), as sklearn's
+    # train_test_split(stratify=...) would, without importing scikit-learn here.
+    test_rows = np.concatenate([
+        rng.permutation(rows)[:max(1, int(round(fraction * rows.size)))]
+        for rows in (labeled[ds.y_train[labeled] == c] for c in range(ds.n_classes)) if rows.size])
+    keep = np.ones(len(ds.y_train), dtype=bool)
+    keep[test_rows] = False
+    test_rows = np.sort(test_rows)
+    note = (f"held-out split drawn: {test_rows.size} of {labeled.size} labeled items "
+            f"({fraction:.0%}, stratified, seed {random_state})")
+    return replace(ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep], x_test=ds.x_train[test_rows],
+                   y_test=ds.y_train[test_rows], notes=[*ds.notes, note],
+                   train_paths=None if ds.train_paths is None else [p for p, k in zip(ds.train_paths, keep) if k])

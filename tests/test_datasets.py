@@ -373,9 +373,9 @@ def test_unrecognised_folder_layout(tmp_path):
 
 
 def test_unrecognised_file_type(tmp_path):
-    (tmp_path / "data.csv").write_text("1,2,3")
+    (tmp_path / "data.dat").write_text("1,2,3")
     with pytest.raises(DatasetError, match="file of unknown type.*\\.npz"):
-        load_dataset(tmp_path / "data.csv")
+        load_dataset(tmp_path / "data.dat")
 
 
 def test_npz_missing_keys(tmp_path):
