@@ -81,6 +81,22 @@ def check_class_names(class_names, name="class_names"):
     return names
 
 
+def _as_1d(values):
+    """``values`` as an array, keeping Python's element types where NumPy would change them.
+
+    ``np.asarray`` turns ``[0, True]`` into ``[0, 1]`` and ``[1, 'cat']`` into
+    ``['1', 'cat']``; a list holding bools or mixed types becomes an object array instead.
+    """
+    arr = np.asarray(values)
+    if isinstance(values, np.ndarray) or arr.ndim != 1 or arr.dtype.kind == "f":
+        return arr
+    if arr.dtype.kind in "iu" and not any(isinstance(v, (bool, np.bool_)) for v in values):
+        return arr
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
 def check_items(items, n_items, name="items"):
     """Dataset indices: a 1-D integer array with every value in [0, n_items).
 
@@ -88,9 +104,14 @@ def check_items(items, n_items, name="items"):
     -------
     items : ndarray of shape (n,), int64
     """
-    arr = np.asarray(items)
+    arr = _as_1d(items)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D sequence of dataset indices, got shape {arr.shape}")
+    if arr.dtype == object:
+        for pos, value in enumerate(arr.tolist()):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name}[{pos}] = {value!r} is not a dataset index (an integer)")
+        arr = arr.astype(np.int64)
     if arr.size and not (np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool):
         raise ValueError(f"{name} must be integer dataset indices, got dtype {arr.dtype}")
     arr = arr.astype(np.int64, copy=False)
@@ -111,11 +132,7 @@ def class_ids(classes, class_names, name="classes"):
     """
     n_classes = len(class_names)
     allowed = f"allowed: {class_names} or ids 0-{n_classes - 1}"
-    arr = np.asarray(classes)
-    if not isinstance(classes, np.ndarray) and arr.dtype.kind not in "iu":
-        # A list mixing names and ids: keep each element's own type (asarray would make 1 into '1').
-        arr = np.empty(len(classes), dtype=object)
-        arr[:] = list(classes)
+    arr = _as_1d(classes)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D sequence of class ids or names, got shape {arr.shape}")
     if np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
@@ -423,12 +440,11 @@ class LabelStore:
 
         def start(conn):
             last = conn.execute("SELECT round, finished_at FROM rounds ORDER BY round DESC LIMIT 1").fetchone()
-            number = round
-            if number is None:
-                number = 0 if last is None else (last[0] if last[1] is None else last[0] + 1)
+            following = 0 if last is None else (last[0] if last[1] is None else last[0] + 1)
+            number = following if round is None else round
             done = conn.execute("SELECT finished_at FROM rounds WHERE round = ?", (number,)).fetchone()
             if done is not None and done[0] is not None:
-                raise ValueError(f"round {number} is already finished; start round {last[0] + 1} or later")
+                raise ValueError(f"round {number} is already finished; the next round is {following}")
             conn.execute(
                 "INSERT OR REPLACE INTO rounds (round, started_at, strategy) VALUES (?, ?, ?)",
                 (number, _now(), strategy),
