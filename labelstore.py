@@ -18,11 +18,12 @@ earlier import) becomes current again, which a tombstone meaning "unlabeled" cou
 express. ``id`` is ``AUTOINCREMENT``, so a deleted id is never reused and "newest" stays
 the insertion order.
 """
+import contextlib
 import json
 import numbers
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,7 @@ SOURCES = ("seed", "csv", "web", "labelstudio", "oracle")
 BUSY_TIMEOUT_S = 60.0
 
 _SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS labels (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     item INTEGER NOT NULL CHECK (item >= 0),
@@ -51,21 +49,26 @@ CREATE TABLE IF NOT EXISTS labels (
 );
 CREATE INDEX IF NOT EXISTS labels_item ON labels (item, id);
 CREATE TABLE IF NOT EXISTS rounds (
-    round INTEGER PRIMARY KEY CHECK (round >= 0),
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    strategy TEXT,
-    n_labeled INTEGER,
-    metrics TEXT
+    round INTEGER PRIMARY KEY CHECK (round >= 0), started_at TEXT NOT NULL, finished_at TEXT,
+    strategy TEXT, n_labeled INTEGER, metrics TEXT
 );
 """
 
+_ROW = "SELECT id, item, class, source, round, annotator, created_at FROM labels"
 # The newest row per item; labels_item makes the MAX(id) per item an index walk.
 _CURRENT = "SELECT item, class FROM labels WHERE id IN (SELECT MAX(id) FROM labels GROUP BY item) ORDER BY item"
 
 
 def _now():
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _check_write_args(source, round, annotator):
+    """The provenance every written label carries: returns the checked round."""
+    check_choice(source, "source", SOURCES)
+    if annotator is not None and not isinstance(annotator, str):
+        raise ValueError(f"annotator must be a string or None, got {annotator!r}")
+    return check_int(round, "round", low=0)
 
 
 def check_class_names(class_names, name="class_names"):
@@ -155,6 +158,16 @@ def class_ids(classes, class_names, name="classes"):
     return ids
 
 
+class LabelConflictError(ValueError):
+    """An item's label changed since the caller read it (see :meth:`LabelStore.label_item`)."""
+
+    def __init__(self, item, current):
+        self.item, self.current = item, current
+        who = "nobody (its labels were undone)" if current is None else (
+            f"{current['annotator'] or current['source']!r} as {current['class_name']!r} at {current['created_at']}")
+        super().__init__(f"item {item} was labeled by someone else since you loaded it: now {who}")
+
+
 class LabelStore:
     """SQLite label store of one data set: label history, current labels, rounds.
 
@@ -228,20 +241,29 @@ class LabelStore:
 
     def _write(self, fn):
         """Run ``fn(conn)`` in one BEGIN IMMEDIATE transaction: all of it or nothing."""
-        with self._lock:
+        with self._lock, self._os_errors():
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
             return result
 
     def _read(self, sql, params=()):
-        with self._lock:
+        with self._lock, self._os_errors():
             return self._connection().execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def _os_errors(self):
+        """A full disk, a read-only file, a lock held past BUSY_TIMEOUT_S: one line naming the store."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise ValueError(f"label store {str(self.path)!r}: {e}") from None
 
     def _connection(self):
         if self._conn is None:
@@ -309,10 +331,7 @@ class LabelStore:
         -------
         n_written : int
         """
-        check_choice(source, "source", SOURCES)
-        round = check_int(round, "round", low=0)
-        if annotator is not None and not isinstance(annotator, str):
-            raise ValueError(f"annotator must be a string or None, got {annotator!r}")
+        round = _check_write_args(source, round, annotator)
         items = check_items(items, self.n_items)
         ids = class_ids(classes, self.class_names)
         if ids.shape != items.shape:
@@ -371,11 +390,45 @@ class LabelStore:
         ``round``, ``annotator``, ``created_at``.
         """
         item = check_int(item, "item", low=0, high=self.n_items - 1)
-        rows = self._read(
-            "SELECT id, item, class, source, round, annotator, created_at FROM labels WHERE item = ? ORDER BY id",
-            (item,),
-        )
+        rows = self._read(f"{_ROW} WHERE item = ? ORDER BY id", (item,))
         return [self._row(r) for r in rows]
+
+    def label_item(self, item, cls, *, expect_id, source, round, annotator=None):
+        """Label one item unless someone else labeled it since the caller looked (compare-and-set).
+
+        For labelers working at once (two browsers on one round): the label is written
+        only if the item's newest row is still ``expect_id`` (the ``id`` the caller saw,
+        None when it saw the item unlabeled), checked in the same transaction.
+        ``cls`` is a class id or name; ``source``, ``round``, ``annotator`` as in :meth:`add`.
+
+        Returns
+        -------
+        row : dict
+            The new row, as in :meth:`history`; its ``id`` is the next ``expect_id``.
+
+        Raises
+        ------
+        LabelConflictError
+            When the item's newest row is another; ``.current`` holds that row (None
+            if the item's labels were undone). Nothing is written.
+        """
+        if expect_id is not None:
+            expect_id = check_int(expect_id, "expect_id", low=1)
+        round = _check_write_args(source, round, annotator)
+        item = int(check_items([item], self.n_items, "item")[0])
+        cls = int(class_ids([cls], self.class_names, "cls")[0])
+
+        def set_label(conn):
+            newest = conn.execute(f"{_ROW} WHERE item = ? ORDER BY id DESC LIMIT 1", (item,)).fetchone()
+            if (newest[0] if newest else None) != expect_id:
+                raise LabelConflictError(item, None if newest is None else self._row(newest))
+            cur = conn.execute(
+                "INSERT INTO labels (item, class, source, round, annotator, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (item, cls, source, round, annotator, _now()),
+            )
+            return conn.execute(f"{_ROW} WHERE id = ?", (cur.lastrowid,)).fetchone()
+
+        return self._row(self._write(set_label))
 
     def n_rows(self):
         """Number of label rows, history included."""
@@ -393,15 +446,11 @@ class LabelStore:
         removed : dict or None
             The deleted row (as in :meth:`history`), or None when there was nothing to undo.
         """
-        check_choice(source, "source", SOURCES)
-        if annotator is not None and not isinstance(annotator, str):
-            raise ValueError(f"annotator must be a string or None, got {annotator!r}")
+        _check_write_args(source, 0, annotator)
 
         def undo(conn):
             row = conn.execute(
-                "SELECT id, item, class, source, round, annotator, created_at FROM labels "
-                "WHERE source = ? AND annotator IS ? ORDER BY id DESC LIMIT 1",
-                (source, annotator),
+                f"{_ROW} WHERE source = ? AND annotator IS ? ORDER BY id DESC LIMIT 1", (source, annotator)
             ).fetchone()
             if row is not None:
                 conn.execute("DELETE FROM labels WHERE id = ?", (row[0],))

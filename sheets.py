@@ -100,7 +100,7 @@ def _decode(path, data, what):
         ) from None
     # Excel's "CSV UTF-8" starts with a byte-order mark; without this the first column
     # would be named '\ufeffindex'.
-    return text[1:] if text.startswith("\ufeff") else text
+    return text.removeprefix("\ufeff")
 
 
 def _read_bytes(path, what):
@@ -290,7 +290,7 @@ def _annotation_time(annotation):
     """Sort key: last update (else creation) time, then id; unparseable times sort first."""
     stamp = annotation.get("updated_at") or annotation.get("created_at") or ""
     try:
-        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+        when = datetime.fromisoformat(str(stamp)).timestamp()
     except ValueError:
         when = float("-inf")
     ident = annotation.get("id")

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from labelstore import LabelStore
+from labelstore import LabelConflictError, LabelStore
 
 CLASSES = ["cat", "dog", "bird"]
 N = 1000
@@ -238,3 +238,45 @@ def test_kill_9_during_or_after_a_large_add_leaves_all_or_none(tmp_path, hang, e
         # The crashed writer left no lock behind.
         s.add([999], [2], source="csv", round=2)
         assert s.label_array()[999] == 2
+
+
+# --------------------------------------------------------------------------- labelers at once
+def test_label_item_refuses_a_label_someone_else_changed(store):
+    first = store.label_item(4, "cat", expect_id=None, source="web", round=1, annotator="ana")
+    # bob loaded item 4 while it was unlabeled; ana's label is newer than what he saw.
+    with pytest.raises(LabelConflictError, match=r"item 4 was labeled by someone else since you loaded it: now 'ana' as 'cat'"):
+        store.label_item(4, "dog", expect_id=None, source="web", round=1, annotator="bob")
+    assert store.n_rows() == 1
+    second = store.label_item(4, "dog", expect_id=first["id"], source="web", round=1, annotator="bob")
+    assert (second["class_name"], second["annotator"]) == ("dog", "bob")
+    store.remove_last(source="web", annotator="bob")
+    store.remove_last(source="web", annotator="ana")
+    with pytest.raises(LabelConflictError, match=r"now nobody \(its labels were undone\)"):
+        store.label_item(4, 1, expect_id=second["id"], source="web", round=1)
+
+
+def test_label_item_checks_its_arguments(store):
+    with pytest.raises(ValueError, match=r"item\[0\] = 1000 is not a dataset index"):
+        store.label_item(N, 0, expect_id=None, source="web", round=1)
+    with pytest.raises(ValueError, match=r"cls\[0\] = 'fish' is not a class"):
+        store.label_item(1, "fish", expect_id=None, source="web", round=1)
+    with pytest.raises(ValueError, match=r"expect_id must be an integer >= 1, got 0"):
+        store.label_item(1, 0, expect_id=0, source="web", round=1)
+    assert store.n_rows() == 0
+
+
+def test_database_errors_are_one_line_naming_the_store(tmp_path):
+    path = tmp_path / "labels.sqlite"
+    with _open(path) as s:
+        s.add([1], [0], source="csv", round=0)
+    reader = _open(path)
+    # Another connection holds the write lock; a short wait then gives up with one line.
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    reader._conn.execute("PRAGMA busy_timeout = 50")
+    with pytest.raises(ValueError, match=r"labels.sqlite': database is locked"):
+        reader.add([2], [1], source="csv", round=0)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert reader.n_rows() == 1
+    reader.close()
