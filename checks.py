@@ -109,3 +109,91 @@ def chunks(n, size):
 def rows_per_block(n_cols):
     """Rows of an ``n_cols``-wide float32 block of BLOCK_ELEMENTS (16 MB)."""
     return max(1, BLOCK_ELEMENTS // max(1, int(n_cols)))
+
+
+# --------------------------------------------------------------------------- items and classes
+def check_class_names(class_names, name="class_names"):
+    """Class names are a list of at least two distinct, non-empty strings; returns it as a list."""
+    if isinstance(class_names, str) or not hasattr(class_names, "__iter__"):
+        raise ValueError(f"{name} must be a list of class-name strings, got {class_names!r}")
+    names = list(class_names)
+    if len(names) < 2 or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ValueError(f"{name} must be a list of at least two non-empty strings, got {names!r}")
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"{name} must be distinct; {dup!r} appears more than once")
+    return names
+
+
+def _as_1d(values):
+    """``values`` as an array, keeping Python's element types where NumPy would change them.
+
+    ``np.asarray`` turns ``[0, True]`` into ``[0, 1]`` and ``[1, 'cat']`` into
+    ``['1', 'cat']``; a list holding bools or mixed types becomes an object array instead.
+    """
+    arr = np.asarray(values)
+    if isinstance(values, np.ndarray) or arr.ndim != 1 or arr.dtype.kind == "f":
+        return arr
+    if arr.dtype.kind in "iu" and not any(isinstance(v, (bool, np.bool_)) for v in values):
+        return arr
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def check_items(items, n_items, name="items"):
+    """Dataset indices: a 1-D integer array with every value in [0, n_items).
+
+    Returns
+    -------
+    items : ndarray of shape (n,), int64
+    """
+    arr = _as_1d(items)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of dataset indices, got shape {arr.shape}")
+    if arr.dtype == object:
+        for pos, value in enumerate(arr.tolist()):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name}[{pos}] = {value!r} is not a dataset index (an integer)")
+        arr = arr.astype(np.int64)
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool):
+        raise ValueError(f"{name} must be integer dataset indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    bad = np.flatnonzero((arr < 0) | (arr >= n_items))
+    if bad.size:
+        raise ValueError(
+            f"{name}[{bad[0]}] = {arr[bad[0]]} is not a dataset index; allowed: 0-{n_items - 1} (n_items={n_items})"
+        )
+    return arr
+
+
+def class_ids(classes, class_names, name="classes"):
+    """Class ids for ``classes``, each a class id (int) or a class name (str).
+
+    Returns
+    -------
+    ids : ndarray of shape (n,), int64
+    """
+    n_classes = len(class_names)
+    allowed = f"allowed: {class_names} or ids 0-{n_classes - 1}"
+    arr = _as_1d(classes)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of class ids or names, got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
+        ids = arr.astype(np.int64, copy=False)
+    else:
+        lookup = {n: i for i, n in enumerate(class_names)}
+        ids = np.empty(arr.size, dtype=np.int64)
+        for pos, value in enumerate(arr.tolist()):
+            if isinstance(value, str):
+                if value not in lookup:
+                    raise ValueError(f"{name}[{pos}] = {value!r} is not a class; {allowed}")
+                ids[pos] = lookup[value]
+            elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                ids[pos] = value
+            else:
+                raise ValueError(f"{name}[{pos}] = {value!r} is not a class; {allowed}")
+    bad = np.flatnonzero((ids < 0) | (ids >= n_classes))
+    if bad.size:
+        raise ValueError(f"{name}[{bad[0]}] = {ids[bad[0]]} is not a class; {allowed}")
+    return ids

@@ -22,8 +22,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from checks import check_int
-from labelstore import check_class_names
+from checks import check_class_names, check_int
 from results_io import atomic_path, save_json
 
 CSV_COLUMNS = ("index", "label", "predicted_class", "confidence", "image")

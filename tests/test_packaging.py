@@ -18,7 +18,6 @@ PENDING = {
     "reports": "module",
     "project": "module",
     "al_cli": "module",
-    "datasets": "package",  # datasets.py becomes datasets/ on main
 }
 # Top-level folders that are not installed code.
 NOT_PACKAGES = {"tests", "Evaluation", "benchmarks", "docs", "models", "results"}
