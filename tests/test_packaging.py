@@ -16,8 +16,6 @@ PACKAGES = SETUP["packages"]
 PENDING = {
     "analyzer": "module",
     "reports": "module",
-    "project": "module",
-    "al_cli": "module",
 }
 # Top-level folders that are not installed code.
 NOT_PACKAGES = {"tests", "Evaluation", "benchmarks", "docs", "models", "results"}
@@ -51,7 +49,7 @@ def test_every_top_level_module_and_package_is_listed():
 
 
 def test_console_script_and_dependencies():
-    assert CONFIG["project"]["scripts"] == {"al": "al_cli:main"}
+    assert CONFIG["project"]["scripts"] == {"al": "al_cli:entry"}
     assert "al_cli" in MODULES
     assert CONFIG["project"]["dynamic"] == ["dependencies"]
     files = SETUP["dynamic"]["dependencies"]["file"]

@@ -1,0 +1,385 @@
+"""The active-learning loop as a project folder: select, label, retrain, select again.
+
+A project folder holds everything that lasts::
+
+    project.json        data set source + fingerprint, classes, seed, model settings
+    labels.sqlite       the label store (every label with its source, round and time)
+    round-000/          one folder per round, written as a unit:
+        model/              the run trained on every label the store had (train.save_run)
+        selection.csv       the items chosen for labeling, best first, with scores
+        round.json          strategy, budget, labels used, test accuracy and macro-F1
+    learning_curve.png  test accuracy per round (rewritten by ``status``)
+
+:class:`LabelingProject` is the loop in Python; the ``al`` command (``al_cli.py``) calls
+its methods. Every round trains on ALL labels in the store and evaluates on the held-out
+split (the data set's own, or the fixed stratified one ``datasets.with_holdout`` draws).
+"""
+import csv
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import plots
+import strategies
+import train
+from checks import check_choice, check_int
+from datasets import dataset_fingerprint, load_dataset
+from labelstore import LabelStore
+from results_io import load_json, save_figure, save_json
+from sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
+                    write_labelstudio_tasks)
+
+PROJECT_FILE = "project.json"
+STORE_FILE = "labels.sqlite"
+FORMATS = ("csv", "labelstudio")
+DEFAULT_STRATEGY = "margin"
+# Cells of a text or table row shown in a sheet in place of an image.
+SNIPPET_CHARS = 200
+
+
+class ProjectError(ValueError):
+    """A project command cannot run as asked; the message says what to do instead."""
+
+
+def _round_dir(root, number):
+    return Path(root) / f"round-{number:03d}"
+
+
+class LabelingProject:
+    """An open project folder (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder made by :meth:`create`.
+    progress : callable or None
+        Called with one-line progress messages (the CLI prints them to stderr).
+    """
+
+    def __init__(self, path, *, progress=None):
+        self.path = Path(path)
+        config_file = self.path / PROJECT_FILE
+        if not config_file.is_file():
+            raise ProjectError(f"--project {str(self.path)!r} is not a project folder (no {PROJECT_FILE}): "
+                               f"create one with `al init DATA --project {self.path}`")
+        self.config = load_json(config_file)
+        self.progress = progress or (lambda message: None)
+        self.class_names = list(self.config["class_names"])
+        self.store = LabelStore(self.path / STORE_FILE, n_items=self.config["n_items"], class_names=self.class_names)
+        self._data = None
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=400,
+               image_size=32, kind="auto", label_column=None, text_column=None, test=None, progress=None):
+        """Make a project folder for ``dataset`` and put its first labels in the store.
+
+        Parameters
+        ----------
+        path : str or Path
+            A folder that does not exist yet, or an empty one.
+        dataset : str or Path
+            Anything :func:`datasets.load_dataset` reads.
+        initial : int or None
+            Simulation: draw this many seed labels (seeded, stratified) from a fully or
+            partly labeled data set; every other label stays hidden until a round's
+            selection is labeled (``import_labels(oracle=True)`` reveals it). None: the
+            data set's known labels are the seed set and its unlabeled items the pool.
+        steps : int
+            Optimiser steps per training (the same for every round).
+
+        Returns
+        -------
+        LabelingProject
+        """
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ProjectError(f"--project {str(path)!r} exists and is not an empty folder; "
+                               "pick a new folder (a project is never written over)")
+        check_int(steps, "--steps", low=1)
+        check_int(random_state, "--seed", low=0)
+        ds = load_dataset(dataset, image_size=image_size, kind=kind, label_column=label_column,
+                          text_column=text_column, test=test)
+        known = np.flatnonzero(ds.y_train >= 0)
+        if initial is not None:
+            check_int(initial, "--initial", low=2, high=max(2, len(known) - 1))
+            seed_rows = known[train.draw_labeled_set(ds.y_train[known], initial, seed=random_state,
+                                                     stratified=stratified)]
+            mode = "simulation"
+        else:
+            if len(known) == len(ds.y_train):
+                raise ProjectError(f"every item of {dataset} is labeled, so there is nothing to select: "
+                                   "pass --initial N to simulate labeling from N seed labels")
+            seed_rows = known
+            mode = "pool"
+        if len(np.unique(ds.y_train[seed_rows])) < 2:
+            raise ProjectError(f"the seed labels cover {len(np.unique(ds.y_train[seed_rows]))} class; "
+                               "label items of at least 2 classes first (or raise --initial)")
+        arch = arch or train.default_arch(ds.kind)
+        config = {
+            "version": 1,
+            "dataset": {"source": ds.source, "name": ds.name, "kind": ds.kind, "fingerprint": dataset_fingerprint(ds),
+                        "image_size": image_size, "label_column": label_column, "text_column": text_column,
+                        "test": None if test is None else str(Path(test).resolve())},
+            "class_names": list(ds.class_names),
+            "n_items": int(len(ds.y_train)),
+            "n_test": 0 if ds.y_test is None else int(len(ds.y_test)),
+            "mode": mode,
+            "seed": int(random_state),
+            "arch": arch,
+            "steps": int(steps),
+            "notes": list(ds.notes),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        # Build the folder beside its final place and rename it in: a failed init leaves nothing.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
+        try:
+            save_json(tmp / PROJECT_FILE, config)
+            with LabelStore(tmp / STORE_FILE, n_items=config["n_items"], class_names=config["class_names"]) as store:
+                store.add(seed_rows, ds.y_train[seed_rows], source="seed", round=0)
+            if path.exists():
+                path.rmdir()
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        project = cls(path, progress=progress)
+        project._data = ds
+        return project
+
+    # ------------------------------------------------------------------ state
+    @property
+    def data(self):
+        """The project's data set, loaded once and checked against the recorded fingerprint."""
+        if self._data is None:
+            d = self.config["dataset"]
+            self.progress(f"loading {d['source']} ...")
+            ds = load_dataset(d["source"], image_size=d["image_size"], kind=d["kind"] if d["kind"] != "image" else "auto",
+                              label_column=d["label_column"], text_column=d["text_column"], test=d["test"])
+            if dataset_fingerprint(ds) != d["fingerprint"]:
+                raise ProjectError(f"the data at {d['source']} changed since `al init` (fingerprint differs): "
+                                   "item indices would no longer match the labels; start a new project")
+            self._data = ds
+        return self._data
+
+    def rounds(self):
+        """Finished rounds, oldest first (see :meth:`LabelStore.list_rounds`)."""
+        return [r for r in self.store.list_rounds() if r["finished_at"] is not None]
+
+    def last_round(self):
+        done = self.rounds()
+        return done[-1]["round"] if done else None
+
+    def selection(self, number=None):
+        """The selection of a round (default: the last): list of dict rows, best first."""
+        number = self.last_round() if number is None else number
+        if number is None:
+            raise ProjectError(f"no round has run yet: run `al round --project {self.path}` first")
+        with open(_round_dir(self.path, number) / "selection.csv", newline="", encoding="utf-8") as f:
+            return [{"index": int(r["index"]), "rank": int(r["rank"]), "score": float(r["score"]),
+                     "predicted_class": r["predicted_class"], "confidence": float(r["confidence"])}
+                    for r in csv.DictReader(f)]
+
+    # ------------------------------------------------------------------ a round
+    def run_round(self, budget, strategy=DEFAULT_STRATEGY):
+        """Train on every label in the store, evaluate, and select ``budget`` items.
+
+        Returns
+        -------
+        dict: ``round``, ``n_labeled``, ``metrics`` (test accuracy and macro-F1, None
+        without a test split), ``previous`` (the last round's metrics or None),
+        ``selected`` (how many), ``folder``.
+        """
+        strategies.get_strategy(strategy)  # a bad name fails before any training
+        labels = self.store.label_array()
+        labeled = labels >= 0
+        n_pool = int((~labeled).sum())
+        if n_pool == 0:
+            raise ProjectError("every item is labeled: the pool is empty, nothing left to select")
+        check_int(budget, "--budget", low=1, high=n_pool)
+        if len(np.unique(labels[labeled])) < 2:
+            raise ProjectError("the store has labels of fewer than 2 classes; label more items first")
+        ds = self.data
+        previous = self.rounds()[-1] if self.rounds() else None
+        number = self.store.start_round(strategy=strategy)
+        seed = self.config["seed"]
+        self.progress(f"round {number}: training {self.config['arch']} on {int(labeled.sum())} labels "
+                      f"({self.config['steps']} steps) ...")
+        rows = np.flatnonzero(labeled)
+        model, info = train.train_classifier(ds.x_train[rows], labels[rows], len(self.class_names),
+                                             arch=self.config["arch"], seed=seed, steps=self.config["steps"])
+        metrics = None
+        if ds.x_test is not None:
+            metrics = train.evaluate(model, ds.x_test, ds.y_test)
+        self.progress(f"round {number}: one inference pass over {len(ds.y_train)} items ...")
+        probs, embeddings = train.predict_with_embeddings(model, ds.x_train)
+        ctx = strategies.SelectionContext(probs=probs, embeddings=embeddings, labeled_mask=labeled, labels=labels,
+                                          head=tuple(model.get_layer("predictions").get_weights()))
+        t = time.perf_counter()
+        chosen = strategies.select(strategy, ctx, budget, random_state=seed + number)
+        select_seconds = time.perf_counter() - t
+        record = {
+            "round": number, "strategy": strategy, "budget": int(budget), "n_labeled": int(labeled.sum()),
+            "n_pool": n_pool, "metrics": metrics, "train": info, "select_seconds": round(select_seconds, 3),
+            "previous": None if previous is None else {"round": previous["round"], "n_labeled": previous["n_labeled"],
+                                                       "metrics": previous["metrics"] or None},
+        }
+        folder = self._write_round(number, model, rows, chosen, probs, record)
+        self.store.finish_round(number, n_labeled=int(labeled.sum()),
+                                metrics={"test": metrics, "strategy": strategy, "budget": int(budget)})
+        return dict(record, selected=int(len(chosen)), folder=str(folder))
+
+    def _write_round(self, number, model, train_rows, chosen, probs, record):
+        """Write ``round-NNN/`` next to its final place, then rename it in (a round is
+        either all there or not there)."""
+        final = _round_dir(self.path, number)
+        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=f".tmp-round-{number:03d}-"))
+        try:
+            train.save_run(model, tmp / "model", train_rows, {
+                "dataset": self.config["dataset"]["name"], "classes": self.class_names, "arch": self.config["arch"],
+                "seed": self.config["seed"], "round": number, "labeled_size": int(len(train_rows)),
+                "n_classes": len(self.class_names), "input_shape": list(self.data.x_train.shape[1:]),
+                "test_accuracy": (record["metrics"] or {}).get("accuracy"),
+            })
+            pred = probs[chosen].argmax(axis=1)
+            with open(tmp / "selection.csv", "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(["rank", "index", "score", "predicted_class", "confidence"])
+                for rank, (item, c) in enumerate(zip(chosen, pred)):
+                    # Strategies return an order; the score is the rank's complement in [0, 1].
+                    w.writerow([rank, int(item), f"{1 - rank / len(chosen):.4f}", self.class_names[c],
+                                f"{probs[item, c]:.4f}"])
+            save_json(tmp / "round.json", record)
+            if final.exists():  # left by a crashed attempt at this round: the store never finished it
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    # ------------------------------------------------------------------ labels in and out
+    def _item_preview(self, index, out_dir):
+        """What a person looks at for one item: an image path, or a text / row snippet."""
+        ds = self.data
+        if ds.kind == "text":
+            return " ".join(str(ds.x_train[index]).split())[:SNIPPET_CHARS]
+        if ds.kind == "tabular":
+            names = ds.feature_names or [f"f{j}" for j in range(ds.x_train.shape[1])]
+            return "; ".join(f"{n}={v:g}" for n, v in zip(names, ds.x_train[index]))[:SNIPPET_CHARS]
+        if ds.train_paths is not None:
+            return ds.train_paths[index]
+        thumb = Path(out_dir) / f"{index}.png"
+        if not thumb.exists():
+            thumb.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(ds.x_train[index]).save(thumb)
+        return str(thumb)
+
+    def export(self, out, format="csv", *, image_url=None):
+        """Write the last round's selection as a sheet to fill in or Label Studio tasks.
+
+        Returns
+        -------
+        dict with ``path`` (and ``config`` for Label Studio: the labeling config XML file)
+        """
+        check_choice(format, "--format", FORMATS)
+        out = Path(out)
+        if out.is_dir():
+            raise ProjectError(f"--out {str(out)!r} is a folder; give a file name")
+        number = self.last_round()
+        rows = self.selection(number)
+        thumbs = out.parent / f"{out.stem}_images"
+        for row in rows:
+            row["image"] = self._item_preview(row["index"], thumbs)
+        if format == "csv":
+            write_label_csv(out, [{"index": r["index"], "label": "", "predicted_class": r["predicted_class"],
+                                   "confidence": r["confidence"], "image": r["image"]} for r in rows])
+            return {"path": str(out), "round": number, "n_items": len(rows)}
+        write_labelstudio_tasks(out, rows, self.class_names, model_version=f"round-{number}",
+                                image_url=image_url or "/data/local-files/?d={image}")
+        config = out.with_suffix(".xml")
+        config.write_text(labelstudio_config(self.class_names), encoding="utf-8")
+        return {"path": str(out), "config": str(config), "round": number, "n_items": len(rows)}
+
+    def import_labels(self, file=None, *, oracle=False, annotator=None):
+        """Add labels to the store: a filled-in CSV sheet, a Label Studio JSON export, or
+        (simulations only) the true labels of the last round's selection.
+
+        Every index and class is checked before anything is written; the write is one
+        transaction. A label for an item that already has one is kept as history and the
+        newest wins.
+
+        Returns
+        -------
+        dict: ``added``, ``source`` and, for Label Studio, the skipped-annotation counts.
+        """
+        number = self.last_round()
+        round_no = 0 if number is None else number
+        if oracle:
+            if file is not None:
+                raise ProjectError("pass either a file or --oracle, not both")
+            if self.config["mode"] != "simulation":
+                raise ProjectError("--oracle reveals hidden labels, which exist only in a simulation "
+                                   "(`al init ... --initial N`); label the items instead")
+            items = np.array([r["index"] for r in self.selection(number)], dtype=np.int64)
+            truth = self.data.y_train[items]
+            items, classes = items[truth >= 0], truth[truth >= 0]
+            added = self.store.add(items, classes, source="oracle", round=round_no, annotator=annotator)
+            return {"added": int(added), "source": "oracle"}
+        if file is None:
+            raise ProjectError("give a labels file (CSV sheet or Label Studio JSON export) or --oracle")
+        file = Path(file)
+        if not file.is_file():
+            raise ProjectError(f"labels file {str(file)!r} does not exist")
+        stats = {}
+        if file.suffix.lower() == ".json":
+            items, classes, stats = read_labelstudio_export(file, self.class_names, n_items=self.config["n_items"])
+            source = "labelstudio"
+        else:
+            items, classes = read_label_csv(file, self.class_names, n_items=self.config["n_items"])
+            source = "csv"
+        added = self.store.add(items, classes, source=source, round=round_no, annotator=annotator) if len(items) else 0
+        return {"added": int(added), "source": source, **stats}
+
+    # ------------------------------------------------------------------ status
+    def status(self, *, figure=True):
+        """Rounds so far, labels per class and (with ``figure``) the learning curve PNG.
+
+        Returns
+        -------
+        dict: ``rounds`` (list of ``round``, ``n_labeled``, ``accuracy``, ``macro_f1``,
+        ``strategy``), ``labels_per_class``, ``n_labeled``, ``n_pool``, ``mode``,
+        ``learning_curve`` (path or None).
+        """
+        rounds = []
+        for r in self.rounds():
+            test = (r["metrics"] or {}).get("test") or {}
+            rounds.append({"round": r["round"], "n_labeled": r["n_labeled"], "accuracy": test.get("accuracy"),
+                           "macro_f1": test.get("macro_f1"), "strategy": r["strategy"]})
+        counts = self.store.counts_per_class()
+        n_labeled = int(sum(counts))
+        curve = None
+        points = [(r["n_labeled"], r["accuracy"]) for r in rounds if r["accuracy"] is not None]
+        if figure and points:
+            x, y = zip(*points)
+            fig = plots.learning_curves({self.config["dataset"]["name"]: (np.array(x), np.array([y]))},
+                                        title=f"{self.path.name}: test accuracy per round")
+            curve = self.path / "learning_curve.png"
+            save_figure(curve, fig)
+            curve = str(curve)
+        return {"project": str(self.path), "mode": self.config["mode"], "rounds": rounds,
+                "labels_per_class": dict(zip(self.class_names, (int(c) for c in counts))),
+                "n_labeled": n_labeled, "n_pool": int(self.config["n_items"] - n_labeled), "learning_curve": curve}
+
+    def close(self):
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
