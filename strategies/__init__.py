@@ -138,7 +138,7 @@ def check_params(params):
     Parameters
     ----------
     params : dict of str -> dict, Options or None
-        Keys are strategy or subpool names; an empty dict or None stands for the defaults.
+        Keys are strategy or subpool names; a value of None or {} stands for the defaults.
 
     Returns
     -------

@@ -60,6 +60,7 @@ class Options:
         return cls(**given)
 
     def as_dict(self):
+        """Option name -> value, e.g. to pass on as keyword arguments."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
