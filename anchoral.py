@@ -49,21 +49,26 @@ def _rows(embeddings, rows):
     return knn.StandardizedView(embeddings, np.zeros(d, np.float32), np.ones(d, np.float32), rows=rows)
 
 
-def _similarity_ranking(neighbours, distances, n_pool, random_state):
-    """Pool rows retrieved at least once, ranked by 1 - mean distance to the queries that retrieved them.
+def _retrieve(embeddings, query_rows, pool_rows, k_neighbors, method, random_state):
+    """Pool rows among the ``k_neighbors`` nearest (cosine) of some query row, best first.
+
+    A retrieved row scores 1 - its mean cosine distance to the queries that retrieved it
+    (AnchorAL's and SEALS's ranking); ``k_neighbors`` is clipped to the pool size.
 
     Returns
     -------
-    rows : ndarray of int64, pool rows best first
-    scores : ndarray of float64, aligned
+    rows : ndarray of int64, rows of ``pool_rows`` retrieved at least once, best first
     """
+    k = min(k_neighbors, pool_rows.size)
+    distances, neighbours = knn.knn_search(_rows(embeddings, query_rows), _rows(embeddings, pool_rows), k,
+                                           metric="cosine", method=method, random_state=random_state)
     flat = neighbours.ravel()
-    counts = np.bincount(flat, minlength=n_pool)
-    sums = np.bincount(flat, weights=distances.ravel().astype(np.float64), minlength=n_pool)
+    counts = np.bincount(flat, minlength=pool_rows.size)
+    sums = np.bincount(flat, weights=distances.ravel().astype(np.float64), minlength=pool_rows.size)
     hit = np.flatnonzero(counts)
     scores = 1.0 - sums[hit] / counts[hit]
     order = alf.select_top(scores, hit.size, random_state=random_state)
-    return hit[order].astype(np.int64), scores[order]
+    return pool_rows[hit[order]].astype(np.int64)
 
 
 # --------------------------------------------------------------------------- anchors
@@ -111,12 +116,12 @@ def select_anchors(embeddings, labeled_mask, labels, num_anchors=10, *, random_s
 
 
 # --------------------------------------------------------------------------- subpools
-def anchoral_subpool(embeddings, labeled_mask, labels, *, num_anchors=10, num_neighbours=50, subpool_size=1000,
+def anchoral_subpool(embeddings, labeled_mask, labels, *, num_anchors=10, k_neighbors=50, subpool_size=1000,
                      random_state=None, method="auto"):
     """AnchorAL: the unlabeled items closest to per-class anchors.
 
     1. Pick up to ``num_anchors`` labeled items per class (:func:`select_anchors`).
-    2. Retrieve each anchor's ``num_neighbours`` nearest unlabeled items (cosine,
+    2. Retrieve each anchor's ``k_neighbors`` nearest unlabeled items (cosine,
        :func:`knn.knn_search`; exact for small problems, HNSW above
        ``knn.EXACT_KNN_MAX_PAIRS`` anchor-by-pool pairs).
     3. Score each retrieved item by 1 - its mean cosine distance to the anchors
@@ -131,7 +136,7 @@ def anchoral_subpool(embeddings, labeled_mask, labels, *, num_anchors=10, num_ne
         Classes of the labeled rows (-1 or anything for unlabeled rows).
     num_anchors : int >= 1
         Anchors per class.
-    num_neighbours : int >= 1
+    k_neighbors : int >= 1
         Items retrieved per anchor; clipped to the pool size.
     subpool_size : int >= 1
         At most this many rows are returned (fewer when fewer were retrieved).
@@ -152,23 +157,18 @@ def anchoral_subpool(embeddings, labeled_mask, labels, *, num_anchors=10, num_ne
     """
     embeddings, mask = _check_pool(embeddings, labeled_mask)
     checks.check_int(num_anchors, "num_anchors", low=1)
-    checks.check_int(num_neighbours, "num_neighbours", low=1)
+    checks.check_int(k_neighbors, "k_neighbors", low=1)
     checks.check_int(subpool_size, "subpool_size", low=1)
     checks.check_choice(method, "method", knn.KNN_METHODS)
     rng = check_random_state(random_state)
     anchors = select_anchors(embeddings, mask, labels, num_anchors, random_state=rng)
-    pool_rows = np.flatnonzero(~mask)
-    k = min(num_neighbours, pool_rows.size)
-    dist, nbrs = knn.knn_search(_rows(embeddings, anchors), _rows(embeddings, pool_rows), k, metric="cosine",
-                                method=method, random_state=rng)
-    ranked, _ = _similarity_ranking(nbrs, dist, pool_rows.size, rng)
-    return pool_rows[ranked[:subpool_size]]
+    return _retrieve(embeddings, anchors, np.flatnonzero(~mask), k_neighbors, method, rng)[:subpool_size]
 
 
-def seals_subpool(embeddings, labeled_mask, *, num_neighbours=50, random_state=None, method="auto"):
-    """SEALS: the union of every labeled item's ``num_neighbours`` nearest unlabeled items.
+def seals_subpool(embeddings, labeled_mask, *, k_neighbors=50, random_state=None, method="auto"):
+    """SEALS: the union of every labeled item's ``k_neighbors`` nearest unlabeled items.
 
-    The subpool grows with the labeled set (about ``num_neighbours`` x labeled
+    The subpool grows with the labeled set (about ``k_neighbors`` x labeled
     items, fewer where neighbourhoods overlap). Ranked like AnchorAL's: 1 - mean
     cosine distance to the labeled items that retrieved the row.
 
@@ -176,7 +176,7 @@ def seals_subpool(embeddings, labeled_mask, *, num_neighbours=50, random_state=N
     ----------
     embeddings : ndarray of shape (n_samples, n_features)
     labeled_mask : ndarray of shape (n_samples,), bool
-    num_neighbours : int >= 1
+    k_neighbors : int >= 1
         Clipped to the pool size.
     random_state : int, RandomState or None
     method : {'auto', 'exact', 'hnsw'}
@@ -191,16 +191,10 @@ def seals_subpool(embeddings, labeled_mask, *, num_neighbours=50, random_state=N
     Search of Rare Concepts. AAAI 2022.
     """
     embeddings, mask = _check_pool(embeddings, labeled_mask)
-    checks.check_int(num_neighbours, "num_neighbours", low=1)
+    checks.check_int(k_neighbors, "k_neighbors", low=1)
     checks.check_choice(method, "method", knn.KNN_METHODS)
     rng = check_random_state(random_state)
-    labeled_rows = np.flatnonzero(mask)
-    pool_rows = np.flatnonzero(~mask)
-    k = min(num_neighbours, pool_rows.size)
-    dist, nbrs = knn.knn_search(_rows(embeddings, labeled_rows), _rows(embeddings, pool_rows), k, metric="cosine",
-                                method=method, random_state=rng)
-    ranked, _ = _similarity_ranking(nbrs, dist, pool_rows.size, rng)
-    return pool_rows[ranked]
+    return _retrieve(embeddings, np.flatnonzero(mask), np.flatnonzero(~mask), k_neighbors, method, rng)
 
 
 def random_subpool(labeled_mask, subpool_size, *, random_state=None):

@@ -6,13 +6,13 @@ import checks
 from anchoral import anchoral_subpool, random_subpool, seals_subpool, select_anchors
 
 
-def planted_pool(n_noise=400, dim=16, per_anchor=3, seed=0):
+def planted_pool(n_noise=400, dim=16, per_anchor=3, random_state=0):
     """Two classes with 2 labeled items each; 3 near copies of every labeled item planted in noise.
 
     Labeled items are unit vectors along distinct axes; noise items point elsewhere
     (axes 8..15), so under cosine the planted copies are the anchors' only close items.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     labeled = np.zeros((4, dim), dtype=np.float32)
     for i in range(4):
         labeled[i, i] = 1.0
@@ -33,14 +33,14 @@ def planted_pool(n_noise=400, dim=16, per_anchor=3, seed=0):
 
 def test_subpool_is_the_planted_neighbours_of_the_anchors():
     x, mask, labels, planted = planted_pool()
-    rows = anchoral_subpool(x, mask, labels, num_anchors=2, num_neighbours=3, subpool_size=len(planted), random_state=0)
+    rows = anchoral_subpool(x, mask, labels, num_anchors=2, k_neighbors=3, subpool_size=len(planted), random_state=0)
     assert rows.dtype == np.int64
     assert sorted(rows.tolist()) == sorted(planted.tolist())
 
 
 def test_planted_neighbours_rank_first_and_labeled_rows_never_returned():
     x, mask, labels, planted = planted_pool()
-    rows = anchoral_subpool(x, mask, labels, num_anchors=2, num_neighbours=20, subpool_size=50, random_state=0)
+    rows = anchoral_subpool(x, mask, labels, num_anchors=2, k_neighbors=20, subpool_size=50, random_state=0)
     # Anchors share many retrieved noise items: the union is smaller than 4 x 20.
     assert len(planted) < len(rows) <= 50
     assert set(rows[:len(planted)].tolist()) == set(planted.tolist())
@@ -50,7 +50,7 @@ def test_planted_neighbours_rank_first_and_labeled_rows_never_returned():
 
 def test_exact_and_hnsw_give_the_same_subpool():
     x, mask, labels, planted = planted_pool()
-    kw = dict(num_anchors=2, num_neighbours=3, subpool_size=len(planted), random_state=0)
+    kw = dict(num_anchors=2, k_neighbors=3, subpool_size=len(planted), random_state=0)
     exact = anchoral_subpool(x, mask, labels, method="exact", **kw)
     approx = anchoral_subpool(x, mask, labels, method="hnsw", **kw)
     assert set(exact.tolist()) == set(approx.tolist()) == set(planted.tolist())
@@ -60,7 +60,7 @@ def test_memory_mapped_embeddings_give_the_same_subpool(tmp_path):
     x, mask, labels, _ = planted_pool()
     np.save(tmp_path / "x.npy", x)
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
-    kw = dict(num_anchors=2, num_neighbours=10, subpool_size=30, random_state=3)
+    kw = dict(num_anchors=2, k_neighbors=10, subpool_size=30, random_state=3)
     np.testing.assert_array_equal(anchoral_subpool(mm, mask, labels, **kw), anchoral_subpool(x, mask, labels, **kw))
 
 
@@ -71,7 +71,7 @@ def test_blocked_reference_path_gives_the_same_subpool(monkeypatch):
     mask = np.zeros(500, dtype=bool)
     mask[:12] = True
     labels = np.where(mask, np.arange(500) % 3, -1)
-    kw = dict(num_anchors=2, num_neighbours=10, subpool_size=30, random_state=3, method="exact")
+    kw = dict(num_anchors=2, k_neighbors=10, subpool_size=30, random_state=3, method="exact")
     whole = anchoral_subpool(x, mask, labels, **kw)
     monkeypatch.setattr(checks, "BLOCK_ELEMENTS", 16 * 50)
     np.testing.assert_array_equal(anchoral_subpool(x, mask, labels, **kw), whole)
@@ -85,8 +85,8 @@ def test_same_seed_same_subpool():
     mask2[extra] = True
     labels2 = labels.copy()
     labels2[extra] = rng.integers(0, 2, 40)
-    a = anchoral_subpool(x, mask2, labels2, num_anchors=3, num_neighbours=10, subpool_size=25, random_state=7)
-    b = anchoral_subpool(x, mask2, labels2, num_anchors=3, num_neighbours=10, subpool_size=25, random_state=7)
+    a = anchoral_subpool(x, mask2, labels2, num_anchors=3, k_neighbors=10, subpool_size=25, random_state=7)
+    b = anchoral_subpool(x, mask2, labels2, num_anchors=3, k_neighbors=10, subpool_size=25, random_state=7)
     np.testing.assert_array_equal(a, b)
 
 
@@ -109,17 +109,17 @@ def test_anchors_spread_over_a_class_and_small_classes_give_all():
     assert anchors[2] == 10
 
 
-def test_subpool_size_and_num_neighbours_are_clipped_to_what_exists():
+def test_subpool_size_and_k_neighbors_are_clipped_to_what_exists():
     x, mask, labels, _ = planted_pool(n_noise=20)
-    rows = anchoral_subpool(x, mask, labels, num_anchors=2, num_neighbours=1000, subpool_size=1000, random_state=0)
+    rows = anchoral_subpool(x, mask, labels, num_anchors=2, k_neighbors=1000, subpool_size=1000, random_state=0)
     assert sorted(rows.tolist()) == np.flatnonzero(~mask).tolist()
 
 
 @pytest.mark.parametrize("param, value, message", [
     ("num_anchors", 0, "num_anchors must be an integer >= 1, got 0"),
     ("num_anchors", 2.5, "num_anchors must be an integer >= 1, got 2.5"),
-    ("num_neighbours", 0, "num_neighbours must be an integer >= 1, got 0"),
-    ("num_neighbours", True, "num_neighbours must be an integer >= 1, got True"),
+    ("k_neighbors", 0, "k_neighbors must be an integer >= 1, got 0"),
+    ("k_neighbors", True, "k_neighbors must be an integer >= 1, got True"),
     ("subpool_size", -3, "subpool_size must be an integer >= 1, got -3"),
     ("subpool_size", "10", "subpool_size must be an integer >= 1, got '10'"),
     ("method", "annoy", r"method must be one of \['auto', 'exact', 'hnsw', 'faiss'\], got 'annoy'"),
@@ -151,19 +151,19 @@ def test_empty_labeled_set_and_empty_pool():
 
 def test_seals_is_the_union_of_the_labeled_items_neighbours_and_grows():
     x, mask, labels, planted = planted_pool()
-    rows = seals_subpool(x, mask, num_neighbours=3, random_state=0)
+    rows = seals_subpool(x, mask, k_neighbors=3, random_state=0)
     assert sorted(rows.tolist()) == sorted(planted.tolist())
     grown = mask.copy()
     grown[np.flatnonzero(~mask)[:10]] = True
-    more = seals_subpool(x, grown, num_neighbours=3, random_state=0)
+    more = seals_subpool(x, grown, k_neighbors=3, random_state=0)
     assert len(more) > len(rows)
     assert not grown[more].any()
 
 
-def test_seals_bad_num_neighbours():
+def test_seals_bad_k_neighbors():
     x, mask, _, _ = planted_pool(n_noise=20)
-    with pytest.raises(ValueError, match="num_neighbours must be an integer >= 1, got 0"):
-        seals_subpool(x, mask, num_neighbours=0)
+    with pytest.raises(ValueError, match="k_neighbors must be an integer >= 1, got 0"):
+        seals_subpool(x, mask, k_neighbors=0)
 
 
 def test_random_subpool_size_seed_and_clip():

@@ -1,13 +1,21 @@
-"""Contract tests for strategies.py: every strategy returns exactly ``budget`` unique pool rows."""
+"""Strategies: one contract test over every registered strategy and subpool, typed options, known answers."""
+import inspect
+
 import numpy as np
 import pytest
 
+import AL_functions as alf
+import anchoral
+import checks
+import gnn
+import knn
 import strategies as st
+from strategies.base import Registered
 
 
-def make_ctx(n=300, d=8, c=4, n_labeled=30, seed=0):
+def make_ctx(n=300, d=8, c=4, n_labeled=30, random_state=0, params=None):
     """A pool whose probabilities are the softmax head over its embeddings (as in the benchmark)."""
-    rng = np.random.RandomState(seed)
+    rng = np.random.RandomState(random_state)
     emb = rng.randn(n, d).astype(np.float32)
     w, b = rng.randn(d, c), rng.randn(c)
     z = emb @ w + b
@@ -18,46 +26,64 @@ def make_ctx(n=300, d=8, c=4, n_labeled=30, seed=0):
     mask[rng.choice(n, n_labeled, replace=False)] = True
     y[np.flatnonzero(mask)[:c]] = np.arange(c)  # every class labeled at least once
     return st.SelectionContext(p, emb, mask, labels=np.where(mask, y, -1), head=(w, b),
-                               params={"gnn": {"epochs": 20}})
+                               params={"gnn": {"epochs": 5}} if params is None else params)
 
 
-FAST = [s for s in st.available_strategies() if s != "gnn"]
+# Every registered strategy, and every subpool in front of entropy.
+ALL = list(st.STRATEGIES) + [f"{sub}_entropy" for sub in st.SUBPOOLS]
 
 
-@pytest.mark.parametrize("name", FAST)
-@pytest.mark.parametrize("budget", [1, 17])
-def test_exact_budget_unique_unlabeled(name, budget):
-    ctx = make_ctx()
-    rows = st.select(name, ctx, budget, random_state=0)
-    assert rows.shape == (budget,)
-    assert len(np.unique(rows)) == budget
-    assert not ctx.labeled_mask[rows].any()
+def section_of(name):
+    """The params section a name's options live under (the subpool's for a composite)."""
+    return name if name in st.STRATEGIES else name.partition("_")[0]
 
 
-def test_gnn_exact_budget_unique_unlabeled():
-    ctx = make_ctx()
-    rows = st.select("gnn", ctx, 10, random_state=0)
-    assert rows.shape == (10,) and len(np.unique(rows)) == 10
-    assert not ctx.labeled_mask[rows].any()
+# --------------------------------------------------------------------------- contract
+@pytest.mark.parametrize("name", ALL)
+def test_contract_unknown_option_is_refused(name):
+    section = section_of(name)
+    kind = "strategy" if section in st.STRATEGIES else "subpool"
+    ctx = make_ctx(n=80, params={section: {"no_such_option": 1}})
+    with pytest.raises(ValueError, match=f"{kind} '{section}' (has no option 'no_such_option'|takes no options)"):
+        st.select(name, ctx, 5, random_state=0)
 
 
-@pytest.mark.parametrize("name", FAST)
-def test_reproducible_with_seed(name):
-    ctx = make_ctx()
+@pytest.mark.parametrize("name", ALL)
+def test_contract_same_seed_same_rows(name):
+    ctx = make_ctx(n=80)
     np.testing.assert_array_equal(st.select(name, ctx, 12, random_state=3), st.select(name, ctx, 12, random_state=3))
 
 
-@pytest.mark.parametrize("name", FAST)
-def test_budget_of_whole_pool(name):
+@pytest.mark.parametrize("name", ALL)
+def test_contract_budget_of_whole_pool_takes_every_pool_row(name):
     ctx = make_ctx(n=60, n_labeled=30)
     rows = st.select(name, ctx, 30, random_state=0)
     np.testing.assert_array_equal(np.sort(rows), ctx.pool_rows)
 
 
-def test_budget_above_pool_raises():
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("budget, allowed", [(31, "between 1 and 30, got 31"), (0, "between 1 and 30, got 0")])
+def test_contract_budget_outside_pool_raises(name, budget, allowed):
     ctx = make_ctx(n=60, n_labeled=30)
-    with pytest.raises(ValueError, match="budget"):
-        st.select("entropy", ctx, 31)
+    with pytest.raises(ValueError, match=f"budget must be an integer {allowed}"):
+        st.select(name, ctx, budget)
+
+
+def test_contract_violation_is_caught(monkeypatch):
+    monkeypatch.setitem(st.STRATEGIES, "broken", Registered(lambda ctx, budget, random_state=None: ctx.pool_rows[[0, 0, 1]]))
+    with pytest.raises(RuntimeError, match="'broken' returned 2 unique of 3 rows, expected 3 unique"):
+        st.select("broken", make_ctx(), 3)
+
+
+def test_empty_pool_raises():
+    ctx = make_ctx(n=40, n_labeled=40)
+    with pytest.raises(checks.EmptyPoolError, match="the pool is empty"):
+        st.select("entropy", ctx, 1)
+
+
+def test_random_depends_on_the_seed():
+    ctx = make_ctx()
+    assert set(st.select("random", ctx, 20, random_state=0)) != set(st.select("random", ctx, 20, random_state=1))
 
 
 def test_unknown_strategy_lists_allowed():
@@ -73,6 +99,67 @@ def test_pool_labels_are_refused():
         st.SelectionContext(ctx.probs, ctx.embeddings, ctx.labeled_mask, labels=labels)
 
 
+# --------------------------------------------------------------------------- options
+@pytest.mark.parametrize("section, options, message", [
+    ("uncertainty_clustering", {"alpha": 1.5}, r"alpha must be a number in \[0.0, 1.0\], got 1.5"),
+    ("uncertainty_clustering", {"alpha": "0.2"}, r"alpha must be a number in \[0.0, 1.0\], got '0.2'"),
+    ("gnn", {"score": "bald"}, r"score must be one of \['hybrid', .*\], got 'bald'"),
+    ("gnn", {"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+    ("gnn", {"lr": 0.0}, r"lr must be a number in \(0.0, inf\), got 0.0"),
+    ("intersection", {"diversity": {"n_clusters": 0}}, "n_clusters must be an integer >= 1, got 0"),
+    ("intersection", {"novelty": {"method": "annoy"}}, "method must be one of .*, got 'annoy'"),
+    ("intersection", {"novelty": {"k": 3}}, r"novelty options \['k'\] are unknown"),
+    ("intersection", {"diversity": 10}, "intersection option 'diversity' must be a dict"),
+    ("anchoral", {"k_neighbors": 0}, "k_neighbors must be an integer >= 1, got 0"),
+    ("anchoral", {"num_neighbours": 5}, r"subpool 'anchoral' has no option 'num_neighbours'; allowed options are "
+                                        r"\['num_anchors', 'k_neighbors', 'subpool_size', 'method'\]"),
+    ("seals", {"method": "annoy"}, "method must be one of .*, got 'annoy'"),
+    ("randsub", {"subpool_size": -1}, "subpool_size must be an integer >= 1, got -1"),
+    ("entropy", {"alpha": 0.2}, "strategy 'entropy' takes no options"),
+    ("typo", {}, "params has options for 'typo', which is no strategy or subpool"),
+])
+def test_bad_options_are_refused_before_any_work(section, options, message, monkeypatch):
+    calls = []
+    for name, entry in st.STRATEGIES.items():
+        monkeypatch.setitem(st.STRATEGIES, name, Registered(lambda *a, **k: calls.append(a), entry.options))
+    ctx = make_ctx(params={section: options})
+    with pytest.raises(ValueError, match=message):
+        st.select("random", ctx, 5)
+    assert calls == []
+
+
+def test_options_reach_the_strategy_as_dict_or_typed():
+    # alpha = 1 gives the whole budget to entropy: the selection is entropy's.
+    top = set(st.select("entropy", make_ctx(), 10, random_state=0))
+    for given in ({"alpha": 1.0}, st.UncertaintyClusteringOptions(alpha=1.0)):
+        ctx = make_ctx(params={"uncertainty_clustering": given})
+        assert set(st.select("uncertainty_clustering", ctx, 10, random_state=0)) == top
+
+
+def test_a_strategy_called_directly_checks_its_options():
+    ctx = make_ctx(params={"uncertainty_clustering": {"alpha": 2.0}})
+    with pytest.raises(ValueError, match="alpha must be a number"):
+        st.get_strategy("uncertainty_clustering")(ctx, 5, 0)
+
+
+def test_check_params_fills_defaults_and_drops_optionless_sections():
+    typed = st.check_params({"gnn": {"epochs": 7}, "entropy": {}, "anchoral": None})
+    assert typed == {"gnn": st.GnnOptions(epochs=7), "anchoral": st.AnchorALOptions()}
+
+
+def test_intersection_bounds_depend_on_the_pool():
+    ctx = make_ctx(n=60, n_labeled=30, params={"intersection": {"diversity": {"n_clusters": 31}}})
+    with pytest.raises(ValueError, match="n_clusters must be an integer between 1 and 30, got 31"):
+        st.select("intersection", ctx, 5)
+
+
+def test_gnn_options_mirror_run_gnn():
+    assert st.gnn.GNN_SCORES == gnn.SCORES
+    defaults = inspect.signature(gnn.run_gnn).parameters
+    assert {k: defaults[k].default for k in st.GnnOptions().as_dict()} == st.GnnOptions().as_dict()
+
+
+# --------------------------------------------------------------------------- known answers
 def test_entropy_picks_the_uniform_rows():
     # Known answer: rows 5 and 9 are uniform (max entropy); the rest are confident.
     p = np.tile([0.97, 0.01, 0.01, 0.01], (20, 1)).astype(np.float32)
@@ -109,14 +196,17 @@ def test_composite_subpool_hook_with_fake_subpool():
         # A subpool smaller than the budget is topped up to exactly the budget.
         rows = st.select("fake_random", ctx, 50, random_state=0)
         assert len(set(rows)) == 50 and set(fake) <= set(rows)
-        assert not ctx.labeled_mask[rows].any()
     finally:
         st.SUBPOOLS.pop("fake")
 
 
-def test_anchoral_composite():
-    pytest.importorskip("anchoral")
-    ctx = make_ctx()
-    ctx.params["anchoral"] = {"num_anchors": 2, "num_neighbours": 20, "subpool_size": 50}
+def test_anchoral_entropy_is_entropy_inside_the_anchoral_subpool():
+    opts = {"num_anchors": 2, "k_neighbors": 20, "subpool_size": 50}
+    ctx = make_ctx(params={"anchoral": opts})
+    sub = anchoral.anchoral_subpool(knn.StandardizedView(ctx.embeddings), ctx.labeled_mask, ctx.labels,
+                                    random_state=np.random.RandomState(0), **opts)
     rows = st.select("anchoral_entropy", ctx, 10, random_state=0)
-    assert rows.shape == (10,) and not ctx.labeled_mask[rows].any()
+    entropy = alf.entropy_scores(ctx.probs)
+    assert set(rows) <= set(sub)
+    # The 10 highest-entropy rows of the subpool (no ties in continuous scores).
+    assert set(rows) == set(sub[np.argsort(-entropy[sub])[:10]])
