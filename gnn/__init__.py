@@ -1,23 +1,29 @@
 """GraphSAGE sidecar: structure-aware uncertainty over the analyzer's exported embeddings.
 
-``python -m gnn`` (after ``python AL_cycle.py``) or ``gnn.run_gnn(...)`` in-process.
-Reads ``results/embeddings/*.npy`` and never imports TensorFlow. ``gnn.export`` (the
-schema) imports neither torch nor TensorFlow; the torch parts load on first use of a
-name below, so the Keras side can write an export without importing torch.
+``python -m gnn`` (after ``python AL_cycle.py``), ``gnn.run_gnn(...)`` on an export
+folder, or ``gnn.score_pool(export, budget=...)`` on an export held in memory. Never
+imports TensorFlow. The rooms, top to bottom: ``export`` (the schema; no torch),
+``graph``, ``model``, ``scores``, ``run``, ``figures``, ``__main__`` (the CLI).
+``gnn.export``'s names are imported here; the torch parts load on first use of a
+name below (PEP 562), so the Keras side can write an export without importing torch.
 """
 import importlib
 
-_TORCH_API = (
-    "SAGE", "SCORES", "build_graph", "build_model", "disagreement_scores", "edge_homophily",
-    "entropy_uncertainty", "hybrid_scores", "mutual_information", "node_homophily", "pool_scores",
-    "predict_proba", "run_gnn", "split_labeled", "to_adjacency", "train",
-)
-__all__ = ["check_export", "load_export", "write_export", *_TORCH_API]
+from gnn.export import check_export, load_export, write_export
 
-from gnn.export import check_export, load_export, write_export  # noqa: E402
+_TORCH_API = {
+    "build_graph": "gnn.graph", "edge_homophily": "gnn.graph", "node_homophily": "gnn.graph",
+    "to_adjacency": "gnn.graph",
+    "CachedSAGEConv": "gnn.model", "SAGE": "gnn.model", "build_model": "gnn.model", "predict_proba": "gnn.model",
+    "split_labeled": "gnn.model", "train": "gnn.model",
+    "SCORES": "gnn.scores", "disagreement_scores": "gnn.scores", "entropy_uncertainty": "gnn.scores",
+    "hybrid_scores": "gnn.scores", "mutual_information": "gnn.scores", "pool_scores": "gnn.scores",
+    "GNNOptions": "gnn.run", "run_gnn": "gnn.run", "score_pool": "gnn.run",
+}
+__all__ = ["check_export", "load_export", "write_export", *_TORCH_API]
 
 
 def __getattr__(name):  # PEP 562: import torch only when a torch name is used
     if name in _TORCH_API:
-        return getattr(importlib.import_module("gnn.sage"), name)
+        return getattr(importlib.import_module(_TORCH_API[name]), name)
     raise AttributeError(f"module 'gnn' has no attribute {name!r}")

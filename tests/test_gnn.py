@@ -1,4 +1,4 @@
-"""GraphSAGE sidecar (gnn/): homophily, graph, planted clusters, seeds, CLI, bad input."""
+"""GraphSAGE sidecar (gnn/): homophily, graph, planted clusters, seeds, in-memory scoring, CLI, bad input."""
 import hashlib
 import json
 import os
@@ -15,11 +15,14 @@ pytest.importorskip("torch_geometric")
 import gnn  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import gnn_speed  # noqa: E402
 
 
-def make_clusters(n_clusters=5, per_cluster=40, dim=16, labels_per_cluster=3, seed=0, separation=8.0):
+def make_clusters(n_clusters=5, per_cluster=40, dim=16, labels_per_cluster=3, random_state=0, separation=8.0):
     """Well-separated Gaussian clusters; the first ``labels_per_cluster`` of each are labeled."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     centres = rng.normal(scale=separation, size=(n_clusters, dim))
     y = np.repeat(np.arange(n_clusters), per_cluster)
     x = (centres[y] + rng.normal(size=(len(y), dim))).astype(np.float32)
@@ -87,7 +90,7 @@ def test_homophily_without_known_edges_is_nan():
 def test_build_graph_is_symmetric_without_self_loops_or_duplicates():
     x = make_clusters(n_clusters=3, per_cluster=10)["embeddings"]
     x[1] = x[0]  # duplicate rows must not produce a self-loop
-    edges = gnn.build_graph(x, k=4, random_state=0).numpy()
+    edges = gnn.build_graph(x, k_neighbors=4, random_state=0).numpy()
     pairs = set(map(tuple, edges.T))
     assert len(pairs) == edges.shape[1]
     assert all(a != b for a, b in pairs)
@@ -95,10 +98,10 @@ def test_build_graph_is_symmetric_without_self_loops_or_duplicates():
     assert np.bincount(edges[0], minlength=len(x)).min() >= 4
 
 
-def test_build_graph_rejects_k_not_below_n():
+def test_build_graph_rejects_k_neighbors_not_below_n():
     x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
-    with pytest.raises(ValueError, match=r"k=5 must be smaller than the number of nodes \(5\)"):
-        gnn.build_graph(x, k=5)
+    with pytest.raises(ValueError, match=r"k_neighbors=5 must be smaller than the number of nodes \(5\)"):
+        gnn.build_graph(x, k_neighbors=5)
 
 
 # ------------------------------------------------------------------------- scores
@@ -149,8 +152,8 @@ def test_pool_labels_are_never_used_for_training(tmp_path):
 
 def test_same_seed_gives_same_indices(export, tmp_path):
     kwargs = dict(plots=False, progress=False, budget=15, mc_passes=5, score="mc_dropout")
-    first = gnn.run_gnn(export, tmp_path / "one", seed=3, **kwargs)
-    second = gnn.run_gnn(export, tmp_path / "two", seed=3, **kwargs)
+    first = gnn.run_gnn(export, tmp_path / "one", random_state=3, **kwargs)
+    second = gnn.run_gnn(export, tmp_path / "two", random_state=3, **kwargs)
     np.testing.assert_array_equal(first["indices"], second["indices"])
     np.testing.assert_array_equal(first["scores"], second["scores"])
 
@@ -172,10 +175,17 @@ def test_every_score_selects_absolute_pool_indices(export, tmp_path, score):
     assert chosen.min() >= np.delete(result["scores"], np.searchsorted(pool_indices, result["indices"])).max()
 
 
-def test_budget_larger_than_pool_is_clipped_and_flagged(export, tmp_path):
-    result = gnn.run_gnn(export, tmp_path / "gnn", budget=10_000, plots=False, progress=False)
-    assert result["selection"]["n_selected"] == result["data"]["n_pool"] == len(result["indices"])
-    assert result["selection"]["budget_clipped"] is True
+def test_budget_equal_to_pool_selects_every_pool_item(export, tmp_path):
+    data = make_clusters()
+    result = gnn.run_gnn(export, tmp_path / "gnn", budget=185, plots=False, progress=False)
+    assert sorted(result["indices"]) == sorted(data["indices"][~data["labeled_mask"]])
+
+
+def test_budget_larger_than_pool_raises_and_writes_nothing(export, tmp_path):
+    # One policy across the project (strategies, analyzer, GNN): never clip silently.
+    with pytest.raises(ValueError, match=r"budget must be an integer between 1 and 185, got 186"):
+        gnn.run_gnn(export, tmp_path / "gnn", budget=186, progress=False)
+    assert not (tmp_path / "gnn").exists()
 
 
 @pytest.mark.parametrize("param, value, message", [
@@ -184,6 +194,11 @@ def test_budget_larger_than_pool_is_clipped_and_flagged(export, tmp_path):
     ("budget", 0, r"budget must be an integer >= 1, got 0"),
     ("hidden", 2.5, r"hidden must be an integer >= 1, got 2.5"),
     ("mc_passes", -1, r"mc_passes must be an integer >= 0, got -1"),
+    ("k_neighbors", 0, r"k_neighbors must be an integer >= 1, got 0"),
+    ("random_state", -1, r"random_state must be an integer >= 0, got -1"),
+    ("random_state", "0", r"random_state must be None, a non-negative int or a numpy RandomState, got '0'"),
+    ("k", 10, r"unknown GNN option\(s\) \['k'\]; allowed: \['k_neighbors', "),
+    ("seed", 0, r"unknown GNN option\(s\) \['seed'\]"),
 ])
 def test_bad_parameters_name_the_parameter(export, tmp_path, param, value, message):
     with pytest.raises(ValueError, match=message):
@@ -193,6 +208,90 @@ def test_bad_parameters_name_the_parameter(export, tmp_path, param, value, messa
 def test_mc_dropout_score_needs_passes(export, tmp_path):
     with pytest.raises(ValueError, match=r"score='mc_dropout' needs mc_passes >= 2, got 0"):
         gnn.run_gnn(export, tmp_path / "gnn", score="mc_dropout", progress=False)
+
+
+# ------------------------------------------------------------- in-memory scoring
+
+
+def test_score_pool_in_memory_matches_run_gnn_and_writes_nothing(export, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kwargs = dict(budget=12, random_state=5, score="disagreement", k_neighbors=6, epochs=60, progress=False)
+    on_disk = gnn.run_gnn(export, tmp_path / "gnn", plots=False, **kwargs)
+    in_memory = gnn.score_pool(gnn.check_export(**make_clusters()), **kwargs)
+    np.testing.assert_array_equal(in_memory["indices"], on_disk["indices"])
+    np.testing.assert_array_equal(in_memory["scores"], on_disk["scores"])
+    np.testing.assert_array_equal(in_memory["probs"], np.load(tmp_path / "gnn" / "gnn_probs.npy"))
+    rows = in_memory["selected_rows"]
+    np.testing.assert_array_equal(make_clusters()["indices"][rows], in_memory["indices"])
+    assert sorted(os.listdir(tmp_path)) == ["embeddings", "gnn"]
+
+
+def test_score_pool_checks_the_export_it_is_given():
+    data = make_clusters()
+    data["labeled_mask"] = np.zeros_like(data["labeled_mask"])
+    with pytest.raises(ValueError, match=r"no labeled nodes"):
+        gnn.score_pool(data, budget=5, progress=False)
+
+
+def test_score_pool_names_missing_arrays():
+    data = make_clusters()
+    del data["probs"]
+    with pytest.raises(ValueError, match=r"export is missing probs"):
+        gnn.score_pool(data, budget=5, progress=False)
+
+
+def test_score_pool_budget_larger_than_pool_raises():
+    with pytest.raises(ValueError, match=r"budget must be an integer between 1 and 185, got 500"):
+        gnn.score_pool(make_clusters(), budget=500, progress=False)
+
+
+# ------------------------------------------------- accuracy on rows not trained on
+
+
+def base_knows_its_training_rows():
+    """The planted export with a base model right on every labeled row (it trained on them)
+    and on every fourth pool row only: a held-out comparison must show the pool figure."""
+    data = make_clusters()
+    n, c = data["probs"].shape
+    right = data["labeled_mask"] | (np.arange(n) % 4 == 0)
+    pred = np.where(right, data["labels"], (data["labels"] + 1) % c)
+    probs = np.full((n, c), 0.1 / (c - 1), dtype=np.float32)
+    probs[np.arange(n), pred] = 0.9
+    pool = ~data["labeled_mask"]
+    return dict(data, probs=probs), float(np.mean(right[pool]))
+
+
+def test_accuracy_compares_both_models_on_pool_rows_neither_trained_on(tmp_path, capsys):
+    from gnn.__main__ import main
+
+    data, base_pool = base_knows_its_training_rows()
+    out = tmp_path / "gnn"
+    assert main(["--embeddings-dir", str(write_export(tmp_path / "emb", data)), "--out-dir", str(out),
+                 "--budget", "5", "--no-plots", "--quiet"]) == 0
+    accuracy = json.loads((out / "summary.json").read_text())["accuracy"]
+    assert accuracy["base_pool"] == pytest.approx(base_pool)
+    assert accuracy["base_labeled_trained_on"] == 1.0
+    assert "base_val" not in accuracy  # the base model trained on the GNN's validation rows
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (f"accuracy on the 185 pool rows with known labels (neither model trained on them): "
+                        f"GNN {accuracy['gnn_pool']:.3f}, base model {base_pool:.3f}")
+
+
+def test_without_pool_labels_each_figure_names_its_rows(tmp_path, capsys):
+    from gnn.__main__ import main
+
+    data, _ = base_knows_its_training_rows()
+    data["labels"] = np.where(data["labeled_mask"], data["labels"], -1)
+    out = tmp_path / "gnn"
+    assert main(["--embeddings-dir", str(write_export(tmp_path / "emb", data)), "--out-dir", str(out),
+                 "--budget", "5", "--no-plots", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["accuracy"]["gnn_pool"] is None and summary["accuracy"]["base_pool"] is None
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (f"no pool labels known, so no held-out comparison: GNN "
+                        f"{summary['accuracy']['gnn_val']:.3f} on its {summary['training']['n_val']} held-out "
+                        f"labeled rows (used for early stopping); base model 1.000 on the 15 labeled rows "
+                        f"it trained on")
 
 
 # ---------------------------------------------------------------------- bad input
@@ -235,9 +334,9 @@ def test_bad_export_raises_and_leaves_out_dir_untouched(tmp_path, case):
     assert snapshot(folder) == before_export
 
 
-def test_k_not_below_number_of_nodes_raises(export, tmp_path):
-    with pytest.raises(ValueError, match=r"k=200 must be smaller than the number of nodes \(200\)"):
-        gnn.run_gnn(export, tmp_path / "gnn", k=200, progress=False)
+def test_k_neighbors_not_below_number_of_nodes_raises(export, tmp_path):
+    with pytest.raises(ValueError, match=r"k_neighbors=200 must be smaller than the number of nodes \(200\)"):
+        gnn.run_gnn(export, tmp_path / "gnn", k_neighbors=200, progress=False)
 
 
 def test_missing_export_folder_raises(tmp_path):
@@ -277,7 +376,7 @@ def test_cli_on_tiny_export_writes_all_outputs(export, tmp_path):
              "uncertainty_distributions.png"}
     assert names <= set(os.listdir(out))
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["params"]["k"] == 5 and summary["selection"]["n_selected"] == 7
+    assert summary["params"]["k_neighbors"] == 5 and summary["selection"]["n_selected"] == 7
     data = make_clusters()
     indices = np.load(out / "gnn_indices.npy")
     assert indices.dtype == np.int64 and len(indices) == 7
@@ -290,22 +389,44 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(export, tmp_path):
     out = tmp_path / "gnn"
     proc = run_cli("--embeddings-dir", export, "--out-dir", out, "--k", 500, "--quiet")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: k=500 must be smaller than the number of nodes (200)"
+    assert proc.stderr.strip() == "error: k_neighbors=500 must be smaller than the number of nodes (200)"
     assert not out.exists()
 
 
 def test_cli_help_lists_the_parameters():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for flag in ("--k", "--hidden", "--epochs", "--alpha", "--score", "--budget", "--mc-passes", "--seed"):
+    for flag in ("--k-neighbors", "--k ", "--hidden", "--epochs", "--alpha", "--score", "--budget", "--mc-passes",
+                 "--seed"):
         assert flag in proc.stdout
 
 
 def test_gnn_never_imports_tensorflow():
-    code = ("import sys, gnn, gnn.figures, gnn.bench, gnn.__main__; "
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import gnn, gnn.graph, gnn.model, gnn.scores, "
+            "gnn.run, gnn.figures, gnn.__main__, gnn_speed; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_help_does_not_import_torch():
+    code = ("import sys; from gnn.__main__ import build_parser; build_parser().format_help(); "
+            "assert 'torch' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_k_alias_and_k_neighbors_flag_are_one_option():
+    from gnn.__main__ import build_parser
+
+    assert build_parser().parse_args(["--k", "7"]).k_neighbors == 7
+    assert build_parser().parse_args(["--k-neighbors", "7"]).k_neighbors == 7
+
+
+def test_speed_benchmark_reaches_planted_clusters():
+    row = gnn_speed.bench_one(400, 8, n_classes=3, k_neighbors=5, epochs=60, spread=4.0, random_state=0)
+    assert row["nodes"] == 400 and row["knn"] == "exact"
+    assert row["pool_acc"] >= 0.95 and row["homophily"] >= 0.95
 
 
 @pytest.mark.parametrize("case", BAD_CASES + ["k", "missing"])
@@ -315,7 +436,7 @@ def test_cli_main_reports_each_bad_input_in_one_line(tmp_path, capsys, case):
     folder, args = tmp_path / "embeddings", []
     if case == "k":
         write_export(folder, make_clusters())
-        args = ["--k", "200"]
+        args = ["--k-neighbors", "200"]
     elif case != "missing":
         write_export(folder, corrupt(case, make_clusters())[0])
     out = tmp_path / "gnn"

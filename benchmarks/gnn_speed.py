@@ -1,0 +1,111 @@
+"""Speed of the GraphSAGE sidecar: graph build and training on a synthetic clustered pool.
+
+    python benchmarks/gnn_speed.py --nodes 10000 100000 --dim 576
+
+Prints graph-build and training seconds separately (plus prediction), with the
+epochs run and the pool accuracy reached, so that "to convergence" can be checked.
+The pool is :func:`synthetic.make_pool` with one Gaussian cluster per class.
+Nothing is written to disk.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import knn  # noqa: E402
+import seeding  # noqa: E402
+from gnn.graph import build_graph, edge_homophily, to_adjacency  # noqa: E402
+from gnn.model import build_model, predict_proba, split_labeled, train  # noqa: E402
+from synthetic import make_pool  # noqa: E402
+
+
+def bench_one(n, dim, *, n_classes=10, k_neighbors=10, hidden=64, epochs=200, patience=20, spread=0.2,
+              labeled_fraction=0.05, random_state=0):
+    """Time one graph build, one training run and one prediction.
+
+    Parameters
+    ----------
+    n, dim, n_classes : int
+        Nodes, embedding width and classes (one cluster per class).
+    k_neighbors, hidden, epochs, patience : int
+        As in :class:`gnn.GNNOptions`.
+    spread : float
+        Scale of the cluster centres against the unit noise (higher = easier).
+    labeled_fraction : float
+        Share of labeled nodes (at least two per class).
+    random_state : int
+
+    Returns
+    -------
+    row : dict
+        ``nodes``, ``dim``, ``edges``, ``graph_s``, ``train_s``, ``epochs``,
+        ``best_epoch``, ``predict_s``, ``pool_acc``, ``homophily``, ``knn`` (the
+        nearest-neighbour backend the cost model picked).
+    """
+    n_labeled = max(2 * n_classes, int(labeled_fraction * n))
+    embeddings, _, labels, mask = make_pool(n, dim, n_classes, n_labeled, n_centers=n_classes, spread=spread,
+                                            random_state=random_state)
+    seeding.seed_everything(random_state)
+
+    start = time.perf_counter()
+    features = knn.standardize(embeddings)
+    edge_index = build_graph(features, k_neighbors, random_state=random_state)
+    adj_t = to_adjacency(edge_index, n)
+    graph_s = time.perf_counter() - start
+
+    train_rows, val_rows = split_labeled(np.flatnonzero(mask), labels, random_state=random_state)
+    x = torch.from_numpy(features)
+    y = torch.from_numpy(np.where(mask, labels, -1))
+    model = build_model(dim, hidden, n_classes)
+    start = time.perf_counter()
+    history = train(model, x, adj_t, y, torch.from_numpy(train_rows), torch.from_numpy(val_rows),
+                    epochs=epochs, patience=patience, progress=False)
+    train_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    pred = predict_proba(model, x, adj_t).argmax(1)
+    predict_s = time.perf_counter() - start
+    pool = ~mask
+    return {"nodes": n, "dim": dim, "edges": edge_index.shape[1] // 2, "graph_s": graph_s,
+            "train_s": train_s, "epochs": history["epochs_run"], "best_epoch": history["best_epoch"],
+            "predict_s": predict_s, "pool_acc": float(np.mean(pred[pool] == labels[pool])),
+            "homophily": edge_homophily(edge_index, labels),
+            "knn": knn.knn_method_for(n, n, dim)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python benchmarks/gnn_speed.py", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--nodes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--dim", type=int, default=576)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--k-neighbors", "--k", dest="k_neighbors", type=int, default=10,
+                        help="neighbours per node in the kNN graph (--k is an alias)")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--patience", type=int, default=20)
+    parser.add_argument("--spread", type=float, default=0.2, help="cluster-centre scale (higher = easier)")
+    parser.add_argument("--labeled-fraction", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'nodes':>8} {'dim':>4} {'knn':>5} {'edges':>9} {'graph_s':>8} {'train_s':>8} {'epochs':>6} "
+          f"{'best':>5} {'predict_s':>9} {'pool_acc':>8} {'homoph':>6}")
+    for n in args.nodes:
+        r = bench_one(n, args.dim, n_classes=args.classes, k_neighbors=args.k_neighbors, hidden=args.hidden,
+                      epochs=args.epochs, patience=args.patience, spread=args.spread,
+                      labeled_fraction=args.labeled_fraction, random_state=args.seed)
+        print(f"{r['nodes']:>8} {r['dim']:>4} {r['knn']:>5} {r['edges']:>9} {r['graph_s']:>8.2f} "
+              f"{r['train_s']:>8.2f} {r['epochs']:>6} {r['best_epoch']:>5} {r['predict_s']:>9.2f} "
+              f"{r['pool_acc']:>8.3f} {r['homophily']:>6.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
