@@ -4,7 +4,9 @@ Each ``check_*`` returns the normalised value or raises ``ValueError`` naming th
 parameter, the value received and what is allowed. Also the block iteration that
 checks and streams large (memory-mapped) arrays without loading them whole.
 """
+import dataclasses
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -80,6 +82,42 @@ def check_int(value, name, low=1, high=None):
         allowed = f"an integer >= {low}" if high is None else f"an integer between {low} and {high}"
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return int(value)
+
+
+def check_float(value, name, low, high, *, low_open=False, high_open=False):
+    """A finite real number in [low, high] (or open at either end); ``high=None``: no upper bound."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low)
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open or high is None else "]"
+        raise ValueError(f"{name} must be a number in {lo}{low}, {'inf' if high is None else high}{hi}, got {value!r}")
+    return float(value)
+
+
+def build_options(cls, owner, given):
+    """A frozen options dataclass ``cls`` from ``given`` (a dict, an instance, or None for the defaults).
+
+    Names that are not fields are refused with the allowed ones; the values are checked
+    by ``cls.__post_init__``.
+
+    Parameters
+    ----------
+    owner : str
+        What the options belong to, for messages (e.g. ``"strategy 'gnn'"``).
+    """
+    if given is None:
+        return cls()
+    if isinstance(given, cls):
+        return given
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    if not isinstance(given, Mapping):
+        raise ValueError(f"{owner} options must be a dict with keys among {allowed} or a {cls.__name__}, "
+                         f"got {type(given).__name__}")
+    unknown = sorted(set(given) - set(allowed), key=str)
+    if unknown:
+        raise ValueError(f"{owner} has no option {unknown[0]!r}; allowed options are {allowed}")
+    return cls(**given)
 
 
 def check_choice(value, name, allowed):

@@ -10,17 +10,18 @@ name below (PEP 562), so the Keras side can write an export without importing to
 import importlib
 
 from gnn.export import check_export, load_export, write_export
+from gnn.options import SCORES, GNNOptions
 
 _TORCH_API = {
     "build_graph": "gnn.graph", "edge_homophily": "gnn.graph", "node_homophily": "gnn.graph",
     "to_adjacency": "gnn.graph",
     "CachedSAGEConv": "gnn.model", "SAGE": "gnn.model", "build_model": "gnn.model", "predict_proba": "gnn.model",
     "split_labeled": "gnn.model", "train": "gnn.model",
-    "SCORES": "gnn.scores", "disagreement_scores": "gnn.scores", "entropy_uncertainty": "gnn.scores",
+    "disagreement_scores": "gnn.scores", "entropy_uncertainty": "gnn.scores",
     "hybrid_scores": "gnn.scores", "mutual_information": "gnn.scores", "pool_scores": "gnn.scores",
-    "GNNOptions": "gnn.run", "run_gnn": "gnn.run", "score_pool": "gnn.run",
+    "run_gnn": "gnn.run", "score_pool": "gnn.run",
 }
-__all__ = ["check_export", "load_export", "write_export", *_TORCH_API]
+__all__ = ["GNNOptions", "SCORES", "check_export", "load_export", "write_export", *_TORCH_API]
 
 
 def __getattr__(name):  # PEP 562: import torch only when a torch name is used

@@ -30,19 +30,11 @@ from gnn import figures
 from gnn.export import check_export, load_export
 from gnn.graph import build_graph, edge_homophily, node_homophily, to_adjacency
 from gnn.model import build_model, predict_proba, split_labeled, train
-from gnn.scores import SCORES, entropy_uncertainty, mutual_information, pool_scores
+from gnn.options import GNNOptions
+from gnn.scores import entropy_uncertainty, mutual_information, pool_scores
 
 SUMMARY_SECTIONS = ("data", "params", "graph", "homophily", "training", "accuracy", "uncertainty", "selection")
 OUTPUT_FILES = ("gnn_indices.npy", "gnn_scores.npy", "gnn_probs.npy", "summary.txt", "summary.json")
-
-
-def _check_float(name, value, low, high, *, low_open=False, high_open=False):
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    ok = ok and np.isfinite(value) and (value > low if low_open else value >= low)
-    ok = ok and (high is None or (value < high if high_open else value <= high))
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open or high is None else "]"
-        raise ValueError(f"{name} must be a number in {lo}{low}, {'inf' if high is None else high}{hi}, got {value!r}")
 
 
 def resolve_device(device):
@@ -58,80 +50,6 @@ def resolve_device(device):
     if resolved.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be None, 'cpu' or 'cuda[:i]', got {device!r}")
     return resolved
-
-
-@dataclasses.dataclass(frozen=True)
-class GNNOptions:
-    """How the GNN is built, trained and scored; checked once on construction.
-
-    Parameters
-    ----------
-    k_neighbors : int, default=10
-        Neighbours per node in the cosine kNN graph.
-    hidden : int, default=64
-        Hidden units of the 2-layer GraphSAGE.
-    epochs, patience : int, default=200, 20
-        Epoch cap and early-stopping patience on validation loss.
-    dropout, lr, weight_decay : float, default=0.5, 0.01, 5e-4
-        Regularisation and Adam settings.
-    alpha : float in [0, 1], default=0.5
-        Weight of the distance to the nearest labeled node in ``score='hybrid'``.
-    score : {'hybrid', 'margin', 'entropy', 'disagreement', 'mc_dropout'}, default='hybrid'
-        ``hybrid`` = (1 - alpha) * GNN entropy + alpha * scaled distance to the
-        nearest labeled node; ``margin`` / ``entropy`` of the GNN prediction (both
-        scaled to [0, 1]); ``disagreement`` = Jensen-Shannon divergence between the
-        GNN and the base model; ``mc_dropout`` = mutual information over
-        ``mc_passes`` dropout passes.
-    mc_passes : int, default=0
-        MC-dropout passes; > 0 adds the mean epistemic uncertainty to the summary.
-    val_fraction : float, default=0.2
-        Share of each class's labeled nodes held out for early stopping.
-    device : str or None, default=None
-        None = CUDA when present, else CPU.
-    progress : bool, default=True
-        Report stages and training progress on stderr.
-    """
-
-    k_neighbors: int = 10
-    hidden: int = 64
-    epochs: int = 200
-    patience: int = 20
-    dropout: float = 0.5
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    alpha: float = 0.5
-    score: str = "hybrid"
-    mc_passes: int = 0
-    val_fraction: float = 0.2
-    device: str = None
-    progress: bool = True
-
-    def __post_init__(self):
-        checks.check_int(self.k_neighbors, "k_neighbors", low=1)
-        checks.check_int(self.hidden, "hidden", low=1)
-        checks.check_int(self.epochs, "epochs", low=1)
-        checks.check_int(self.patience, "patience", low=1)
-        _check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
-        _check_float("lr", self.lr, 0.0, None, low_open=True)
-        _check_float("alpha", self.alpha, 0.0, 1.0)
-        checks.check_choice(self.score, "score", SCORES)
-        checks.check_int(self.mc_passes, "mc_passes", low=0)
-        if self.score == "mc_dropout" and self.mc_passes < 2:
-            raise ValueError(f"score='mc_dropout' needs mc_passes >= 2, got {self.mc_passes}")
-        if self.mc_passes and self.dropout == 0:
-            raise ValueError("mc_passes > 0 needs dropout > 0 (MC dropout samples the dropout masks)")
-        _check_float("val_fraction", self.val_fraction, 0.0, 1.0, high_open=True)
-        _check_float("weight_decay", self.weight_decay, 0.0, None)
-        resolve_device(self.device)
-
-    @classmethod
-    def from_kwargs(cls, options):
-        """Options from keyword arguments; an unknown name is a ``ValueError`` that lists the allowed ones."""
-        allowed = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown GNN option(s) {unknown}; allowed: {allowed}")
-        return cls(**options)
 
 
 def int_seed(random_state):
@@ -211,7 +129,7 @@ def score_pool(export, *, budget, random_state=None, **options):
         rows, so its figure there, ``base_labeled_trained_on``, is no held-out
         accuracy.
     """
-    opts = GNNOptions.from_kwargs(options)
+    opts = checks.build_options(GNNOptions, "the GNN", options)
     seed = int_seed(random_state)
     checks.check_int(budget, "budget", low=1)
     if not isinstance(export, Mapping):
@@ -322,7 +240,7 @@ def run_gnn(embeddings_dir="results/embeddings", out_dir="results/gnn", *, budge
         What :func:`score_pool` returns, with ``data.embeddings_dir`` and ``files``
         (the names written) added; the summary sections are ``summary.json``.
     """
-    opts = GNNOptions.from_kwargs(options)
+    opts = checks.build_options(GNNOptions, "the GNN", options)
     seed = int_seed(random_state)
     checks.check_int(budget, "budget", low=1)
     checks.check_int(tsne_points, "tsne_points", low=10)

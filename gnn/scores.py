@@ -9,7 +9,7 @@ import AL_functions
 import checks
 import knn
 
-SCORES = ("hybrid", "margin", "entropy", "disagreement", "mc_dropout")
+from gnn.options import SCORES
 
 
 def entropy_uncertainty(probs):

@@ -45,15 +45,15 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 import checks
+from gnn.options import GNNOptions
 from strategies import clustering, gnn, intersection, modal, subpools, uncertainty
 from strategies.base import Options, Registered, SelectionContext
 from strategies.clustering import UncertaintyClusteringOptions
-from strategies.gnn import GnnOptions
 from strategies.intersection import IntersectionOptions
 from strategies.subpools import AnchorALOptions, RandomSubpoolOptions, SealsOptions
 
 __all__ = ["STRATEGIES", "SUBPOOLS", "Options", "Registered", "SelectionContext", "available_strategies",
-           "check_params", "get_strategy", "register_subpool", "select", "AnchorALOptions", "GnnOptions",
+           "check_params", "get_strategy", "register_subpool", "select", "AnchorALOptions",
            "IntersectionOptions", "RandomSubpoolOptions", "SealsOptions", "UncertaintyClusteringOptions"]
 
 # name -> Registered(fn(ctx, budget, random_state) -> rows, options dataclass or None)
@@ -64,7 +64,7 @@ STRATEGIES = {
     "least_confidence": Registered(uncertainty.least_confidence_strategy),
     "intersection": Registered(intersection.intersection_strategy, IntersectionOptions),
     "uncertainty_clustering": Registered(clustering.uncertainty_clustering_strategy, UncertaintyClusteringOptions),
-    "gnn": Registered(gnn.gnn_strategy, GnnOptions),
+    "gnn": Registered(gnn.gnn_strategy, GNNOptions),
     "modal_entropy": Registered(modal.modal_entropy_strategy),
     "modal_ranked_batch": Registered(modal.modal_ranked_batch_strategy),
 }
@@ -157,7 +157,7 @@ def check_params(params):
             if given:
                 raise ValueError(f"{kind} {name!r} takes no options, got {given!r}")
             continue
-        typed[name] = entry.options.from_params(f"{kind} {name!r}", given)
+        typed[name] = checks.build_options(entry.options, f"{kind} {name!r}", given)
     return typed
 
 

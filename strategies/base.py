@@ -4,7 +4,6 @@ A strategy file imports this module only (never the package ``__init__``, which 
 the strategy files to build the registry), so imports point one way:
 ``strategies/__init__`` -> ``strategies/<family>.py`` -> ``strategies/base.py``.
 """
-import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Mapping, NamedTuple, Optional
 
@@ -38,41 +37,12 @@ class Options:
 
     @classmethod
     def from_params(cls, owner, given):
-        """Build from ``given`` (a dict of option name -> value, an instance, or None for defaults).
-
-        Parameters
-        ----------
-        owner : str
-            What the options belong to, for messages (e.g. ``"strategy 'gnn'"``).
-        given : dict, instance of ``cls`` or None
-        """
-        if given is None:
-            return cls()
-        if isinstance(given, cls):
-            return given
-        allowed = [f.name for f in fields(cls)]
-        if not isinstance(given, Mapping):
-            raise ValueError(f"{owner} options must be a dict with keys among {allowed} or a {cls.__name__}, "
-                             f"got {type(given).__name__}")
-        unknown = sorted(set(given) - set(allowed), key=str)
-        if unknown:
-            raise ValueError(f"{owner} has no option {unknown[0]!r}; allowed options are {allowed}")
-        return cls(**given)
+        """Build from ``given`` (a dict of option name -> value, an instance, or None for defaults)."""
+        return checks.build_options(cls, owner, given)
 
     def as_dict(self):
         """Option name -> value, e.g. to pass on as keyword arguments."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def check_float(value, name, low, high, *, low_open=False, high_open=False):
-    """A finite real number in the interval [low, high] (or open at either end); ``high=None``: no upper bound."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low)
-    ok = ok and (high is None or (value < high if high_open else value <= high))
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open or high is None else "]"
-        raise ValueError(f"{name} must be a number in {lo}{low}, {'inf' if high is None else high}{hi}, got {value!r}")
-    return float(value)
 
 
 @dataclass
@@ -141,7 +111,7 @@ class SelectionContext:
     def options(self, name, cls):
         """The typed options ``cls`` of strategy or subpool ``name``: as checked by ``select``,
         or built (and checked) here from ``params[name]`` when a strategy is called directly."""
-        return cls.from_params(f"params[{name!r}]", self.params.get(name))
+        return checks.build_options(cls, f"params[{name!r}]", self.params.get(name))
 
 
 # --------------------------------------------------------------------------- helpers

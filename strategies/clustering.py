@@ -6,7 +6,8 @@ from sklearn.utils import check_random_state
 
 import AL_functions as alf
 import knn
-from strategies.base import Options, check_float
+from checks import check_float
+from strategies.base import Options
 
 
 @dataclass(frozen=True)
