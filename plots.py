@@ -1,11 +1,13 @@
-"""Figures shared by the analyses. Each function returns a matplotlib figure;
-``results_io.save_figure`` writes it atomically."""
-import matplotlib
+"""Figures shared by the analyses. Each function returns a ``matplotlib.figure.Figure``;
+``results_io.save_figure`` writes it atomically.
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.utils import check_random_state  # noqa: E402
+Figures are built outside pyplot's global state: no backend to select on import, no
+figure to close, safe in a process that draws many of them.
+"""
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.decomposition import PCA
+from sklearn.utils import check_random_state
 
 # Scatter plots beyond this many points are unreadable and slow: subsample.
 MAX_SCATTER_POINTS = 5000
@@ -13,7 +15,8 @@ MAX_SCATTER_POINTS = 5000
 
 def score_histogram(scores, threshold=None, *, title, xlabel):
     """Histogram of scores with the selection threshold as a vertical line."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
     ax.hist(np.asarray(scores, dtype=np.float64), bins=50, color="#4c72b0", alpha=0.85)
     if threshold is not None:
         ax.axvline(threshold, color="#c44e52", linestyle="--", label=f"threshold {threshold:.3g}")
@@ -26,7 +29,8 @@ def image_grid(images, captions, *, title, ncols=8):
     """A grid of images (uint8, (n, h, w, 3)) with one short caption each."""
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.3, nrows * 1.5 + 0.4), squeeze=False)
+    fig = Figure(figsize=(ncols * 1.3, nrows * 1.5 + 0.4))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, cap in zip(axes.ravel(), images, captions):
@@ -47,15 +51,14 @@ def cluster_projection(embeddings, clusters, selected, representatives, *, title
     selected : ndarray of shape (n_samples,), bool
     representatives : ndarray of shape (n_clusters,), rows (-1 = none)
     """
-    from sklearn.decomposition import PCA
-
     n = embeddings.shape[0]
     rng = check_random_state(random_state)
     reps = representatives[representatives >= 0]
     rows = np.arange(n) if n <= MAX_SCATTER_POINTS else np.union1d(np.sort(rng.choice(n, MAX_SCATTER_POINTS, replace=False)), reps)
     xy = PCA(n_components=2, random_state=0).fit_transform(np.asarray(embeddings[rows], dtype=np.float32))
     pos = {r: i for i, r in enumerate(rows)}
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    fig = Figure(figsize=(6.5, 5))
+    ax = fig.subplots()
     ax.scatter(xy[:, 0], xy[:, 1], c=clusters[rows], cmap="tab20", s=6, alpha=0.6)
     sel = selected[rows]
     ax.scatter(xy[sel, 0], xy[sel, 1], facecolors="none", edgecolors="k", s=18, linewidths=0.5, label="selected (far from centroid)")
@@ -71,7 +74,8 @@ def overlap_bars(counts, pairwise, n_intersection, *, title):
     labels = list(counts) + list(pairwise) + ["all"]
     values = list(counts.values()) + list(pairwise.values()) + [n_intersection]
     colors = ["#4c72b0"] * len(counts) + ["#8172b2"] * len(pairwise) + ["#c44e52"]
-    fig, ax = plt.subplots(figsize=(max(5, len(labels) * 1.1), 3.6))
+    fig = Figure(figsize=(max(5, len(labels) * 1.1), 3.6))
+    ax = fig.subplots()
     bars = ax.bar(labels, values, color=colors)
     ax.bar_label(bars, fontsize=8)
     ax.set(title=title, ylabel="items")
@@ -87,7 +91,8 @@ def learning_curves(curves, *, title, ylabel="test accuracy"):
     ----------
     curves : dict of str -> (n_labeled, values) with values of shape (n_seeds, n_rounds)
     """
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for name, (x, values) in curves.items():
         values = np.asarray(values, dtype=np.float64)
         mean = values.mean(axis=0)

@@ -58,15 +58,26 @@ def load_json(path):
         return json.load(f)
 
 
-def save_figure(path, fig):
-    """Save a matplotlib figure atomically and close it."""
-    import matplotlib.pyplot as plt
+def save_npz(path, **arrays):
+    """Write named arrays as one uncompressed ``.npz`` atomically."""
+    with atomic_path(path, ".npz") as tmp:
+        np.savez(tmp, **arrays)
 
-    try:
-        with atomic_path(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    finally:
-        plt.close(fig)
+
+def load_npz(path, names):
+    """Read the arrays ``names`` (in that order) from an ``.npz`` into memory."""
+    with np.load(path) as z:
+        return tuple(z[name] for name in names)
+
+
+def save_figure(path, fig):
+    """Save a matplotlib figure atomically.
+
+    Figures are built as ``matplotlib.figure.Figure`` objects outside pyplot's state
+    (see :mod:`plots`), so nothing needs closing and nothing here imports matplotlib.
+    """
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
 
 
 def summary_text(title, sections):

@@ -76,8 +76,6 @@ def test_end_to_end_writes_every_output(tiny_run, tmp_path):
         assert (res / name / "top_images.png").stat().st_size > 0
     assert (res / "diversity" / "clusters_2d.png").exists() and (res / "intersection" / "overlap.png").exists()
     np.testing.assert_array_equal(np.load(res / "intersection" / "intersection_indices.npy"), idx)
-    for f in ("embeddings", "probs", "labels", "labeled_mask", "indices"):
-        assert (res / "embeddings" / f"{f}.npy").exists()
     summary = an.get_summary()
     assert "intersection" in summary and "class balance" in summary
     assert stats["class_balance"]["counts"] and sum(stats["class_balance"]["counts"]) == 60
@@ -92,12 +90,27 @@ def test_same_seed_same_indices(tiny_run, tmp_path):
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
-def test_inference_is_cached(tiny_run, tmp_path):
+def test_inference_is_cached_and_writes_nothing_else(tiny_run, tmp_path):
     an = make_analyzer(tiny_run, tmp_path)
     probs = an.probs_
+    # Reading a property runs the one inference pass; the GNN export is an explicit step.
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["cache"]
     assert len(list((tmp_path / "results" / "cache").glob("inference-*.npz"))) == 1
     again = make_analyzer(tiny_run, tmp_path)
     np.testing.assert_array_equal(again.probs_, probs)
+
+
+def test_export_embeddings_is_what_the_gnn_reads(tiny_run, tmp_path):
+    import gnn
+
+    an = make_analyzer(tiny_run, tmp_path, start_idx=0, end_idx=900)
+    out = an.export_embeddings()
+    assert out == tmp_path / "results" / "embeddings"
+    export = gnn.load_export(out)
+    np.testing.assert_array_equal(export["probs"], an.probs_)
+    np.testing.assert_array_equal(export["indices"], an.indices_)
+    np.testing.assert_array_equal(export["labeled_mask"], an.labeled_mask_)
+    assert export["metadata"]["pool_range"] == [0, 900] and export["metadata"]["n_labeled"] == 150
 
 
 def test_retrain_adds_balanced_items_and_saves_a_run(tiny_run, tmp_path):
@@ -270,6 +283,8 @@ def test_main_job_reports_before_after_and_random(tiny_run, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "random selection of the same size" in res.stdout and "->" in res.stdout
     assert (tmp_path / "retrain" / "summary.json").exists()
+    # `python -m gnn` after the main job reads the export it wrote.
+    assert (tmp_path / "embeddings" / "embeddings.npy").exists()
 
 
 def test_mobilenetv3_embedding_is_576d():
@@ -302,3 +317,59 @@ def test_select_named_strategies_on_arrays(tmp_path):
     assert np.load(tmp_path / "select_anchoral_entropy" / "select_anchoral_entropy_indices.npy").shape == (15,)
     with pytest.raises(ValueError, match="strategy must be one of"):
         an.select("bald", 5)
+
+
+def small_pool(n=120, n_labeled=20, seed=0):
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(3), size=n)
+    mask = np.zeros(n, bool)
+    mask[:n_labeled] = True
+    return probs, rng.normal(size=(n, 4)).astype(np.float32), mask
+
+
+def test_one_default_for_python_and_the_command_line():
+    import AL_functions as alf
+    from AL_cycle import analysis_params_from_args, build_parser
+
+    args = build_parser().parse_args([])
+    an = ActiveLearningAnalyzer.from_arrays(*small_pool(), verbose=False)
+    assert an.target_per_class == args.target_per_class == 20
+    for name in alf.ANALYSES:
+        assert analysis_params_from_args(args, name) == alf.ANALYSIS_DEFAULTS[name]
+
+
+def test_run_without_options_uses_the_shared_defaults(tmp_path):
+    import AL_functions as alf
+
+    an = ActiveLearningAnalyzer.from_arrays(*small_pool(), results_dir=tmp_path, verbose=False)
+    an.run_all(write=False)
+    assert an.results_["uncertainty"]["params"] == alf.ANALYSIS_DEFAULTS["uncertainty"]
+    assert an.results_["novelty"]["params"] == alf.ANALYSIS_DEFAULTS["novelty"]
+    assert an.results_["diversity"]["params"] == dict(alf.ANALYSIS_DEFAULTS["diversity"], algorithm="kmeans")
+
+
+def test_run_all_checks_every_option_before_writing(tmp_path):
+    an = ActiveLearningAnalyzer.from_arrays(*small_pool(), results_dir=tmp_path / "results", verbose=False)
+    with pytest.raises(ValueError, match="k_neighbors must be an integer between 1 and 20"):
+        an.run_all(novelty_params={"k_neighbors": 21})
+    assert not (tmp_path / "results").exists() and an.results_ == {}
+    with pytest.raises(ValueError, match=r"uncertainty options \['percentile'\] are unknown"):
+        an.run_uncertainty(percentile=50)
+
+
+def test_load_labels_csv_sets_labels_of_pool_rows(tmp_path):
+    an = ActiveLearningAnalyzer.from_arrays(*small_pool(), class_names=["a", "b", "c"], results_dir=tmp_path, verbose=False)
+    sheet = tmp_path / "filled.csv"
+    sheet.write_text("index,label\n25,b\n30,\n40,2\n")
+    assert an.load_labels_csv(sheet) == 2
+    assert an.labels_[25] == 1 and an.labels_[40] == 2 and an.labels_[30] == -1
+    (tmp_path / "labeled.csv").write_text("index,label\n3,a\n")
+    with pytest.raises(ValueError, match="index 3 is not in the pool"):
+        an.load_labels_csv(tmp_path / "labeled.csv")
+
+
+def test_importing_the_main_job_loads_no_framework():
+    code = "import sys, AL_cycle; print(sorted(m for m in ('tensorflow', 'torch', 'matplotlib.pyplot') if m in sys.modules))"
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
