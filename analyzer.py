@@ -343,9 +343,11 @@ class ActiveLearningAnalyzer:
     def run_gnn(self, **params):
         """Run the GraphSAGE sidecar in-process (see ``gnn.run_gnn``) on the embedding
         export, which this writes first to ``results_dir/embeddings``."""
-        emb_dir = self.export_embeddings()
-        params.setdefault("seed", self.random_state)
+        params.setdefault("random_state", self.random_state)
         params.setdefault("progress", self.verbose)
+        # The GNN ranks a budget (an oversized one raises); 100 unless the pool is smaller.
+        params.setdefault("budget", min(100, int(self.pool_mask_.sum())))
+        emb_dir = self.export_embeddings()
         t = time.perf_counter()
         res = gnn.run_gnn(emb_dir, self.results_dir / "gnn", **params)
         scores = np.asarray(res["scores"], dtype=np.float64)
@@ -370,7 +372,8 @@ class ActiveLearningAnalyzer:
         indices : ndarray of shape (budget,), int64, absolute data set indices
         """
         checks.check_int(budget, "budget", low=1, high=int(self.pool_mask_.sum()))
-        strategies.get_strategy(strategy)  # validate the name before any work
+        strategies.get_strategy(strategy)  # validate the name and the options before any work
+        strategies.check_params(dict(params or {}))
         head = self.model.head() if self.model is not None else None
         # Strategies see labels of labeled rows only: the same contract as the benchmark's oracle.
         ctx = strategies.SelectionContext(probs=self.probs_, embeddings=self.embeddings_, labeled_mask=self.labeled_mask_,
