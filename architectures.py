@@ -109,7 +109,7 @@ def build_model(input_shape=(32, 32, 3), n_classes=10, arch="mobilenetv3", weigh
         Outputs probabilities of shape (n_samples, n_classes).
     """
     keras = _keras()
-    check_choice(arch, "arch", ARCHS)
+    check_choice(arch, "arch", tuple(BACKBONES))
     check_choice(weights, "weights", (None, "imagenet"))
     check_int(n_classes, "n_classes", low=2)
     inputs, features = BACKBONES[arch](keras, input_shape, weights)

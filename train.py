@@ -111,7 +111,7 @@ class Trainer:
                  schedule="constant", validation_split=0.0, patience=15, exact_steps=True, dropout=0.2):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.n_classes = check_int(n_classes, "n_classes", low=2)
-        self.arch = check_choice(arch, "arch", ARCHS)
+        self.arch = check_choice(arch, "arch", tuple(BACKBONES))
         self.weights = check_choice(weights, "weights", (None, "imagenet"))
         self.steps = check_int(steps, "steps", low=1)
         self.batch_size = check_int(batch_size, "batch_size", low=1)
