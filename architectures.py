@@ -84,6 +84,7 @@ def _small_cnn(keras, input_shape, weights):
 # arch name -> fn(keras, input_shape, weights) -> (inputs, pooled features). build_model puts
 # the ``embedding`` layer, dropout and the softmax head on top: a new architecture is one entry.
 BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn}
+# The built-in names (command-line choices); build_model accepts every key of BACKBONES.
 ARCHS = tuple(BACKBONES)
 
 

@@ -3,7 +3,7 @@
     python benchmarks/anchoral_imbalanced.py --json results/anchoral_imbalanced.json
 
 Each strategy runs the same active-learning loop: train the small CNN of train.py
-(same initial weights, re-seeded, a fixed number of steps: DESIGN.md's controls),
+(same initial weights, re-seeded, a fixed number of steps, as in the label-efficiency benchmark),
 one inference pass over pool and test set, select ``--budget`` items, label them,
 repeat for ``--rounds`` rounds. Reported per round and strategy: minority items
 selected and labeled so far, minority-class recall and F1 and macro-F1 on the
@@ -80,7 +80,7 @@ def main(argv=None):
     p.add_argument("--initial", type=int, default=200, help="initial labeled items (>= 2 per class)")
     p.add_argument("--budget", type=int, default=100, help="items labeled per round")
     p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--steps", type=int, default=400, help="training steps per round (fixed, DESIGN.md)")
+    p.add_argument("--steps", type=int, default=400, help="training steps per round (fixed, so small rounds are not starved)")
     p.add_argument("--num-anchors", type=int, default=10)
     p.add_argument("--num-neighbours", type=int, default=50)
     p.add_argument("--subpool-size", type=int, default=1000)

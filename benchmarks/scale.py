@@ -349,7 +349,7 @@ def main(argv=None):
         elif not args.skip_baseline:
             n_pool, n_lab = n - labeled_for(n), labeled_for(n)
             row["baseline"] = {"skipped": f"does not fit: the pool-by-labeled distance matrix alone is {n_pool * n_lab * 4 / 2**30:.1f} GiB "
-                               f"(float32) and KMeans n_init=10 was measured at 437 s on 1M (DESIGN.md)"}
+                               f"(float32) and KMeans n_init=10 was measured at 437 s on 1M"}
         if n in modal_sizes:
             _log(f"[{n}] modAL ranked batch-mode query of {args.budget} ...")
             m = run_child("modal", n, args, workdir, labeled_for(n))
