@@ -23,7 +23,8 @@ from checks import check_choice, check_int  # noqa: E402
 PREDICT_BATCH = 256
 
 
-def _keras():
+def load_keras():
+    """Keras on TensorFlow, imported lazily (seconds) so that importing this module stays cheap."""
     if "keras" not in sys.modules:
         # TensorFlow 2.21 prints its oneDNN / absl start-up lines from C++ before its log
         # level applies (TF_CPP_MIN_LOG_LEVEL does not reach them): silence fd 2 for the import.
@@ -109,7 +110,7 @@ def build_model(input_shape=(32, 32, 3), n_classes=10, arch="mobilenetv3", weigh
     model : keras.Model
         Outputs probabilities of shape (n_samples, n_classes).
     """
-    keras = _keras()
+    keras = load_keras()
     check_choice(arch, "arch", tuple(BACKBONES))
     check_choice(weights, "weights", (None, "imagenet"))
     check_int(n_classes, "n_classes", low=2)
@@ -122,19 +123,20 @@ def build_model(input_shape=(32, 32, 3), n_classes=10, arch="mobilenetv3", weigh
 
 def compile_model(model, lr=1e-3):
     """Adam with sparse categorical cross-entropy; ``lr`` is a float or a Keras schedule."""
-    keras = _keras()
+    keras = load_keras()
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
 # --------------------------------------------------------------------------- inference
-def _with_embeddings(model):
+def two_output_model(model):
     """The same model with two outputs: probabilities and the ``embedding`` layer."""
-    keras = _keras()
+    keras = load_keras()
     return keras.Model(model.inputs, [model.output, model.get_layer("embedding").output])
 
 
-def _predict_both(both, x, batch_size):
+def predict_two_outputs(both, x, batch_size):
+    """Run a :func:`two_output_model`: (probs (n, n_classes), embeddings (n, n_features)), float32."""
     probs, emb = both.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0)
     probs = probs.astype(np.float32)
     # Softmax in float32 can miss 1 by ~1e-6; renormalise so downstream checks are exact.
@@ -150,7 +152,7 @@ def predict_with_embeddings(model, x, batch_size=PREDICT_BATCH):
     probs : ndarray of shape (n_samples, n_classes), float32
     embeddings : ndarray of shape (n_samples, n_features), float32
     """
-    return _predict_both(_with_embeddings(model), x, batch_size)
+    return predict_two_outputs(two_output_model(model), x, batch_size)
 
 
 def metrics_from_probs(probs, y):

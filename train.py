@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 # Callers of the model helpers import them from here too (train.build_model, train.evaluate, ...).
-from architectures import (ARCHS, BACKBONES, PREDICT_BATCH, _keras, _predict_both, _with_embeddings,  # noqa: F401
+from architectures import (ARCHS, BACKBONES, PREDICT_BATCH, load_keras, predict_two_outputs, two_output_model,  # noqa: F401
                            build_model, compile_model, evaluate, metrics_from_probs, predict_with_embeddings)
 from checks import check_choice, check_int
 from cli import run_cli
@@ -149,7 +149,7 @@ class Trainer:
         -------
         self
         """
-        keras = _keras()
+        keras = load_keras()
         if clear_session:
             keras.backend.clear_session()
         seed_everything(random_state)
@@ -177,7 +177,7 @@ class Trainer:
         # step: without a reset, a fit's dropout masks would depend on how many fits ran
         # before it in this process (strategy order, resumes).
         self._seed_states = [(g.state, g.state.numpy()) for g in _seed_generators(model)]
-        self._both = _with_embeddings(model)
+        self._both = two_output_model(model)
         return self
 
     def _check_started(self):
@@ -204,7 +204,7 @@ class Trainer:
         self
         """
         self._check_started()
-        keras = _keras()
+        keras = load_keras()
         y = np.asarray(y, dtype=np.int64)
         if len(x) != len(y) or len(y) == 0:
             raise ValueError(f"x and y must be non-empty and the same length, got {len(x)} and {len(y)}")
@@ -258,7 +258,7 @@ class Trainer:
         embeddings : ndarray of shape (n_samples, n_features), float32
         """
         self._check_started()
-        return _predict_both(self._both, x, batch_size)
+        return predict_two_outputs(self._both, x, batch_size)
 
     def evaluate(self, x, y, batch_size=PREDICT_BATCH):
         """Accuracy and macro-F1 on labeled data (see :func:`evaluate`)."""
@@ -396,7 +396,7 @@ def load_run(model_path):
     labeled_indices : ndarray of int64 (absolute dataset indices)
     metadata : dict
     """
-    keras = _keras()
+    keras = load_keras()
     path = resolve_model_path(model_path)
     try:
         model = keras.models.load_model(path, compile=False)
