@@ -70,7 +70,7 @@ def analyzer_from_args(args):
         model = REPO / model if not model.exists() else model
     if not model.exists() and model.resolve() in (DEFAULT_MODEL, DEFAULT_MODEL.parent):
         progress("no base model yet: training the default one (models/500_train) ...", not args.quiet)
-        train.train_base_model(args.dataset or "digits", args.data_dir, labeled_size=args.labeled_size or 500, seed=args.seed,
+        train.train_base_model(args.dataset or "digits", args.data_dir, labeled_size=args.labeled_size or 500, random_state=args.seed,
                                out_dir=DEFAULT_MODEL.parent, verbose=0 if args.quiet else 2)
     return ActiveLearningAnalyzer(model, labeled_size=args.labeled_size, start_idx=args.start_idx, end_idx=args.end_idx,
                                   target_per_class=args.target_per_class, dataset=args.dataset, data_dir=args.data_dir,

@@ -1,101 +1,258 @@
-"""Keras classifiers for tables and text, built the way the trainer expects every model:
-a softmax layer named ``predictions`` on top of a layer named ``embedding`` (the
-representation the analyses measure distances in).
+"""Keras classifiers by architecture, one inference pass, and their metrics.
 
-- ``mlp`` (tables): standardisation with statistics of the rows it trains on (a
-  ``Normalization`` layer, saved with the model), then Dense + BatchNorm + Dropout blocks,
-  as the "BeanNet" of the GNN active-learning study on tabular data.
-- ``textmlp`` (text, default): ``TextVectorization`` to TF-IDF over word uni- and bigrams,
-  then a small MLP; fast on a CPU.
-- ``lstm`` (text): ``TextVectorization`` to token ids, an embedding and a bidirectional
-  LSTM, as the study's text model; several times slower per step.
+:func:`build_model` puts an ``embedding`` layer, dropout and a softmax head on a
+backbone from :data:`BACKBONES`: a new architecture is one function there.
 
-The text vocabulary is fitted on the pool's text (all items, no labels needed) and saved
-with the model. Builders take the ``keras`` module so this file never imports TensorFlow
-itself (``train._keras()`` does, once, quietly).
+Images: ``mobilenetv3`` (MobileNetV3Small, the default), ``small_cnn``. Tables: ``mlp``,
+standardisation with statistics of the rows it trains on (a ``Normalization`` layer,
+saved with the model), then Dense + BatchNorm + Dropout blocks, as the "BeanNet" of the
+GNN active-learning study. Text: ``textmlp`` (TF-IDF over word uni- and bigrams, then a
+small MLP; the default, fast on a CPU) and ``lstm`` (token ids, an embedding and a
+bidirectional LSTM, as the study's text model; several times slower). A text vocabulary
+is fitted on the pool's text (no labels needed) and saved with the model.
+:class:`train.Trainer` trains these models; the analyzer and the benchmark read
+probabilities and embeddings through :func:`predict_with_embeddings` (or the trainer).
 """
-import numpy as np
+import os
+import sys
+from pathlib import Path
 
-from checks import check_int
+# Keep Keras' cache inside the project's ignored folders and TensorFlow's C++ logs quiet;
+# both must be set before TensorFlow is imported (datasets.py also reads KERAS_HOME).
+os.environ.setdefault("KERAS_HOME", str(Path(__file__).resolve().parent / ".keras"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-TABLE_ARCHS = ("mlp",)
-TEXT_ARCHS = ("textmlp", "lstm")
+import numpy as np  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
+
+from checks import check_choice, check_int  # noqa: E402
+
+# Batch size of inference passes (probabilities and embeddings of a whole pool).
+PREDICT_BATCH = 256
 # Vocabulary and sequence sizes: IMDB-scale reviews on a CPU.
 MAX_TOKENS = 20_000
 SEQUENCE_LENGTH = 200
 
 
-def build_table_model(keras, n_features, n_classes, *, adapt_rows, hidden=(128, 64), embedding_dim=32, dropout=0.2):
-    """MLP over standardised features.
+def load_keras():
+    """Keras on TensorFlow, imported lazily (seconds) so that importing this module stays cheap."""
+    if "keras" not in sys.modules:
+        # TensorFlow 2.21 prints its oneDNN / absl start-up lines from C++ before its log
+        # level applies (TF_CPP_MIN_LOG_LEVEL does not reach them): silence fd 2 for the import.
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    import keras
+    import tensorflow as tf
 
-    Parameters
-    ----------
-    keras : module
-    n_features, n_classes : int
-    adapt_rows : ndarray of shape (n_rows, n_features)
-        The training rows: their mean and variance standardise every input.
+    # Retracing notices from tf.function are noise for users of a CLI.
+    tf.get_logger().setLevel("ERROR")
+    return keras
+
+
+# --------------------------------------------------------------------------- architectures
+def _mobilenetv3(keras, input_shape, weights, adapt=None):
+    """MobileNetV3Small without its top, average-pooled (576-d); inputs in [0, 255]."""
+    try:
+        base = keras.applications.MobileNetV3Small(
+            input_shape=tuple(input_shape), include_top=False, weights=weights, pooling="avg", include_preprocessing=True
+        )
+    except Exception as exc:  # urllib / HTTP / OS errors differ by platform
+        if weights == "imagenet":
+            raise ValueError(
+                f"could not fetch ImageNet weights for MobileNetV3Small ({type(exc).__name__}); "
+                "this needs network access once, or use --weights none"
+            ) from None
+        raise
+    # Keras builds BatchNorm with momentum 0.999: after a few thousand steps the moving
+    # statistics have barely moved and inference predicts at chance. 0.9 fixes it.
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9
+    return base.input, base.output
+
+
+def _small_cnn(keras, input_shape, weights, adapt=None):
+    """A ~60k-parameter 3-block CNN (about 4x faster per step than MobileNetV3); inputs in [0, 255].
+
+    ``weights`` is ignored: there are no pretrained weights for it.
     """
     layers = keras.layers
-    check_int(n_features, "n_features", low=1)
-    inputs = keras.Input(shape=(n_features,), name="features")
+    inputs = keras.Input(shape=tuple(input_shape))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    for filters in (32, 64, 96):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D()(x)
+    return inputs, layers.GlobalAveragePooling2D()(x)
+
+
+def _mlp(keras, input_shape, weights, adapt=None):
+    """Dense blocks over features standardised with ``adapt``'s (the training rows') statistics."""
+    layers = keras.layers
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
     norm = layers.Normalization(name="standardize")
-    norm.adapt(np.asarray(adapt_rows, dtype=np.float32))
+    if adapt is None:
+        raise ValueError("arch='mlp' needs the training rows (adapt=) to fit its standardisation")
+    norm.adapt(np.asarray(adapt, dtype=np.float32))
     x = norm(inputs)
-    for units in hidden:
+    for units in (128, 64):
         x = layers.Dense(units, use_bias=False)(x)
         x = layers.BatchNormalization(momentum=0.9)(x)
         x = layers.ReLU()(x)
-        x = layers.Dropout(dropout)(x)
-    x = layers.Dense(embedding_dim, activation="relu")(x)
-    embedding = layers.Identity(name="embedding")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(embedding)
-    return keras.Model(inputs, outputs, name="mlp_classifier")
+        x = layers.Dropout(0.2)(x)
+    return inputs, layers.Dense(32, activation="relu")(x)
 
 
-def build_text_model(keras, n_classes, *, arch="textmlp", vocabulary_texts, dropout=0.3):
-    """Text classifier from raw strings.
+def _fitted_vectorizer(keras, texts, **kwargs):
+    texts = np.asarray([str(t) for t in np.ravel(texts)], dtype=object)
+    if not len(texts):
+        raise ValueError("text models need the pool's text (adapt=) to fit their vocabulary")
+    layer = keras.layers.TextVectorization(max_tokens=MAX_TOKENS, **kwargs)
+    layer.adapt(texts)
+    return layer
+
+
+def _textmlp(keras, input_shape, weights, adapt=None):
+    """TF-IDF over word uni- and bigrams of the pool's vocabulary, then Dense(64)."""
+    layers = keras.layers
+    inputs = keras.Input(shape=(1,), dtype="string", name="text")
+    x = _fitted_vectorizer(keras, adapt, ngrams=2, output_mode="tf_idf")(inputs)
+    x = layers.Dropout(0.3)(x)
+    return inputs, layers.Dense(64, activation="relu")(x)
+
+
+def _lstm(keras, input_shape, weights, adapt=None):
+    """Token ids -> a 64-d token embedding -> a bidirectional LSTM(32)."""
+    layers = keras.layers
+    inputs = keras.Input(shape=(1,), dtype="string", name="text")
+    fitted = _fitted_vectorizer(keras, adapt, output_mode="int")
+    # A layer given its vocabulary saves and loads it with the model; an adapted one in
+    # 'int' mode fails to reload in Keras 3.15 (its lookup table has no asset path).
+    x = layers.TextVectorization(max_tokens=MAX_TOKENS, output_mode="int", vocabulary=fitted.get_vocabulary(),
+                                 output_sequence_length=SEQUENCE_LENGTH, name="vectorize")(inputs)
+    # Not named 'embedding': that name is the representation the analyses read.
+    x = layers.Embedding(MAX_TOKENS, 64, mask_zero=True, name="token_embedding")(x)
+    return inputs, layers.Bidirectional(layers.LSTM(32))(x)
+
+
+# arch name -> fn(keras, input_shape, weights, adapt) -> (inputs, pooled features); ``adapt``
+# is the data preprocessing layers are fitted on (training rows of a table, the pool's text). build_model puts
+# the ``embedding`` layer, dropout and the softmax head on top: a new architecture is one entry.
+BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn, "mlp": _mlp, "textmlp": _textmlp, "lstm": _lstm}
+# The built-in names (command-line choices); build_model accepts every key of BACKBONES.
+ARCHS = tuple(BACKBONES)
+ARCHS_BY_KIND = {"image": ("mobilenetv3", "small_cnn"), "tabular": ("mlp",), "text": ("textmlp", "lstm")}
+# Preprocessing fitted on data: the caller passes adapt= (train_classifier does it for them).
+ADAPTED_ARCHS = ("mlp", "textmlp", "lstm")
+
+
+def default_arch(kind):
+    """The first architecture for a data kind ('image', 'tabular', 'text')."""
+    check_choice(kind, "kind", tuple(ARCHS_BY_KIND))
+    return ARCHS_BY_KIND[kind][0]
+
+
+def as_model_input(x):
+    """What a model is fed: float32 for images and tables; for text a (n, 1) string tensor
+    (Keras 3 refuses NumPy string and object arrays)."""
+    x = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if x.dtype == object or x.dtype.kind in "US":
+        return load_keras().ops.convert_to_tensor([[str(t)] for t in x.ravel()], dtype="string")
+    return x.astype(np.float32, copy=False)
+
+
+def build_model(input_shape=(32, 32, 3), n_classes=10, arch="mobilenetv3", weights=None, dropout=0.2, adapt=None):
+    """A softmax classifier whose pooled penultimate layer is named ``embedding``.
 
     Parameters
     ----------
-    keras : module
+    input_shape : tuple of int
+        One item's shape, e.g. (height, width, 3) for images with values in [0, 255].
     n_classes : int
-    arch : {'textmlp', 'lstm'}
-    vocabulary_texts : array-like of str
-        The pool's text; the vocabulary (and TF-IDF weights) are fitted on it.
+    arch : str, one of :data:`ARCHS`
+        ``small_cnn`` is a ~60k-parameter 3-block CNN, about 4x faster per step,
+        for benchmarks and tests.
+    weights : None or 'imagenet'
+        ImageNet weights need network access once (cached under ``.keras/``).
+    dropout : float
+        Dropout rate between the embedding and the softmax layer.
+    adapt : ndarray, optional
+        For ``mlp``: the training rows (standardisation statistics); for ``textmlp`` /
+        ``lstm``: the pool's text (vocabulary). Ignored by image models.
+
+    Returns
+    -------
+    model : keras.Model
+        Outputs probabilities of shape (n_samples, n_classes).
     """
-    layers = keras.layers
-    texts = np.asarray(vocabulary_texts, dtype=object).astype(str)
-    inputs = keras.Input(shape=(1,), dtype="string", name="text")
-    if arch == "textmlp":
-        vectorize = layers.TextVectorization(max_tokens=MAX_TOKENS, ngrams=2, output_mode="tf_idf",
-                                             name="vectorize")
-        vectorize.adapt(texts)
-        x = vectorize(inputs)
-        x = layers.Dropout(dropout)(x)
-        x = layers.Dense(64, activation="relu")(x)
-    elif arch == "lstm":
-        fitted = layers.TextVectorization(max_tokens=MAX_TOKENS, output_mode="int")
-        fitted.adapt(texts)
-        # A layer given its vocabulary saves and loads it with the model; an adapted one in
-        # 'int' mode fails to reload in Keras 3.15 (its lookup table has no asset path).
-        vectorize = layers.TextVectorization(max_tokens=MAX_TOKENS, output_mode="int", vocabulary=fitted.get_vocabulary(),
-                                             output_sequence_length=SEQUENCE_LENGTH, name="vectorize")
-        x = vectorize(inputs)
-        # Not named 'embedding': that name is the representation the analyses read.
-        x = layers.Embedding(MAX_TOKENS, 64, mask_zero=True, name="token_embedding")(x)
-        x = layers.Bidirectional(layers.LSTM(32))(x)
-    else:
-        raise ValueError(f"arch must be one of {list(TEXT_ARCHS)} for text, got {arch!r}")
-    x = layers.Dropout(dropout)(x)
-    embedding = layers.Identity(name="embedding")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(embedding)
+    keras = load_keras()
+    check_choice(arch, "arch", tuple(BACKBONES))
+    check_choice(weights, "weights", (None, "imagenet"))
+    check_int(n_classes, "n_classes", low=2)
+    inputs, features = BACKBONES[arch](keras, input_shape, weights, adapt)
+    embedding = keras.layers.Identity(name="embedding")(features)
+    x = keras.layers.Dropout(dropout)(embedding)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"{arch}_classifier")
 
 
-def as_model_input(keras, x):
-    """What a model of either kind is fed: float32 for images and tables; for text a (n, 1)
-    string tensor (Keras 3 refuses NumPy string and object arrays)."""
-    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
-    if x.dtype == object or x.dtype.kind in "US":
-        return keras.ops.convert_to_tensor([[str(t)] for t in x.ravel()], dtype="string")
-    return x.astype(np.float32, copy=False)
+def compile_model(model, lr=1e-3):
+    """Adam with sparse categorical cross-entropy; ``lr`` is a float or a Keras schedule."""
+    keras = load_keras()
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+# --------------------------------------------------------------------------- inference
+def two_output_model(model):
+    """The same model with two outputs: probabilities and the ``embedding`` layer."""
+    keras = load_keras()
+    return keras.Model(model.inputs, [model.output, model.get_layer("embedding").output])
+
+
+def predict_two_outputs(both, x, batch_size):
+    """Run a :func:`two_output_model`: (probs (n, n_classes), embeddings (n, n_features)), float32."""
+    probs, emb = both.predict(as_model_input(x), batch_size=batch_size, verbose=0)
+    probs = probs.astype(np.float32)
+    # Softmax in float32 can miss 1 by ~1e-6; renormalise so downstream checks are exact.
+    probs /= probs.sum(axis=1, keepdims=True)
+    return probs, emb.astype(np.float32)
+
+
+def predict_with_embeddings(model, x, batch_size=PREDICT_BATCH):
+    """One inference pass: class probabilities and pooled embeddings.
+
+    Returns
+    -------
+    probs : ndarray of shape (n_samples, n_classes), float32
+    embeddings : ndarray of shape (n_samples, n_features), float32
+    """
+    return predict_two_outputs(two_output_model(model), x, batch_size)
+
+
+def metrics_from_probs(probs, y):
+    """Accuracy and macro-F1 of the arg-max predictions.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n_samples, n_classes)
+    y : ndarray of shape (n_samples,), int
+
+    Returns
+    -------
+    dict with ``accuracy`` and ``macro_f1`` (floats)
+    """
+    pred = np.asarray(probs).argmax(axis=1)
+    return {"accuracy": float((pred == y).mean()), "macro_f1": float(f1_score(y, pred, average="macro"))}
+
+
+def evaluate(model, x, y, batch_size=PREDICT_BATCH):
+    """Accuracy and macro-F1 of ``model`` on labeled data (see :func:`metrics_from_probs`)."""
+    return metrics_from_probs(model.predict(as_model_input(x), batch_size=batch_size, verbose=0), y)

@@ -136,7 +136,8 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
         lab = np.union1d(base_labeled, extra)
         if log:
             log(f"retrain ({what}): {len(lab)} labeled items, {steps} steps ...")
-        new, info = train.train_classifier(data.x_train[lab], y[lab], model.n_classes, arch=arch, seed=seed, steps=steps, verbose=0)
+        new, info = train.train_classifier(data.x_train[lab], y[lab], model.n_classes, arch=arch, random_state=seed,
+                                           steps=steps, adapt=data.x_train if data.kind == "text" else None, verbose=0)
         return lab, new, info, (train.evaluate(new, data.x_test, data.y_test) if has_test else {})
 
     t = time.perf_counter()

@@ -108,7 +108,7 @@ class LabelingProject:
         known = np.flatnonzero(ds.y_train >= 0)
         if initial is not None:
             check_int(initial, "--initial", low=2, high=max(2, len(known) - 1))
-            seed_rows = known[train.draw_labeled_set(ds.y_train[known], initial, seed=random_state,
+            seed_rows = known[train.draw_labeled_set(ds.y_train[known], initial, random_state=random_state,
                                                      stratified=stratified)]
             mode = "simulation"
         else:
@@ -211,8 +211,10 @@ class LabelingProject:
         self.progress(f"round {number}: training {self.config['arch']} on {int(labeled.sum())} labels "
                       f"({self.config['steps']} steps) ...")
         rows = np.flatnonzero(labeled)
+        # Text models fit their vocabulary on the whole pool's text (no labels needed).
         model, info = train.train_classifier(ds.x_train[rows], labels[rows], len(self.class_names),
-                                             arch=self.config["arch"], seed=seed, steps=self.config["steps"])
+                                             arch=self.config["arch"], random_state=seed, steps=self.config["steps"],
+                                             adapt=ds.x_train if ds.kind == "text" else None)
         metrics = None
         if ds.x_test is not None:
             metrics = train.evaluate(model, ds.x_test, ds.y_test)

@@ -3,16 +3,17 @@
     python benchmarks/anchoral_imbalanced.py --json results/anchoral_imbalanced.json
 
 Each strategy runs the same active-learning loop: train the small CNN of train.py
-(same initial weights, re-seeded, a fixed number of steps: DESIGN.md's controls),
+(same initial weights, re-seeded, a fixed number of steps, as in the label-efficiency benchmark),
 one inference pass over pool and test set, select ``--budget`` items, label them,
 repeat for ``--rounds`` rounds. Reported per round and strategy: minority items
 selected and labeled so far, minority-class recall and F1 and macro-F1 on the
 (balanced) CIFAR-10 test set, and the selection's seconds (subpool + base strategy;
 not training or inference).
 
-Strategies: ``anchoral_entropy`` (AnchorAL subpool, entropy inside it),
-``seals_entropy`` (SEALS subpool), ``randomsub_entropy`` (random subpool of the same
-size), ``entropy`` (full pool) and ``random``.
+Strategies (names of the ``strategies`` registry, run through ``strategies.select``):
+``anchoral_entropy`` (AnchorAL subpool, entropy inside it), ``seals_entropy`` (SEALS
+subpool), ``randsub_entropy`` (random subpool of the same size), ``entropy`` (full pool)
+and ``random``.
 """
 import argparse
 import json
@@ -25,13 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from sklearn.metrics import f1_score, recall_score  # noqa: E402
 
-import AL_functions as alf  # noqa: E402
 import checks  # noqa: E402
-import knn  # noqa: E402
-from anchoral import anchoral_subpool, random_subpool, seals_subpool  # noqa: E402
+import strategies as st  # noqa: E402
+from datasets import load_dataset  # noqa: E402
+from train import build_model, predict_with_embeddings, train_classifier  # noqa: E402
 
-STRATEGIES = ("anchoral_entropy", "seals_entropy", "randomsub_entropy", "entropy", "random")
+STRATEGIES = ("anchoral_entropy", "seals_entropy", "randsub_entropy", "entropy", "random")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 
 
@@ -51,31 +53,15 @@ def initial_labeled(y, n, n_classes, rng, per_class=2):
     return np.concatenate([rows, rng.choice(rest, n - len(rows), replace=False)])
 
 
-def select(strategy, probs, emb_view, mask, labels, budget, args, rng):
-    """Rows of the pool (indices into the round's arrays) to label next."""
-    pool = np.flatnonzero(~mask)
-    if strategy == "random":
-        return rng.choice(pool, budget, replace=False)
-    if strategy == "entropy":
-        cand = pool
-    elif strategy == "anchoral_entropy":
-        cand = anchoral_subpool(emb_view, mask, labels, num_anchors=args.num_anchors, num_neighbours=args.num_neighbours,
-                                subpool_size=args.subpool_size, random_state=rng)
-    elif strategy == "seals_entropy":
-        cand = seals_subpool(emb_view, mask, num_neighbours=args.seals_neighbours, random_state=rng)
-    elif strategy == "randomsub_entropy":
-        cand = random_subpool(mask, args.subpool_size, random_state=rng)
-    else:
-        raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
-    if len(cand) < budget:  # a subpool smaller than the budget is topped up at random
-        cand = np.concatenate([cand, rng.choice(np.setdiff1d(pool, cand), budget - len(cand), replace=False)])
-    scores = alf.entropy_scores(probs[cand])
-    return cand[alf.select_top(scores, budget, random_state=rng)]
+def subpool_params(args):
+    """The registry's options for the subpools, from the command line."""
+    return {"anchoral": {"num_anchors": args.num_anchors, "num_neighbours": args.num_neighbours,
+                         "subpool_size": args.subpool_size},
+            "seals": {"num_neighbours": args.seals_neighbours},
+            "randsub": {"subpool_size": args.subpool_size}}
 
 
 def evaluate(probs_test, y_test, minority):
-    from sklearn.metrics import f1_score, recall_score
-
     pred = probs_test.argmax(axis=1)
     return {
         "accuracy": round(float((pred == y_test).mean()), 4),
@@ -94,7 +80,7 @@ def main(argv=None):
     p.add_argument("--initial", type=int, default=200, help="initial labeled items (>= 2 per class)")
     p.add_argument("--budget", type=int, default=100, help="items labeled per round")
     p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--steps", type=int, default=400, help="training steps per round (fixed, DESIGN.md)")
+    p.add_argument("--steps", type=int, default=400, help="training steps per round (fixed, so small rounds are not starved)")
     p.add_argument("--num-anchors", type=int, default=10)
     p.add_argument("--num-neighbours", type=int, default=50)
     p.add_argument("--subpool-size", type=int, default=1000)
@@ -106,9 +92,6 @@ def main(argv=None):
     strategies = args.strategies.split(",")
     for s in strategies:
         checks.check_choice(s, "strategy", STRATEGIES)
-
-    from datasets import load_dataset
-    from train import build_model, predict_with_embeddings, train_classifier
 
     t0 = time.perf_counter()
     data = load_dataset(args.data, cache_dir=args.cache_dir)
@@ -124,11 +107,12 @@ def main(argv=None):
 
     def train_and_infer(lab):
         model, _ = train_classifier(x[lab], y[lab], n_classes, arch="small_cnn", steps=args.steps, validation_split=0.0,
-                                    seed=args.seed, initial_weights=w0)
+                                    random_state=args.seed, initial_weights=w0)
         probs, emb = predict_with_embeddings(model, x)
         probs_test, _ = predict_with_embeddings(model, data.x_test)
         return probs, emb, probs_test
 
+    params = subpool_params(args)
     results = {"config": vars(args), "pool": int(len(y)), "minority_in_pool": int((y == args.minority).sum()),
                "class_name": data.class_names[args.minority], "strategies": {}}
     round0 = train_and_infer(start)
@@ -144,9 +128,8 @@ def main(argv=None):
             row.update(evaluate(probs_test, data.y_test, args.minority))
             if r < args.rounds:
                 t = time.perf_counter()
-                view = knn.StandardizedView(emb)
-                labels = np.where(mask, y, -1)
-                picked = select(strategy, probs, view, mask, labels, args.budget, args, srng)
+                ctx = st.SelectionContext(probs, emb, mask, labels=np.where(mask, y, -1), params=params)
+                picked = st.select(strategy, ctx, args.budget, random_state=srng)
                 row["selection_seconds"] = round(time.perf_counter() - t, 3)
                 row["minority_selected"] = int((y[picked] == args.minority).sum())
                 labeled = np.concatenate([labeled, picked])

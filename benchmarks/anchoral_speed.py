@@ -11,30 +11,24 @@ novelty still measures distance to the labeled set).
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
 import AL_functions as alf  # noqa: E402
 import knn  # noqa: E402
 from anchoral import anchoral_subpool, random_subpool, seals_subpool  # noqa: E402
-from synthetic import make_pool  # noqa: E402
+from benchmarks.synthetic import make_pool  # noqa: E402
 
 
-def intersection(probs, emb, mask, labels, budget, seed):
-    from AL_cycle import ActiveLearningAnalyzer
-
-    an = ActiveLearningAnalyzer.from_arrays(probs, emb, mask, labels, results_dir=tempfile.gettempdir(), random_state=seed, verbose=False)
-    an.run_uncertainty(write=False)
-    an.run_diversity(write=False)
-    an.run_novelty(write=False)
-    return an.find_intersection(budget=budget, retrain=False, write=False)[0]
+def intersection(probs, emb, mask, budget, seed):
+    """The analyzer's selection (uncertainty & diversity & novelty, ranked to ``budget``): pool rows."""
+    res = alf.analyze(probs, emb, mask, budget=budget, random_state=seed)
+    return np.flatnonzero(~mask)[res["intersection"]["rows"]]
 
 
 def main(argv=None):
@@ -81,11 +75,11 @@ def main(argv=None):
     out["knn_method_anchoral"] = knn.knn_method_for(args.num_anchors * args.classes, len(pool), args.dim)
     out["knn_method_seals"] = knn.knn_method_for(int(mask.sum()), len(pool), args.dim)
     if not args.skip_full_intersection:
-        timed("intersection, full pool", lambda: intersection(probs, emb, mask, known, args.budget, args.seed))
+        timed("intersection, full pool", lambda: intersection(probs, emb, mask, args.budget, args.seed))
 
     def sub_intersection():
         rows = np.sort(np.concatenate([np.flatnonzero(mask), sub]))
-        return intersection(probs[rows], np.asarray(emb[rows]), mask[rows], known[rows], args.budget, args.seed)
+        return intersection(probs[rows], np.asarray(emb[rows]), mask[rows], args.budget, args.seed)
 
     timed("intersection on the anchoral subpool", sub_intersection)
     print(f"AnchorAL subpool: {len(sub)} items; SEALS subpool: {len(seals)} items; kNN: anchoral "

@@ -27,20 +27,26 @@ At sizes below ``--pool`` the labeled set is ``min(--labeled, 5% of the size)``.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
+from sklearn.cluster import KMeans  # noqa: E402
+from sklearn.metrics import pairwise_distances  # noqa: E402
 
+import AL_functions as alf  # noqa: E402
 import knn  # noqa: E402
+from AL_cycle import ActiveLearningAnalyzer  # noqa: E402
+from benchmarks.synthetic import make_pool  # noqa: E402
 
 STAGES = ("prepare", "uncertainty", "diversity", "novelty", "intersection")
 
@@ -100,15 +106,11 @@ class PeakMemory:
 
 # --------------------------------------------------------------------------- children
 def _pool(args):
-    from synthetic import make_pool
-
     return make_pool(args.n, args.dim, args.classes, args.labeled, n_centers=args.centers, random_state=args.seed)
 
 
 def child_pipeline(args):
     """Our analyzer, stage by stage; saves the selections for the comparisons."""
-    from AL_cycle import ActiveLearningAnalyzer
-
     emb, probs, labels, mask = _pool(args)
     mmap_path = None
     if args.mmap:
@@ -125,7 +127,7 @@ def child_pipeline(args):
     t_all = time.perf_counter()
     stage = _stage_recorder(rec, mem)
 
-    an = stage("prepare", lambda: _prepare(ActiveLearningAnalyzer, probs, emb, mask, labels, args.seed))
+    an = stage("prepare", lambda: _prepare(probs, emb, mask, labels, args.seed))
     sel["uncertainty"] = stage("uncertainty", lambda: an.run_uncertainty(write=False))
     sel["diversity"] = stage("diversity", lambda: an.run_diversity(write=False))
     sel["novelty"] = stage("novelty", lambda: an.run_novelty(write=False))
@@ -149,24 +151,18 @@ def child_pipeline(args):
     return rec
 
 
-def _prepare(cls, probs, emb, mask, labels, seed):
-    an = cls.from_arrays(probs, emb, mask, labels, results_dir=tempfile.gettempdir(), random_state=seed, verbose=False)
+def _prepare(probs, emb, mask, labels, seed):
+    an = ActiveLearningAnalyzer.from_arrays(probs, emb, mask, labels, results_dir=tempfile.gettempdir(), random_state=seed, verbose=False)
     an.standardized_  # statistics over all rows (lazy view: no copy)
     return an
 
 
 def _max_rss_kb():
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def child_baseline(args):
     """The straightforward implementation: full KMeans (n_init=10), brute-force pairwise distances."""
-    import AL_functions as alf
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import pairwise_distances
-
     emb, probs, labels, mask = _pool(args)
     mem = PeakMemory()
     rec = {"n": args.n, "stages": {}}
@@ -219,8 +215,7 @@ class _PrecomputedClassifier:
 
 def child_modal(args):
     """modAL's ranked batch-mode query of ``budget`` items on the same standardised pool."""
-    import warnings
-
+    # Only this child needs modAL; importing it costs every other child seconds.
     from modAL.batch import uncertainty_batch_sampling
 
     emb, probs, labels, mask = _pool(args)
@@ -242,8 +237,6 @@ def child_modal(args):
 
 def child_recall(args):
     """HNSW novelty neighbours against exact ones on the same standardised pool."""
-    import AL_functions as alf
-
     emb, probs, labels, mask = _pool(args)
     view = knn.StandardizedView(emb)
     pool, lab = view[~mask], np.asarray(view[mask])
@@ -356,7 +349,7 @@ def main(argv=None):
         elif not args.skip_baseline:
             n_pool, n_lab = n - labeled_for(n), labeled_for(n)
             row["baseline"] = {"skipped": f"does not fit: the pool-by-labeled distance matrix alone is {n_pool * n_lab * 4 / 2**30:.1f} GiB "
-                               f"(float32) and KMeans n_init=10 was measured at 437 s on 1M (DESIGN.md)"}
+                               f"(float32) and KMeans n_init=10 was measured at 437 s on 1M"}
         if n in modal_sizes:
             _log(f"[{n}] modAL ranked batch-mode query of {args.budget} ...")
             m = run_child("modal", n, args, workdir, labeled_for(n))

@@ -25,7 +25,7 @@ def tiny_run(tmp_path_factory):
     import train
 
     out = tmp_path_factory.mktemp("models") / "tiny"
-    train.train_base_model("digits", labeled_size=150, seed=0, out_dir=out, arch="small_cnn", steps=60, image_size=16, verbose=0)
+    train.train_base_model("digits", labeled_size=150, random_state=0, out_dir=out, arch="small_cnn", steps=60, image_size=16, verbose=0)
     return out
 
 
