@@ -55,9 +55,9 @@ def initial_labeled(y, n, n_classes, rng, per_class=2):
 
 def subpool_params(args):
     """The registry's options for the subpools, from the command line."""
-    return {"anchoral": {"num_anchors": args.num_anchors, "num_neighbours": args.num_neighbours,
+    return {"anchoral": {"num_anchors": args.num_anchors, "k_neighbors": args.k_neighbors,
                          "subpool_size": args.subpool_size},
-            "seals": {"num_neighbours": args.seals_neighbours},
+            "seals": {"k_neighbors": args.seals_k_neighbors},
             "randsub": {"subpool_size": args.subpool_size}}
 
 
@@ -82,9 +82,9 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--steps", type=int, default=400, help="training steps per round (fixed, so small rounds are not starved)")
     p.add_argument("--num-anchors", type=int, default=10)
-    p.add_argument("--num-neighbours", type=int, default=50)
+    p.add_argument("--k-neighbors", type=int, default=50)
     p.add_argument("--subpool-size", type=int, default=1000)
-    p.add_argument("--seals-neighbours", type=int, default=10)
+    p.add_argument("--seals-k-neighbors", type=int, default=10)
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, metavar="PATH")

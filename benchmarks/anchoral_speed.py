@@ -39,7 +39,7 @@ def main(argv=None):
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--budget", type=int, default=100)
     p.add_argument("--num-anchors", type=int, default=10)
-    p.add_argument("--num-neighbours", type=int, default=50)
+    p.add_argument("--k-neighbors", type=int, default=50)
     p.add_argument("--subpool-size", type=int, default=1000)
     p.add_argument("--skip-full-intersection", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -64,13 +64,13 @@ def main(argv=None):
     pool = np.flatnonzero(~mask)
     timed("entropy, full pool", lambda: entropy_on(pool))
     sub = timed("anchoral subpool", lambda: anchoral_subpool(view, mask, known, num_anchors=args.num_anchors,
-                                                             num_neighbours=args.num_neighbours,
+                                                             k_neighbors=args.k_neighbors,
                                                              subpool_size=args.subpool_size, random_state=args.seed))
     timed("anchoral subpool + entropy", lambda: entropy_on(anchoral_subpool(
-        view, mask, known, num_anchors=args.num_anchors, num_neighbours=args.num_neighbours,
+        view, mask, known, num_anchors=args.num_anchors, k_neighbors=args.k_neighbors,
         subpool_size=args.subpool_size, random_state=args.seed)))
     timed("random subpool + entropy", lambda: entropy_on(random_subpool(mask, args.subpool_size, random_state=args.seed)))
-    seals = timed("seals subpool (k=10 per labeled item)", lambda: seals_subpool(view, mask, num_neighbours=10, random_state=args.seed))
+    seals = timed("seals subpool (k=10 per labeled item)", lambda: seals_subpool(view, mask, k_neighbors=10, random_state=args.seed))
     out["seals_subpool_size"] = int(len(seals))
     out["knn_method_anchoral"] = knn.knn_method_for(args.num_anchors * args.classes, len(pool), args.dim)
     out["knn_method_seals"] = knn.knn_method_for(int(mask.sum()), len(pool), args.dim)

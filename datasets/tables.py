@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.record import Dataset, DatasetError, _one_line, _strip_suffix
+from datasets.record import Dataset, DatasetError, _one_line
 
 TABLE_EXTS = (".csv", ".tsv", ".parquet")
 KINDS = ("auto", "tabular", "text")
