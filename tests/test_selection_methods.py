@@ -5,7 +5,11 @@ import pytest
 from strategies import SelectionContext
 from strategies.badge import badge_select, badge_sq_distances, badge_strategy
 from strategies.bald import bald_scores, bald_select, bald_strategy
-from strategies.cluster_margin import cluster_margin_select, cluster_margin_strategy, round_robin
+from strategies.cluster_margin import (
+    cluster_margin_select,
+    cluster_margin_strategy,
+    round_robin,
+)
 from strategies.coreset import coreset_select, coreset_strategy
 from strategies.dbal import dbal_select, dbal_strategy
 from strategies.probcover import default_delta, probcover_select, probcover_strategy
