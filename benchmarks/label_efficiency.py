@@ -41,7 +41,7 @@ MODELS = ("small_cnn", "mobilenetv3")
 # Arguments that change the numbers: a curves.csv is only resumed with the same ones.
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "rounds", "steps", "batch_size",
-            "lr", "schedule", "fine_tune", "pool_size", "test_size", "alpha", "gnn_epochs")
+            "lr", "schedule", "fine_tune", "pool_size", "test_size", "dbal_beta", "gnn_epochs")
 # Keys added after a run was made compare equal to their default.
 KEY_DEFAULTS = {"schedule": "constant"}
 # Inference batch of the benchmark's passes over pool and test set.
@@ -201,7 +201,8 @@ def build_parser():
                    help="continue each round from the previous round's weights instead of the seed's initial weights")
     p.add_argument("--pool-size", type=int, default=None, help="subsample the training pool to this many items (per seed)")
     p.add_argument("--test-size", type=int, default=None, help="subsample the test set to this many items (per seed)")
-    p.add_argument("--alpha", type=float, default=0.2, help="uncertainty_clustering: share of the budget taken by entropy")
+    p.add_argument("--dbal-beta", type=int, default=10, help="dbal / uncertainty_clustering: cluster the beta x budget "
+                   "most uncertain items")
     p.add_argument("--gnn-epochs", type=int, default=200, help="gnn: GraphSAGE epoch cap per round")
     p.add_argument("--out", default=str(REPO / "results" / "benchmark"), help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -226,8 +227,8 @@ def _check_args(args):
         checks.check_int(args.pool_size, "pool_size", low=2)
     if args.test_size is not None:
         checks.check_int(args.test_size, "test_size", low=1)
-    if not 0.0 <= args.alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {args.alpha}")
+    if args.dbal_beta < 1:
+        raise ValueError(f"--dbal-beta must be an integer >= 1, got {args.dbal_beta}")
     if not args.lr > 0:
         raise ValueError(f"lr must be > 0, got {args.lr}")
     checks.check_int(args.gnn_epochs, "gnn_epochs", low=1)
@@ -255,7 +256,8 @@ def main(argv=None):
     done = prepare_resume(out, run_args, KEY_DEFAULTS)
     curves_path = out / "curves.csv"
     seeds = list(range(args.seeds))
-    params = {"uncertainty_clustering": {"alpha": args.alpha}, "gnn": {"epochs": args.gnn_epochs}}
+    params = {"uncertainty_clustering": {"beta": args.dbal_beta}, "dbal": {"beta": args.dbal_beta},
+              "gnn": {"epochs": args.gnn_epochs}}
     trainer = Trainer(x_all.shape[1:], n_classes, arch=args.model, steps=args.steps, batch_size=args.batch_size,
                       lr=args.lr, schedule=args.schedule, exact_steps=True)
     total = len(seeds) * len(names)

@@ -10,7 +10,12 @@ duplicated or already-labeled items.
 Names (one file per family)
 ---------------------------
 ``uncertainty.py``: ``random``, ``entropy``, ``margin``, ``least_confidence``;
-``clustering.py``: ``uncertainty_clustering``; ``intersection.py``: ``intersection``
+``bald.py``: ``bald`` (mutual information over MC-dropout passes, ``ctx.mc_probs``);
+``typiclust.py``, ``probcover.py``: ``typiclust``, ``probcover`` (typicality and coverage:
+the low-budget, cold-start methods); ``coreset.py``: ``coreset`` (k-center greedy);
+``badge.py``: ``badge``; ``cluster_margin.py``: ``cluster_margin``; ``dbal.py``: ``dbal``
+(uncertainty with diversity), also under its former name ``uncertainty_clustering``;
+``intersection.py``: ``intersection``
 (the analyzer's uncertainty AND diversity AND novelty, filled to the budget by combined
 rank); ``gnn.py``: ``gnn`` (GraphSAGE sidecar, hybrid score); ``modal.py``:
 ``modal_entropy`` and ``modal_ranked_batch`` (modAL's own query strategies: a peer
@@ -46,15 +51,20 @@ from sklearn.utils import check_random_state
 
 import checks
 from gnn.options import GNNOptions
-from strategies import clustering, gnn, intersection, modal, subpools, uncertainty
+from strategies import (badge, bald, cluster_margin, coreset, dbal, gnn, intersection, modal, probcover, subpools,
+                        typiclust, uncertainty)
 from strategies.base import Options, Registered, SelectionContext
-from strategies.clustering import UncertaintyClusteringOptions
+from strategies.cluster_margin import ClusterMarginOptions
+from strategies.dbal import DbalOptions
+from strategies.probcover import ProbCoverOptions
+from strategies.typiclust import TypiClustOptions
 from strategies.intersection import IntersectionOptions
 from strategies.subpools import AnchorALOptions, RandomSubpoolOptions, SealsOptions
 
 __all__ = ["STRATEGIES", "SUBPOOLS", "Options", "Registered", "SelectionContext", "available_strategies",
            "check_params", "get_strategy", "register_subpool", "select", "AnchorALOptions",
-           "IntersectionOptions", "RandomSubpoolOptions", "SealsOptions", "UncertaintyClusteringOptions"]
+           "IntersectionOptions", "RandomSubpoolOptions", "SealsOptions", "TypiClustOptions", "ProbCoverOptions",
+           "ClusterMarginOptions", "DbalOptions"]
 
 # name -> Registered(fn(ctx, budget, random_state) -> rows, options dataclass or None)
 STRATEGIES = {
@@ -63,7 +73,15 @@ STRATEGIES = {
     "margin": Registered(uncertainty.margin_strategy),
     "least_confidence": Registered(uncertainty.least_confidence_strategy),
     "intersection": Registered(intersection.intersection_strategy, IntersectionOptions),
-    "uncertainty_clustering": Registered(clustering.uncertainty_clustering_strategy, UncertaintyClusteringOptions),
+    "bald": Registered(bald.bald_strategy),
+    "typiclust": Registered(typiclust.typiclust_strategy, TypiClustOptions),
+    "probcover": Registered(probcover.probcover_strategy, ProbCoverOptions),
+    "coreset": Registered(coreset.coreset_strategy),
+    "badge": Registered(badge.badge_strategy),
+    "cluster_margin": Registered(cluster_margin.cluster_margin_strategy, ClusterMarginOptions),
+    "dbal": Registered(dbal.dbal_strategy, DbalOptions),
+    # The name users know, now the method it stands for (Zhdanov 2019); reads params['uncertainty_clustering'].
+    "uncertainty_clustering": Registered(dbal.uncertainty_clustering_strategy, DbalOptions),
     "gnn": Registered(gnn.gnn_strategy, GNNOptions),
     "modal_entropy": Registered(modal.modal_entropy_strategy),
     "modal_ranked_batch": Registered(modal.modal_ranked_batch_strategy),

@@ -130,5 +130,4 @@ def badge_select(probs, embeddings, labeled_mask, budget, *, random_state=None):
 def badge_strategy(ctx, budget, random_state=None):
     """``badge`` behind the strategy contract; options: ``ctx.params['badge']``
     (keyword arguments of :func:`badge_select`)."""
-    return badge_select(ctx.probs, ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,
-                        **ctx.params.get("badge", {}))
+    return badge_select(ctx.probs, ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,)

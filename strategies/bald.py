@@ -87,4 +87,4 @@ def bald_strategy(ctx, budget, random_state=None):
         raise ValueError("bald needs MC-dropout samples: the context has no mc_probs of shape "
                          "(n_passes, n_samples, n_classes); run inference with dropout on, or pick another strategy")
     mc_probs = check_mc_probs(mc_probs, n_samples=ctx.probs.shape[0])
-    return bald_select(mc_probs, ctx.labeled_mask, budget, random_state=random_state, **ctx.params.get("bald", {}))
+    return bald_select(mc_probs, ctx.labeled_mask, budget, random_state=random_state)

@@ -61,6 +61,8 @@ class SelectionContext:
     head : tuple (weights (n_features, n_classes), bias (n_classes,)), optional
         The model's softmax layer on top of ``embeddings``, so that modAL can call
         ``predict_proba`` on embedding rows (needed by ``modal_*`` only).
+    mc_probs : ndarray of shape (n_passes, n_samples, n_classes), optional
+        Class probabilities from MC-dropout passes (needed by ``bald`` only).
     params : dict of str -> dict or Options
         Options per strategy or subpool name, e.g. ``{'uncertainty_clustering': {'alpha': 0.2},
         'gnn': {'epochs': 100}, 'anchoral': {'subpool_size': 500}}``. ``strategies.select``
@@ -74,6 +76,7 @@ class SelectionContext:
     labels: np.ndarray = None
     head: tuple = None
     params: dict = field(default_factory=dict)
+    mc_probs: np.ndarray = None
 
     def __post_init__(self):
         self.probs = checks.check_probs(self.probs)
@@ -106,7 +109,8 @@ class SelectionContext:
         """The context restricted to ``rows`` (labeled and pool rows to keep), in that order."""
         rows = np.asarray(rows, dtype=np.int64)
         return replace(self, probs=self.probs[rows], embeddings=np.asarray(self.embeddings[rows]),
-                       labeled_mask=self.labeled_mask[rows], labels=self.labels[rows])
+                       labeled_mask=self.labeled_mask[rows], labels=self.labels[rows],
+                       mc_probs=None if self.mc_probs is None else self.mc_probs[:, rows])
 
     def options(self, name, cls):
         """The typed options ``cls`` of strategy or subpool ``name``: as checked by ``select``,

@@ -1,4 +1,7 @@
 """Cluster-Margin: lowest-margin items, round-robin over HAC clusters (Citovsky et al. 2021)."""
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.utils import check_random_state
@@ -6,6 +9,7 @@ from sklearn.utils import check_random_state
 import AL_functions as alf
 from checks import check_embeddings, check_int, check_mask, check_probs
 from knn import StandardizedView, assign_to_centers
+from strategies.base import Options
 
 # Average-linkage HAC keeps a condensed distance matrix: 5,000 items is ~100 MB and a few seconds.
 HAC_MAX_SAMPLES = 5000
@@ -140,8 +144,31 @@ def cluster_margin_select(probs, embeddings, labeled_mask, budget, *, margin_mul
     return pool[cand[round_robin(clusters[cand], budget, random_state=rng)]]
 
 
+@dataclass(frozen=True)
+class ClusterMarginOptions(Options):
+    """Options of ``cluster_margin`` (keyword arguments of :func:`cluster_margin_select`).
+
+    margin_multiple : int, default=10
+        Lowest-margin candidates = margin_multiple x budget.
+    n_clusters : int or None, default=None
+        HAC clusters (None: the budget).
+    max_hac_samples : int, default=5000
+        HAC runs on a sample this large; the rest join the nearest centroid.
+    """
+
+    margin_multiple: int = 10
+    n_clusters: Optional[int] = None
+    max_hac_samples: int = 5000
+
+    def __post_init__(self):
+        check_int(self.margin_multiple, "margin_multiple", low=1)
+        if self.n_clusters is not None:
+            check_int(self.n_clusters, "n_clusters", low=1)
+        check_int(self.max_hac_samples, "max_hac_samples", low=2)
+
+
 def cluster_margin_strategy(ctx, budget, random_state=None):
-    """``cluster_margin`` behind the strategy contract; options: ``ctx.params['cluster_margin']``
-    (keyword arguments of :func:`cluster_margin_select`)."""
+    """``cluster_margin`` behind the strategy contract; options: :class:`ClusterMarginOptions` (``params['cluster_margin']``)."""
+    opts = ctx.options("cluster_margin", ClusterMarginOptions)
     return cluster_margin_select(ctx.probs, ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,
-                                 **ctx.params.get("cluster_margin", {}))
+                                 **opts.as_dict())

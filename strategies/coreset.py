@@ -75,5 +75,4 @@ def coreset_select(embeddings, labeled_mask, budget, *, random_state=None, stand
 def coreset_strategy(ctx, budget, random_state=None):
     """``coreset`` behind the strategy contract; options: ``ctx.params['coreset']``
     (keyword arguments of :func:`coreset_select`)."""
-    return coreset_select(ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,
-                          **ctx.params.get("coreset", {}))
+    return coreset_select(ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,)

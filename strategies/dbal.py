@@ -1,10 +1,13 @@
 """Diverse mini-batch active learning: uncertainty-weighted KMeans over the most uncertain items (Zhdanov 2019)."""
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.utils import check_random_state
 
 import AL_functions as alf
 from checks import check_embeddings, check_int, check_mask, check_probs
 from knn import StandardizedView, knn_search
+from strategies.base import Options
 
 from .typiclust import kmeans_centers
 
@@ -92,8 +95,29 @@ def dbal_select(probs, embeddings, labeled_mask, budget, *, beta=10, random_stat
     return pool[chosen[alf.select_top(scores[chosen], budget, random_state=rng)]]
 
 
+@dataclass(frozen=True)
+class DbalOptions(Options):
+    """Options of ``dbal`` (keyword arguments of :func:`dbal_select`).
+
+    beta : int, default=10
+        Pre-filter the beta x budget most uncertain items.
+    """
+
+    beta: int = 10
+
+    def __post_init__(self):
+        check_int(self.beta, "beta", low=1)
+
+
 def dbal_strategy(ctx, budget, random_state=None):
-    """``dbal`` behind the strategy contract; options: ``ctx.params['dbal']``
-    (keyword arguments of :func:`dbal_select`)."""
+    """``dbal`` behind the strategy contract; options: :class:`DbalOptions` (``params['dbal']``)."""
+    opts = ctx.options("dbal", DbalOptions)
     return dbal_select(ctx.probs, ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,
-                       **ctx.params.get("dbal", {}))
+                       **opts.as_dict())
+
+
+def uncertainty_clustering_strategy(ctx, budget, random_state=None):
+    """``dbal`` under the name ``uncertainty_clustering`` (options: ``params['uncertainty_clustering']``)."""
+    opts = ctx.options("uncertainty_clustering", DbalOptions)
+    return dbal_select(ctx.probs, ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,
+                       **opts.as_dict())

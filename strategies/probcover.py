@@ -1,10 +1,14 @@
 """ProbCover: greedy maximum coverage of delta-balls (Yehuda, Dekel, Hacohen & Weinshall 2022)."""
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
-from checks import check_choice, check_embeddings, check_int, check_mask
+from checks import check_choice, check_embeddings, check_float, check_int, check_mask
 from knn import KNN_METHODS, StandardizedView, knn_search
+from strategies.base import Options
 
 # Sample of rows whose neighbour distances set the default radius.
 DELTA_SAMPLE_SIZE = 2000
@@ -161,8 +165,35 @@ def probcover_select(embeddings, labeled_mask, budget, *, delta=None, ball_neigh
     return picked
 
 
+@dataclass(frozen=True)
+class ProbCoverOptions(Options):
+    """Options of ``probcover`` (keyword arguments of :func:`probcover_select`).
+
+    delta : float or None, default=None
+        Ball radius on the unit sphere (None: the median distance to the ball_neighbors-th neighbour).
+    ball_neighbors : int, default=20
+        Neighbour rank that sets the default delta.
+    max_neighbors : int, default=50
+        Edges kept per item in the ball graph.
+    knn_method : str, default=auto
+        Nearest-neighbour backend (see knn.knn_search).
+    """
+
+    delta: Optional[float] = None
+    ball_neighbors: int = 20
+    max_neighbors: int = 50
+    knn_method: str = "auto"
+
+    def __post_init__(self):
+        if self.delta is not None:
+            check_float(self.delta, "delta", 0.0, 2.0, low_open=True)
+        check_int(self.ball_neighbors, "ball_neighbors", low=1)
+        check_int(self.max_neighbors, "max_neighbors", low=1)
+        check_choice(self.knn_method, "knn_method", KNN_METHODS)
+
+
 def probcover_strategy(ctx, budget, random_state=None):
-    """``probcover`` behind the strategy contract; options: ``ctx.params['probcover']``
-    (keyword arguments of :func:`probcover_select`)."""
+    """``probcover`` behind the strategy contract; options: :class:`ProbCoverOptions` (``params['probcover']``)."""
+    opts = ctx.options("probcover", ProbCoverOptions)
     return probcover_select(ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,
-                            **ctx.params.get("probcover", {}))
+                            **opts.as_dict())

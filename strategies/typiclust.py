@@ -1,54 +1,27 @@
 """TypiClust: the most typical item of the largest uncovered clusters (Hacohen, Dekel & Weinshall 2022)."""
+from dataclasses import dataclass
+
 import numpy as np
-from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
 import AL_functions as alf
 from checks import check_embeddings, check_int, check_mask
 from knn import StandardizedView, assign_to_centers, knn_search
+from strategies.base import Options
 
 # KMeans is fitted on at most this many rows (a seeded sample); the rest are assigned.
 KMEANS_SAMPLE_SIZE = 20_000
-# k-means++ seeding costs ~n_rows x n_clusters x log(n_clusters) distance rows and dominated
-# the fit (20,000 rows x 500 clusters: 77 s of seeding against 2 s of Lloyd iterations on a
-# loaded 2-core machine); above this many row-cluster pairs the centres start at random rows.
-KMEANSPP_MAX_PAIRS = 1_000_000
 # Typicality inside a cluster larger than this is measured on a seeded sample of its pool
 # items (cold start on a large pool: 10 clusters of 100k items would each need a
 # 100k x 100k neighbour search).
 TYPICALITY_MAX_ROWS = 5000
 
 
-def kmeans_centers(x, n_clusters, *, sample_weight=None, sample_size=KMEANS_SAMPLE_SIZE, random_state=None):
-    """KMeans centres that stay fast for hundreds of clusters, optionally weighted.
-
-    Lloyd's KMeans (3 initialisations) on a seeded sample of at most ``sample_size`` rows
-    (never fewer than ``4 * n_clusters``); k-means++ seeding while
-    ``rows x n_clusters <= KMEANSPP_MAX_PAIRS``, random rows as initial centres above.
-
-    Parameters
-    ----------
-    x : ndarray, memmap or StandardizedView of shape (n_samples, n_features)
-    n_clusters : int, at most n_samples
-    sample_weight : ndarray of shape (n_samples,), optional
-        Positive weights (items pull their centre in proportion).
-    sample_size : int
-    random_state : int, RandomState or None
-
-    Returns
-    -------
-    centers : ndarray of shape (n_clusters, n_features), float32
-    """
-    n = x.shape[0]
-    check_int(n_clusters, "n_clusters", low=1, high=n)
-    rng = check_random_state(random_state)
-    size = max(sample_size, 4 * n_clusters)
-    rows = np.sort(rng.choice(n, size, replace=False)) if n > size else np.arange(n)
-    sample = np.asarray(x[rows], dtype=np.float32)
-    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[rows]
-    init = "k-means++" if rows.size * n_clusters <= KMEANSPP_MAX_PAIRS else "random"
-    model = KMeans(n_clusters=n_clusters, init=init, n_init=3, random_state=rng).fit(sample, sample_weight=weights)
-    return model.cluster_centers_.astype(np.float32)
+def kmeans_centers(x, n_clusters, *, sample_weight=None, random_state=None):
+    """Centres of Lloyd's KMeans on a sample of at most 20,000 rows (``fit_kmeans(algorithm='sampled')``):
+    fast for the hundreds of clusters TypiClust and DBAL ask for, optionally weighted."""
+    return alf.fit_kmeans(x, n_clusters, algorithm="sampled", sample_size=KMEANS_SAMPLE_SIZE,
+                          sample_weight=sample_weight, random_state=random_state)[0]
 
 
 def typicality(x, k_neighbors=20, *, random_state=None):
@@ -166,8 +139,30 @@ def typiclust_select(embeddings, labeled_mask, budget, *, max_clusters=500, k_ne
     return picked
 
 
+@dataclass(frozen=True)
+class TypiClustOptions(Options):
+    """Options of ``typiclust`` (keyword arguments of :func:`typiclust_select`).
+
+    max_clusters : int, default=500
+        Cap on the number of KMeans clusters (n_labeled + budget otherwise).
+    k_neighbors : int, default=20
+        Neighbours for typicality.
+    min_cluster_size : int, default=5
+        Smaller clusters are used last.
+    """
+
+    max_clusters: int = 500
+    k_neighbors: int = 20
+    min_cluster_size: int = 5
+
+    def __post_init__(self):
+        check_int(self.max_clusters, "max_clusters", low=1)
+        check_int(self.k_neighbors, "k_neighbors", low=1)
+        check_int(self.min_cluster_size, "min_cluster_size", low=1)
+
+
 def typiclust_strategy(ctx, budget, random_state=None):
-    """``typiclust`` behind the strategy contract; options: ``ctx.params['typiclust']``
-    (keyword arguments of :func:`typiclust_select`)."""
+    """``typiclust`` behind the strategy contract; options: :class:`TypiClustOptions` (``params['typiclust']``)."""
+    opts = ctx.options("typiclust", TypiClustOptions)
     return typiclust_select(ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,
-                            **ctx.params.get("typiclust", {}))
+                            **opts.as_dict())

@@ -24,7 +24,11 @@ def make_ctx(n=300, d=8, c=4, n_labeled=30, random_state=0, params=None):
     mask = np.zeros(n, dtype=bool)
     mask[rng.choice(n, n_labeled, replace=False)] = True
     y[np.flatnonzero(mask)[:c]] = np.arange(c)  # every class labeled at least once
-    return st.SelectionContext(p, emb, mask, labels=np.where(mask, y, -1), head=(w, b),
+    # Five "MC-dropout passes": the head over noisy embeddings (bald reads them).
+    zs = (emb[None] + 0.3 * rng.randn(5, n, d)) @ w + b
+    mc = np.exp(zs - zs.max(axis=2, keepdims=True))
+    mc /= mc.sum(axis=2, keepdims=True)
+    return st.SelectionContext(p, emb, mask, labels=np.where(mask, y, -1), head=(w, b), mc_probs=mc.astype(np.float32),
                                params={"gnn": {"epochs": 5}} if params is None else params)
 
 
@@ -100,8 +104,11 @@ def test_pool_labels_are_refused():
 
 # --------------------------------------------------------------------------- options
 @pytest.mark.parametrize("section, options, message", [
-    ("uncertainty_clustering", {"alpha": 1.5}, r"alpha must be a number in \[0.0, 1.0\], got 1.5"),
-    ("uncertainty_clustering", {"alpha": "0.2"}, r"alpha must be a number in \[0.0, 1.0\], got '0.2'"),
+    ("uncertainty_clustering", {"beta": 0}, r"beta must be an integer >= 1, got 0"),
+    ("dbal", {"beta": "10"}, r"beta must be an integer >= 1, got '10'"),
+    ("typiclust", {"k_neighbors": 0}, r"k_neighbors must be an integer >= 1, got 0"),
+    ("probcover", {"delta": 3.0}, r"delta must be a number in \(0.0, 2.0\], got 3.0"),
+    ("cluster_margin", {"margin_multiple": 0}, r"margin_multiple must be an integer >= 1, got 0"),
     ("gnn", {"score": "bald"}, r"score must be one of \['hybrid', .*\], got 'bald'"),
     ("gnn", {"epochs": 0}, "epochs must be an integer >= 1, got 0"),
     ("gnn", {"lr": 0.0}, r"lr must be a number in \(0.0, inf\), got 0.0"),
@@ -128,16 +135,22 @@ def test_bad_options_are_refused_before_any_work(section, options, message, monk
 
 
 def test_options_reach_the_strategy_as_dict_or_typed():
-    # alpha = 1 gives the whole budget to entropy: the selection is entropy's.
-    top = set(st.select("entropy", make_ctx(), 10, random_state=0))
-    for given in ({"alpha": 1.0}, st.UncertaintyClusteringOptions(alpha=1.0)):
+    # beta = 1: DBAL clusters exactly the budget's most uncertain items, so it returns them.
+    top = set(st.select("margin", make_ctx(), 10, random_state=0))
+    for given in ({"beta": 1}, st.DbalOptions(beta=1)):
         ctx = make_ctx(params={"uncertainty_clustering": given})
         assert set(st.select("uncertainty_clustering", ctx, 10, random_state=0)) == top
 
 
+def test_uncertainty_clustering_is_dbal():
+    ctx = make_ctx()
+    np.testing.assert_array_equal(st.select("uncertainty_clustering", ctx, 12, random_state=4),
+                                  st.select("dbal", ctx, 12, random_state=4))
+
+
 def test_a_strategy_called_directly_checks_its_options():
-    ctx = make_ctx(params={"uncertainty_clustering": {"alpha": 2.0}})
-    with pytest.raises(ValueError, match="alpha must be a number"):
+    ctx = make_ctx(params={"uncertainty_clustering": {"beta": 0}})
+    with pytest.raises(ValueError, match="beta must be an integer"):
         st.get_strategy("uncertainty_clustering")(ctx, 5, 0)
 
 
@@ -170,13 +183,6 @@ def test_modal_entropy_matches_our_entropy_ranking():
     ours = st.select("entropy", ctx, 10, random_state=0)
     peer = st.select("modal_entropy", ctx, 10, random_state=0)
     assert set(ours) == set(peer)
-
-
-def test_uncertainty_clustering_starts_with_top_entropy():
-    ctx = make_ctx()
-    rows = st.select("uncertainty_clustering", ctx, 20, random_state=0)
-    top = st.select("entropy", ctx, 4, random_state=0)  # alpha = 0.2 -> 4 of 20
-    assert set(rows[:4]) == set(top)
 
 
 def test_composite_subpool_hook_with_fake_subpool():
