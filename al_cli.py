@@ -96,10 +96,10 @@ def _report_round(res, project):
                      f"{_fmt(before['macro_f1'])} -> {_fmt(m['macro_f1'])} "
                      f"({prev['n_labeled']} -> {res['n_labeled']} labels)")
     lines.append(f"  selected {res['selected']} of {res['n_pool']} pool items: {res['folder']}/selection.csv")
-    nxt = (f"al import --project {project} --oracle" if res.get("mode") == "simulation"
-           else f"al export --project {project} --out sheet.csv   (fill in 'label', then: "
-                f"al import --project {project} sheet.csv)")
-    lines.append(f"  next: {nxt}")
+    lines.append(f"  next: label them: al export --project {project} --out sheet.csv, fill in 'label', "
+                 f"then al import --project {project} sheet.csv")
+    if res.get("mode") == "simulation":
+        lines.append(f"        or reveal the hidden labels (simulation): al import --project {project} --oracle")
     return "\n".join(lines)
 
 

@@ -211,10 +211,14 @@ class LabelingProject:
         self.progress(f"round {number}: training {self.config['arch']} on {int(labeled.sum())} labels "
                       f"({self.config['steps']} steps) ...")
         rows = np.flatnonzero(labeled)
-        # Text models fit their vocabulary on the whole pool's text (no labels needed).
-        model, info = train.train_classifier(ds.x_train[rows], labels[rows], len(self.class_names),
-                                             arch=self.config["arch"], random_state=seed, steps=self.config["steps"],
-                                             adapt=ds.x_train if ds.kind == "text" else None)
+        # The benchmark's stable recipe: every label trains (no validation split, which at a
+        # few dozen labels is a handful of items and made early stopping pick noise), a fixed
+        # step budget with cosine decay. Text models fit their vocabulary on the pool's text.
+        trainer = train.Trainer(ds.x_train.shape[1:], len(self.class_names), arch=self.config["arch"],
+                                steps=self.config["steps"], schedule="cosine", exact_steps=True)
+        trainer.start(seed, adapt=ds.x_train if ds.kind == "text" else ds.x_train[rows])
+        model = trainer.fit(ds.x_train[rows], labels[rows], seed).model_
+        info = dict(trainer.info_, train_seconds=round(trainer.info_["train_seconds"], 2))
         metrics = None
         if ds.x_test is not None:
             metrics = train.evaluate(model, ds.x_test, ds.y_test)
