@@ -316,7 +316,7 @@ def test_select_named_strategies_on_arrays(tmp_path):
         assert len(np.unique(idx)) == 15 and idx.min() >= 40
     assert np.load(tmp_path / "select_anchoral_entropy" / "select_anchoral_entropy_indices.npy").shape == (15,)
     with pytest.raises(ValueError, match="strategy must be one of"):
-        an.select("bald", 5)
+        an.select("nonsense", 5)
 
 
 def small_pool(n=120, n_labeled=20, seed=0):
