@@ -20,8 +20,8 @@ which this server never grants) and, on loopback, only with a loopback ``Host`` 
 DNS-rebinding page names another host). Bodies over :data:`MAX_BODY` bytes get 413.
 """
 import hmac
-import re
 import ipaddress
+import re
 import secrets
 import signal
 import threading
@@ -86,10 +86,9 @@ def create_app(session, *, token=None, loopback_port=None):
             given = request.args.get("token") or request.headers.get("X-Token") or request.cookies.get(TOKEN_COOKIE)
             if not given or not hmac.compare_digest(given.encode(), token.encode()):
                 return _error(403, "this server needs its token: open the URL `al label` printed (with ?token=...)")
-        if loopback_port is not None:
-            if re.sub(r":\d+$", "", request.host) not in LOOPBACK_NAMES:
-                return _error(403, f"Host {request.host!r} is not this local server; open http://127.0.0.1:"
-                                   f"{loopback_port}/")
+        if loopback_port is not None and re.sub(r":\d+$", "", request.host) not in LOOPBACK_NAMES:
+            return _error(403, f"Host {request.host!r} is not this local server; open http://127.0.0.1:"
+                               f"{loopback_port}/")
         if request.content_length is not None and request.content_length > MAX_BODY:
             return _error(413, f"request body of {request.content_length} bytes; at most {MAX_BODY} bytes allowed")
         return None

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from labelstore import LabelConflictError
-from project import DEFAULT_STRATEGY, ProjectError
+from project import DEFAULT_STRATEGY
 from results_io import load_json, save_json
 
 SOURCE = "web"
@@ -49,7 +49,8 @@ def check_annotator(value, default=None):
     if value is None or value == "":
         return default
     if not isinstance(value, str) or len(value) > ANNOTATOR_MAX or not value.isprintable() or not value.strip():
-        raise RequestError(400, f"annotator must be a name of 1-{ANNOTATOR_MAX} printable characters, got {value!r:.80}")
+        raise RequestError(400, f"annotator must be a name of 1-{ANNOTATOR_MAX} printable characters, "
+                                f"got {value!r:.80}")
     return value.strip()
 
 
@@ -308,9 +309,9 @@ class LabelingSession:
         self.project.progress = progress
         try:
             res = self.project.run_round(budget, strategy)
-        except (ValueError, ProjectError) as e:
+        except ValueError as e:  # ProjectError included: one line meant for the user
             job.error, job.state = str(e), "failed"
-        except Exception as e:  # the page must hear of any failure, not spin forever
+        except Exception as e:  # noqa: BLE001 -- the page must hear of any failure, not wait forever
             job.error, job.state = f"{type(e).__name__}: {e}", "failed"
         else:
             before = ((res["previous"] or {}).get("metrics") or {}).get("test")

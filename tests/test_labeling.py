@@ -75,9 +75,7 @@ def proj(tmp_path):
 
 @pytest.fixture
 def client(proj):
-    session = LabelingSession(proj, annotator="ann")
-    app = create_app(session, loopback_port=8765)
-    return app.test_client(), session
+    return create_app(LabelingSession(proj, annotator="ann"), loopback_port=8765).test_client()
 
 
 def _label(client, index, cls, expect_id=None, **extra):
@@ -86,7 +84,7 @@ def _label(client, index, cls, expect_id=None, **extra):
 
 # --------------------------------------------------------------------------- state, labels, resume
 def test_state_lists_the_selection_in_rank_order(client, proj):
-    c, _ = client
+    c = client
     state = c.get("/api/state").get_json()
     sel = proj.selection()
     assert state["round"] == 0 and state["n_selected"] == BUDGET == len(sel)
@@ -103,7 +101,7 @@ def test_state_lists_the_selection_in_rank_order(client, proj):
 
 
 def test_labels_go_to_the_store_at_once_and_a_restart_resumes(client, proj):
-    c, session = client
+    c = client
     sel = [r["index"] for r in proj.selection()]
     for k, cls in enumerate(["red", "green", 0]):
         r = _label(c, sel[k], cls, annotator="bob" if k == 1 else None)
@@ -121,7 +119,7 @@ def test_labels_go_to_the_store_at_once_and_a_restart_resumes(client, proj):
 
 
 def test_undo_removes_only_the_labelers_own_newest_label(client, proj):
-    c, _ = client
+    c = client
     sel = [r["index"] for r in proj.selection()]
     first = _label(c, sel[0], "red").get_json()["row"]
     _label(c, sel[1], "blue")
@@ -135,7 +133,7 @@ def test_undo_removes_only_the_labelers_own_newest_label(client, proj):
 
 
 def test_skip_and_unsure_marks_survive_a_restart(client, proj):
-    c, _ = client
+    c = client
     sel = [r["index"] for r in proj.selection()]
     assert c.post("/api/flag", json={"index": sel[0], "flag": "skip"}).status_code == 200
     assert c.post("/api/flag", json={"index": sel[1], "flag": "unsure"}).status_code == 200
@@ -149,7 +147,7 @@ def test_skip_and_unsure_marks_survive_a_restart(client, proj):
 
 # --------------------------------------------------------------------------- two labelers at once
 def test_compare_and_set_refuses_a_stale_label_and_takes_a_knowing_one(client, proj):
-    c, _ = client
+    c = client
     item = proj.selection()[0]["index"]
     mine = _label(c, item, "red", annotator="alice")
     assert mine.status_code == 200
@@ -212,7 +210,7 @@ BAD = [
 
 @pytest.mark.parametrize("method, url, body, status, message", BAD, ids=[f"{b[1]} {b[2]}"[:60] for b in BAD])
 def test_bad_requests_answer_4xx_in_one_line_and_write_nothing(client, proj, method, url, body, status, message):
-    c, _ = client
+    c = client
     sel0 = proj.selection()[0]["index"]
     if isinstance(body, dict) and body.get("index") == "SEL":
         body = dict(body, index=sel0)
@@ -225,7 +223,7 @@ def test_bad_requests_answer_4xx_in_one_line_and_write_nothing(client, proj, met
 
 
 def test_a_huge_body_a_form_post_and_a_foreign_host_are_refused(client, proj):
-    c, _ = client
+    c = client
     n = proj.store.n_rows()
     huge = c.post("/api/label", data=b"{" + b" " * (MAX_BODY + 1) + b"}", content_type="application/json")
     assert huge.status_code == 413 and "at most 16384 bytes" in huge.get_json()["error"]

@@ -289,6 +289,7 @@ function showJob(job) {
   $("job-state").textContent = `${job.state}${job.elapsed_s !== null ? ` (${job.elapsed_s} s)` : ""}`;
   $("job-log").textContent = job.log.slice(-6).join("\n");
   $("job-fill").classList.toggle("indeterminate", job.state === "running");
+  $("job-fill").classList.toggle("finished", job.state === "done");
   $("btn-round").disabled = job.state === "running";
   const res = $("job-result");
   if (job.state === "done" && job.result) {
