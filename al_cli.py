@@ -76,6 +76,18 @@ def build_parser():
     q = sub.add_parser("status", help="rounds, accuracy per round, labels per class", formatter_class=fmt)
     _add_project(q)
     q.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    q = sub.add_parser("label", help="the labeling web page for the last selection", formatter_class=fmt,
+                       description="Serve a local page to label the last round's selection with the keyboard; "
+                       "every label goes to the label store at once. Ctrl-C stops the server.")
+    _add_project(q)
+    q.add_argument("--host", default="127.0.0.1", help="interface to bind; another than loopback needs "
+                   "--allow-remote and then a token")
+    q.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    q.add_argument("--annotator", default=None, help="name recorded with each label (the page can set its own)")
+    q.add_argument("--allow-remote", action="store_true", help="allow a --host reachable from other machines; "
+                   "the printed URL then carries a random token every request must present")
+    q.add_argument("--token", default=None, help="require this token (at least 16 characters) instead of a random one")
     return p
 
 
@@ -155,6 +167,15 @@ def main(argv=None):
         elif args.command == "status":
             st = proj.status()
             print(json.dumps(st, indent=2) if args.json else _report_status(st))
+        elif args.command == "label":
+            # The web server (Flask, waitress) loads only for this command, like the loop above.
+            from labeling.server import LabelServer
+
+            server = LabelServer(proj, host=args.host, port=args.port, annotator=args.annotator,
+                                 allow_remote=args.allow_remote, token=args.token)
+            print(f"labeling page for {args.project}: {server.url}  (Ctrl-C stops)", flush=True)
+            server.serve_forever()
+            print("stopped; every label is in the store", flush=True)
     return 0
 
 
