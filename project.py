@@ -123,7 +123,9 @@ class LabelingProject:
         arch = arch or train.default_arch(ds.kind)
         config = {
             "version": 1,
-            "dataset": {"source": ds.source, "name": ds.name, "kind": ds.kind, "fingerprint": dataset_fingerprint(ds),
+            # What load_dataset is given again each round: a name ('digits', 'cifar10') or an absolute path.
+            "dataset": {"source": str(Path(dataset).resolve()) if Path(dataset).exists() else str(dataset),
+                        "name": ds.name, "kind": ds.kind, "fingerprint": dataset_fingerprint(ds),
                         "image_size": image_size, "label_column": label_column, "text_column": text_column,
                         "test": None if test is None else str(Path(test).resolve())},
             "class_names": list(ds.class_names),
