@@ -155,3 +155,9 @@ def test_kill_during_import_leaves_all_or_nothing(tmp_path):
     changed = after[pool] >= 0
     assert changed.all() or not changed.any()
     np.testing.assert_array_equal(after[before >= 0], before[before >= 0])
+
+
+def test_a_named_data_set_loads_again_after_a_restart(tmp_path):
+    LabelingProject.create(tmp_path / "d", "digits", initial=20, arch="small_cnn", image_size=8).close()
+    with LabelingProject(tmp_path / "d") as proj:  # the next process loads 'digits' by name
+        assert proj.config["dataset"]["source"] == "digits" and proj.data.name == "digits"
