@@ -89,8 +89,7 @@ class ActiveLearningAnalyzer:
         self.auto_retrain = bool(auto_retrain)
         self.verbose = bool(verbose)
         self.results_, self.timings_, self.metadata = {}, {}, {}
-        self.intersection_ = self.retrain_report_ = None
-        self.model = self.model_path = self.data = self.pool_ = None
+        self.intersection_ = self.retrain_report_ = self.model = self.model_path = self.data = self.pool_ = None
         self._probs = self._embeddings = self._images = self._standardized = None
         if model_path is not None:  # None: from_arrays fills the state in
             self._load(model_path, labeled_size, start_idx, end_idx, dataset, data_dir)
@@ -129,9 +128,7 @@ class ActiveLearningAnalyzer:
         self.pool_ = Pool.from_mask(labeled_mask, labels, class_names, n_classes=probs.shape[1])
         if images is not None and len(images) != n:
             raise ValueError(f"images has {len(images)} items but probs has {n}")
-        self._probs, self._embeddings = probs, embeddings
-        self._images = images
-        self.metadata = {"dataset": "arrays"}
+        self._probs, self._embeddings, self._images, self.metadata = probs, embeddings, images, {"dataset": "arrays"}
         return self
 
     # ------------------------------------------------------------------ pool state and inference
@@ -417,7 +414,7 @@ class ActiveLearningAnalyzer:
             stats["retrain"] = self.retrain()
         return absolute, stats
 
-    def _selection(self):
+    def _selection(self):  # the selection retraining and the labeling sheet work on
         if self.intersection_ is None:
             raise ValueError("no selection yet: call find_intersection() first")
         return self.intersection_

@@ -26,12 +26,12 @@ def flag_message(message, flags=None):
     """``message`` with each Python parameter of ``flags`` replaced by its flag.
 
     A parameter is replaced where a message names it: at the start of a phrase and
-    followed by ``=``, ``must``, ``is``, ``has`` or ``of`` (``name='/x' does not exist``
+    followed by ``=``, a quoted value, ``must``, ``is``, ``has`` or ``of`` (``name='/x' does not exist``
     -> ``--dataset '/x' does not exist``).
     """
     for param, flag in (flags or {}).items():
         message = re.sub(rf"(?<![\w.'\"/-]){re.escape(param)}=", f"{flag} ", message)
-        message = re.sub(rf"(?<![\w.'\"/-]){re.escape(param)}(?= (must|is|has|of|holds)\b)", flag, message)
+        message = re.sub(rf"(?<![\w.'\"/-]){re.escape(param)}(?= (must|is|has|of|holds)\b| ')", flag, message)
     return message
 
 

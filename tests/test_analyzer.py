@@ -223,7 +223,7 @@ def test_bad_analysis_parameters_leave_results_intact(tiny_run, tmp_path):
 
 
 def test_missing_and_corrupt_model(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ValueError, match="does not exist"):
         ActiveLearningAnalyzer(tmp_path / "nope.keras", results_dir=tmp_path)
     bad = tmp_path / "run" / "best_model.keras"
     bad.parent.mkdir()
