@@ -7,7 +7,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import AL_functions as alf  # noqa: E402
-from AL_cycle import FLAGS, add_all_analysis_args, analyzer_from_args, analyzer_parser, check_args, check_pool_args  # noqa: E402
+from AL_cycle import (  # noqa: E402
+    FLAGS,
+    add_all_analysis_args,
+    analyzer_from_args,
+    analyzer_parser,
+    check_args,
+    check_pool_args,
+)
 from cli import run_cli  # noqa: E402
 
 
