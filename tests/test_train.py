@@ -36,7 +36,7 @@ def test_train_classifier_rounds_the_step_budget_up_to_whole_epochs(digits):
 def test_a_new_architecture_is_one_function(monkeypatch, digits):
     x, y, n_classes = digits
 
-    def tiny(keras, input_shape, weights):
+    def tiny(keras, input_shape, weights, adapt=None):
         inputs = keras.Input(shape=tuple(input_shape))
         return inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs))
 
