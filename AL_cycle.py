@@ -5,23 +5,41 @@ uncertainty, diversity and novelty, their intersection, the class-balance check 
 the retraining, exports the embeddings for ``python -m gnn`` and prints the report.
 The analyzer itself lives in ``analyzer.py``; it is re-exported here, so
 ``from AL_cycle import ActiveLearningAnalyzer`` keeps working.
+
+Every argument is checked before the first file is written; errors name the flag
+(:data:`FLAGS`). ``analyzer`` (and with it strategies, datasets, figures, Keras) is
+imported when a job starts, not when the flags are parsed, so ``--help`` and argument
+errors answer at once.
 """
-import argparse
+import contextlib
+import importlib
 import sys
 import time
 from pathlib import Path
 
 import AL_functions as alf
+import checks
 import knn
-import reports
-import train
-from analyzer import DEFAULT_MODEL, TARGET_PER_CLASS, ActiveLearningAnalyzer
-from cli import progress, run_cli
+import results_io
+from cli import ArgumentParser, progress, run_cli
 
 __all__ = ["ActiveLearningAnalyzer", "analyzer_parser", "analyzer_from_args", "add_analysis_args", "add_all_analysis_args",
            "analysis_params_from_args", "run_all_from_args", "analysis_main", "build_parser", "main"]
 
 REPO = Path(__file__).resolve().parent
+# Mirrors of analyzer.DEFAULT_MODEL / TARGET_PER_CLASS / keras_run.COMPARE_SEEDS for the flags
+# (importing those modules costs seconds); tests/test_promises.py checks they agree.
+DEFAULT_MODEL = REPO / "models" / "500_train" / "best_model.keras"
+TARGET_PER_CLASS = 20
+COMPARE_SEEDS = 3
+
+
+def __getattr__(name):
+    # PEP 562: `from AL_cycle import ActiveLearningAnalyzer` keeps working, loaded on first use.
+    if name == "ActiveLearningAnalyzer":
+        return importlib.import_module("analyzer").ActiveLearningAnalyzer
+    raise AttributeError(f"module 'AL_cycle' has no attribute {name!r}")
+
 
 # analysis -> its flags: (flag, option of AL_functions.ANALYSIS_DEFAULTS[analysis], type, choices, help).
 # The defaults come from ANALYSIS_DEFAULTS, so Python and the command line agree.
@@ -47,11 +65,19 @@ def _dest(flag):
     return flag.lstrip("-").replace("-", "_")
 
 
+# Python parameters -> the flags that set them: errors from the library name the flag (cli.flag_message).
+FLAGS = {"name": "--dataset", "dataset": "--dataset", "data_dir": "--data-dir", "random_state": "--seed", "seed": "--seed",
+         "model_path": "--model", "labeled_size": "--labeled-size", "start_idx": "--start-idx", "end_idx": "--end-idx",
+         "target_per_class": "--target-per-class", "budget": "--budget", "steps": "--steps", "retrain_steps": "--steps",
+         "compare_seeds": "--compare-seeds", "results_dir": "--results-dir",
+         **{option: flag for flags in ANALYSIS_FLAGS.values() for flag, option, *_ in flags if option not in ("method", "algorithm")}}
+
+
 def analyzer_parser(description):
     """Arguments every script shares: model, data, pool range, seed, results folder."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=description)
     p.add_argument("--model", default=str(DEFAULT_MODEL.relative_to(REPO)), help="base model (.keras or run folder); the default is trained first if missing")
-    p.add_argument("--dataset", default=None, help="data set (default: the model's): 'digits', 'cifar10' or a path (CIFAR-10 pickle folder, ROOT/{train,test}/<class>/ image tree, .npz, .tar.gz of a tree)")
+    p.add_argument("--dataset", default=None, help="data set (default: the model's): 'digits', 'cifar10' or a path (CIFAR-10 pickle folder, ROOT/{train,test}/<class>/ image tree, .npz, .tar.gz of a tree, a table or text .csv/.tsv/.parquet)")
     p.add_argument("--data-dir", default=None, help="folder holding the 'cifar10' data")
     p.add_argument("--labeled-size", type=int, default=None, help="expected size of the model's labeled set; also the size drawn when the default model is trained (500)")
     p.add_argument("--start-idx", type=int, default=None, help="pool starts at this training index (default 0)")
@@ -63,19 +89,52 @@ def analyzer_parser(description):
     return p
 
 
+def check_args(args, *analyses):
+    """Check every parsed argument that needs no data, before anything is loaded or written:
+    counts, seed, percentiles and sizes (their upper bounds need the pool: :func:`check_pool_args`),
+    and that the results folder can be written."""
+    checks.check_int(args.seed, "random_state", low=0)
+    checks.check_int(args.target_per_class, "target_per_class", low=1)
+    for name in ("labeled_size", "budget", "steps", "compare_seeds"):
+        if getattr(args, name, None) is not None:
+            checks.check_int(getattr(args, name), name, low=1)
+    for name in ("start_idx", "end_idx"):
+        if getattr(args, name) is not None:
+            checks.check_int(getattr(args, name), name, low=0)
+    for analysis in analyses:
+        for flag, option, *_ in ANALYSIS_FLAGS[analysis]:
+            value = getattr(args, _dest(flag))
+            if option.endswith("percentile"):
+                checks.check_percentile(value, option)
+            elif option in ("n_clusters", "k_neighbors"):
+                checks.check_int(value, option, low=1)
+    results_io.check_output_folder(args.results_dir)
+
+
 def analyzer_from_args(args):
     """Build the analyzer a script asked for, training the default base model first if it is missing."""
+    analyzer = importlib.import_module("analyzer")  # see the module docstring: not needed to parse flags
     model = Path(args.model)
     if not model.is_absolute():
         model = REPO / model if not model.exists() else model
     if not model.exists() and model.resolve() in (DEFAULT_MODEL, DEFAULT_MODEL.parent):
         progress("no base model yet: training the default one (models/500_train) ...", not args.quiet)
-        train.train_base_model(args.dataset or "digits", args.data_dir, labeled_size=args.labeled_size or 500, random_state=args.seed,
-                               out_dir=DEFAULT_MODEL.parent, verbose=0 if args.quiet else 2)
-    return ActiveLearningAnalyzer(model, labeled_size=args.labeled_size, start_idx=args.start_idx, end_idx=args.end_idx,
-                                  target_per_class=args.target_per_class, dataset=args.dataset, data_dir=args.data_dir,
-                                  results_dir=args.results_dir, random_state=args.seed,
-                                  retrain_steps=getattr(args, "steps", None), verbose=not args.quiet)
+        analyzer.train.train_base_model(args.dataset or "digits", args.data_dir, labeled_size=args.labeled_size or 500,
+                                        random_state=args.seed, out_dir=DEFAULT_MODEL.parent, verbose=0 if args.quiet else 2)
+    return analyzer.ActiveLearningAnalyzer(
+        model, labeled_size=args.labeled_size, start_idx=args.start_idx, end_idx=args.end_idx,
+        target_per_class=args.target_per_class, dataset=args.dataset, data_dir=args.data_dir, results_dir=args.results_dir,
+        random_state=args.seed, retrain_steps=getattr(args, "steps", None),
+        compare_seeds=getattr(args, "compare_seeds", COMPARE_SEEDS), verbose=not args.quiet)
+
+
+def check_pool_args(an, args, *analyses):
+    """The checks that need the pool (``--n-clusters``, ``--k-neighbors``, ``--budget`` against its
+    size), before the first analysis writes anything. Returns each analysis' options."""
+    params = {name: an.analysis_params(name, analysis_params_from_args(args, name)) for name in analyses}
+    if getattr(args, "budget", None) is not None:
+        checks.check_int(args.budget, "budget", low=1, high=int(an.pool_mask_.sum()))
+    return params
 
 
 def add_analysis_args(p, analysis):
@@ -100,12 +159,15 @@ def run_all_from_args(an, args):
 
 
 def analysis_main(analysis, description, argv=None):
-    """Body of a standalone analysis script: parse, build the analyzer, run one analysis, report."""
+    """Body of a standalone analysis script: parse, check, build the analyzer, run one analysis, report."""
     p = analyzer_parser(description)
     add_analysis_args(p, analysis)
     args = p.parse_args(argv)
-    an = analyzer_from_args(args)
-    getattr(an, f"run_{analysis}")(**analysis_params_from_args(args, analysis))
+    check_args(args, analysis)
+    with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
+        an = analyzer_from_args(args)
+        params = check_pool_args(an, args, analysis)[analysis]
+        getattr(an, f"run_{analysis}")(**params)
     print(an.get_summary())
     print(f"  written to {Path(args.results_dir) / analysis}/")
 
@@ -116,25 +178,31 @@ def build_parser():
     add_all_analysis_args(p)
     p.add_argument("--budget", type=int, default=None, help="selection size (default: 2 x target x classes, capped at the pool)")
     p.add_argument("--steps", type=int, default=None, help="training steps for retraining (default: the base model's)")
+    p.add_argument("--compare-seeds", type=int, default=COMPARE_SEEDS,
+                   help="seeds the 'AL vs random' comparison of the retraining runs over (mean +/- sd is reported)")
     p.add_argument("--no-retrain", action="store_true", help="stop after the class-balance check")
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_args(args, *alf.ANALYSES)
     t0 = time.perf_counter()
-    an = analyzer_from_args(args)
-    budget = args.budget or min(int(an.pool_mask_.sum()), 2 * args.target_per_class * an.n_classes)
-    run_all_from_args(an, args)
-    an.export_embeddings()  # the input of `python -m gnn`
-    an.find_intersection(budget=budget, retrain=False)
-    an.export_labeling_csv()
-    if not args.no_retrain:
-        if not an.check_class_balance()["met"]:
-            progress("class targets not met: retraining on the partial class-balanced selection", not args.quiet)
-        an.retrain(allow_shortfall=True)
-    print(reports.job_report(an.get_summary(), args.results_dir, time.perf_counter() - t0))
+    # Progress (Keras' epoch lines included) goes to stderr; stdout holds the report only.
+    with contextlib.redirect_stdout(sys.stderr):
+        an = analyzer_from_args(args)
+        params = check_pool_args(an, args, *alf.ANALYSES)
+        budget = args.budget if args.budget is not None else min(int(an.pool_mask_.sum()), 2 * args.target_per_class * an.n_classes)
+        an.run_all(**{f"{name}_params": params[name] for name in alf.ANALYSES})
+        an.export_embeddings()  # the input of `python -m gnn`
+        an.find_intersection(budget=budget, retrain=False)
+        an.export_labeling_csv()
+        if not args.no_retrain:
+            if not an.check_class_balance()["met"]:
+                progress("class targets not met: retraining on the partial class-balanced selection", not args.quiet)
+            an.retrain(allow_shortfall=True)
+    print(importlib.import_module("reports").job_report(an.get_summary(), args.results_dir, time.perf_counter() - t0))
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_cli(main, flags=FLAGS))

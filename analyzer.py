@@ -6,12 +6,10 @@ novelty) and their intersection, named strategies, class balance and retraining.
 No argparse and no file formats here: files, figures and text go through
 :mod:`reports`; the command lines live in ``AL_cycle.py``.
 """
-import hashlib
 import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils import check_random_state
 
 import AL_functions as alf
 import checks
@@ -23,7 +21,6 @@ import results_io
 import strategies
 import train
 from cli import progress
-from datasets import dataset_fingerprint
 from pool import Pool
 
 DEFAULT_MODEL = train.DEFAULT_RUN / train.MODEL_FILE
@@ -32,10 +29,6 @@ DEFAULT_MODEL = train.DEFAULT_RUN / train.MODEL_FILE
 TARGET_PER_CLASS = 20
 ANALYSES = alf.ANALYSES
 
-
-# How progress lines describe each analysis' parameters.
-DESCRIBE = {"uncertainty": "{method}, >= p{threshold_percentile:g}", "diversity": "{n_clusters} clusters, {algorithm}",
-            "novelty": "k={k_neighbors}, >= p{novelty_percentile:g}"}
 
 
 class ActiveLearningAnalyzer:
@@ -61,10 +54,12 @@ class ActiveLearningAnalyzer:
         Seeds every stochastic step (KMeans, tie-breaking, HNSW, retraining).
     auto_retrain : bool
         ``find_intersection`` retrains when the class targets are met.
-    retrain_steps : int or None
+    retrain_steps : int >= 1 or None
         Training steps of :meth:`retrain` (default: the base model's).
-    batch_size : int
+    batch_size : int >= 1
         Inference batch size.
+    compare_seeds : int >= 1
+        Seeds the retraining's "selection vs random" comparison runs over.
     verbose : bool
         Progress lines on stderr.
 
@@ -80,19 +75,21 @@ class ActiveLearningAnalyzer:
 
     def __init__(self, model_path=DEFAULT_MODEL, labeled_size=None, start_idx=None, end_idx=None,
                  target_per_class=TARGET_PER_CLASS, dataset=None, data_dir=None, results_dir="results", random_state=0,
-                 auto_retrain=True, retrain_steps=None, batch_size=256, verbose=True):
-        checks.check_int(target_per_class, "target_per_class", low=1)
-        checks.check_int(random_state, "random_state", low=0)
-        self.target_per_class = int(target_per_class)
+                 auto_retrain=True, retrain_steps=None, batch_size=256, verbose=True,
+                 compare_seeds=keras_run.COMPARE_SEEDS):
+        self.target_per_class = checks.check_int(target_per_class, "target_per_class", low=1)
+        self.random_state = checks.check_int(random_state, "random_state", low=0)
+        self.batch_size = checks.check_int(batch_size, "batch_size", low=1)
+        self.retrain_steps = None if retrain_steps is None else checks.check_int(retrain_steps, "retrain_steps", low=1)
+        self.compare_seeds = checks.check_int(compare_seeds, "compare_seeds", low=1)
+        for name, value in (("auto_retrain", auto_retrain), ("verbose", verbose)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         self.results_dir = Path(results_dir)
-        self.random_state = int(random_state)
-        self.auto_retrain = auto_retrain
-        self.retrain_steps = retrain_steps
-        self.batch_size = batch_size
-        self.verbose = verbose
+        self.auto_retrain = bool(auto_retrain)
+        self.verbose = bool(verbose)
         self.results_, self.timings_, self.metadata = {}, {}, {}
-        self.intersection_ = self.retrain_report_ = None
-        self.model = self.model_path = self.data = self.pool_ = None
+        self.intersection_ = self.retrain_report_ = self.model = self.model_path = self.data = self.pool_ = None
         self._probs = self._embeddings = self._images = self._standardized = None
         if model_path is not None:  # None: from_arrays fills the state in
             self._load(model_path, labeled_size, start_idx, end_idx, dataset, data_dir)
@@ -114,7 +111,8 @@ class ActiveLearningAnalyzer:
         embeddings : ndarray of shape (n_samples, n_features); may be a memory-mapped ``.npy``
         labeled_mask : ndarray of shape (n_samples,), bool
         labels : ndarray of shape (n_samples,), int, optional; -1 where unknown
-        images : ndarray of shape (n_samples, h, w, 3), optional, for figures
+        images : ndarray, optional, the items for figures: (n_samples, h, w, 3) images,
+            (n_samples, n_features) table rows or (n_samples,) texts
         class_names : list of str, optional
 
         Every analysis, the intersection and the class-balance report work; retraining
@@ -122,15 +120,15 @@ class ActiveLearningAnalyzer:
         """
         self = cls(model_path=None, target_per_class=target_per_class, results_dir=results_dir,
                    random_state=random_state, auto_retrain=False, verbose=verbose)
+        if np.iscomplexobj(probs) or np.iscomplexobj(embeddings):
+            raise ValueError("probs and embeddings must be real numbers, got complex values")
         probs = checks.check_probs(probs)
         n = probs.shape[0]
         embeddings = checks.check_embeddings(embeddings, n_samples=n)
         self.pool_ = Pool.from_mask(labeled_mask, labels, class_names, n_classes=probs.shape[1])
         if images is not None and len(images) != n:
             raise ValueError(f"images has {len(images)} items but probs has {n}")
-        self._probs, self._embeddings = probs, embeddings
-        self._images = images
-        self.metadata = {"dataset": "arrays"}
+        self._probs, self._embeddings, self._images, self.metadata = probs, embeddings, images, {"dataset": "arrays"}
         return self
 
     # ------------------------------------------------------------------ pool state and inference
@@ -167,81 +165,63 @@ class ActiveLearningAnalyzer:
     def _log(self, message):
         progress(message, self.verbose)
 
-    def _cache_key(self):
-        h = hashlib.sha1()
-        for part in (*self.model.fingerprint(), dataset_fingerprint(self.data), self.indices_.tobytes()):
-            h.update(str(part).encode() if not isinstance(part, bytes) else part)
-        return h.hexdigest()[:16]
-
     def _infer(self):
         """One inference pass over labeled + pool items, cached on disk per model, data set and pool.
 
         Writes only the cache: the GNN export is the explicit :meth:`export_embeddings`."""
         if self._probs is not None:
             return
-        cache = self.results_dir / "cache" / f"inference-{self._cache_key()}.npz"
+        cache = self.results_dir / "cache" / f"inference-{keras_run.cache_key(self.model, self.data, self.indices_)}.npz"
         start = time.perf_counter()
-        if cache.exists():
-            self._probs, self._embeddings = results_io.load_npz(cache, ("probs", "embeddings"))
-            self._log(f"inference: loaded from cache {cache}")
-        else:
+
+        def compute():
             self._log(f"inference: {len(self.indices_)} items through {self.model_path.name} ...")
-            self._probs, self._embeddings = self.model.predict(self.data.x_train[self.indices_], self.batch_size)
-            results_io.save_npz(cache, probs=self._probs, embeddings=self._embeddings)
+            return self.model.predict(self.data.x_train[self.indices_], self.batch_size)
+
+        def check(probs, embeddings):
+            checks.check_probs(probs)
+            checks.check_embeddings(embeddings, n_samples=len(self.indices_))
+
+        self._probs, self._embeddings = results_io.cached_arrays(cache, ("probs", "embeddings"), compute, check, log=self._log)
         self.timings_["inference"] = round(time.perf_counter() - start, 3)
 
     def export_embeddings(self, out_dir=None):
         """Write the GNN sidecar's input (the schema in ``gnn/export.py``) to ``out_dir``
         (default ``results_dir/embeddings``); ``python -m gnn`` reads it from there."""
         out = Path(out_dir) if out_dir else self.results_dir / "embeddings"
+        metadata = {"dataset": self.metadata.get("dataset", "arrays"), "model_path": str(self.model_path) if self.model_path else None,
+                    "n_items": int(len(self.indices_)), "n_labeled": int(self.labeled_mask_.sum()), "n_classes": self.n_classes,
+                    "class_names": self.class_names, "pool_range": list(self.pool_range)}
         return gnn.write_export(out, np.asarray(self.embeddings_, dtype=np.float32), self.probs_, self.labels_,
-                                self.labeled_mask_, self.indices_, {
-                                    "dataset": self.metadata.get("dataset", "arrays"),
-                                    "model_path": str(self.model_path) if self.model_path else None,
-                                    "n_items": int(len(self.indices_)),
-                                    "n_labeled": int(self.labeled_mask_.sum()),
-                                    "n_classes": self.n_classes,
-                                    "class_names": self.class_names,
-                                    "pool_range": list(self.pool_range),
-                                })
+                                self.labeled_mask_, self.indices_, metadata)
 
     def _pool_labels(self):
         """Labels of pool items: known ones where there are any, else the model's predictions."""
-        known = self.labels_[self.pool_mask_]
-        if (known >= 0).any():
-            return known, "labels"
-        return self.probs_[self.pool_mask_].argmax(axis=1), "predictions"
+        return self.pool_.pool_labels(self.probs_[self.pool_mask_])
 
-    def _images_for(self, absolute):
+    @property
+    def kind(self):
+        """'image', 'tabular' or 'text': what the items are (decides the top-items figure)."""
+        return self.data.kind if self.data is not None else reports.items_kind(self._images)
+
+    def _items_for(self, absolute):
+        """Images, table rows or texts of data set items ``absolute`` (None: nothing to show)."""
         if self.data is not None:
             return self.data.x_train[absolute]
         return None if self._images is None else np.asarray(self._images[absolute])
 
     # ------------------------------------------------------------------ result records
-    def _record(self, name, ranked_rows, scores, params, extra=None):
+    def _record(self, name, ranked_rows, scores, params, extra=None, *, score_label="score", fill=None):
         """The plain record :func:`reports.write_analysis` writes for pool rows ``ranked_rows`` (best first)."""
-        absolute = self.pool_indices_[ranked_rows]
         labels, source = self._pool_labels()
-        counts = alf.class_counts(labels[ranked_rows], self.n_classes)
-        summary = {
-            "analysis": name,
-            "dataset": self.metadata.get("dataset", "arrays"),
-            "model_path": str(self.model_path) if self.model_path else None,
-            "parameters": params,
-            "counts": {"pool": int(self.pool_mask_.sum()), "labeled": int(self.labeled_mask_.sum()), "selected": int(len(ranked_rows))},
-            "class_distribution": {n: int(c) for n, c in zip(self.class_names, counts)},
-            "class_source": source,
-            "timings": {"seconds": self.timings_.get(name), "inference_seconds": self.timings_.get("inference")},
-            **(extra or {}),
-        }
-        top = absolute[:reports.TOP_GRID]
-        images = self._images_for(top)
-        grid = None
-        if images is not None:
-            classes = labels[ranked_rows[:reports.TOP_GRID]]
-            grid = {"images": images, "classes": [self.class_names[c] if c >= 0 else "?" for c in classes],
-                    "scores": np.asarray(scores)[:reports.TOP_GRID], "source": source}
-        return {"summary": summary, "indices": absolute, "scores": scores, "grid": grid}
+        absolute = self.pool_indices_[ranked_rows]
+        return reports.analysis_record(
+            name, ranked_rows, absolute, scores, params, extra, score_label=score_label, fill=fill, pool=self.pool_,
+            class_ids=labels, class_source=source, probs=self.probs_[self.pool_mask_],
+            items=self._items_for(absolute[:reports.TOP_GRID]), kind=self.kind,
+            feature_names=getattr(self.data, "feature_names", None), dataset=self.metadata.get("dataset", "arrays"),
+            model_path=str(self.model_path) if self.model_path else None,
+            timings={"seconds": self.timings_.get(name), "inference_seconds": self.timings_.get("inference")})
 
     def _ranked(self, mask, scores):
         """Rows of ``mask``, best score first, seeded tie-breaking."""
@@ -250,9 +230,14 @@ class ActiveLearningAnalyzer:
         return rows[order]
 
     # ------------------------------------------------------------------ analyses
-    def _params(self, name, given):
+    def analysis_params(self, name, given=None):
         """One analysis' options over ``AL_functions.ANALYSIS_DEFAULTS``, checked against
-        this pool before any inference or file write."""
+        this pool before any inference or file write.
+
+        Returns
+        -------
+        dict, the complete options"""
+        checks.check_choice(name, "analysis", ANALYSES)
         params = alf.analysis_params({name: given or {}})[name]
         highs = {"n_clusters": int(self.pool_mask_.sum()), "k_neighbors": int(self.labeled_mask_.sum())}
         choices = {"uncertainty": alf.UNCERTAINTY_METHODS, "diversity": alf.KMEANS_ALGORITHMS, "novelty": knn.KNN_METHODS}
@@ -266,7 +251,7 @@ class ActiveLearningAnalyzer:
         return params
 
     def _run(self, name, given, write):
-        params = self._params(name, given)
+        params = self.analysis_params(name, given)
         # Uncertainty reads probabilities only: do not standardise embeddings for it.
         x = None if name == "uncertainty" else self.standardized_
         probs = self.probs_
@@ -276,23 +261,14 @@ class ActiveLearningAnalyzer:
         mask, scores = res["mask"], res["scores"]
         self.results_[name] = {"mask": mask, "scores": scores, "params": res["params"], "seconds": seconds}
         self.timings_[name] = round(seconds, 3)
-        self._log(f"{name} ({DESCRIBE[name].format(**res['params'])}): kept {mask.sum()} of {mask.size}")
+        self._log(f"{name} ({reports.DESCRIBE[name].format(**res['params'])}): kept {mask.sum()} of {mask.size}")
         ranked = self._ranked(mask, scores)
         if write:
-            extra = None
-            if name == "diversity":
-                reps = res["representatives"]
-                rep_abs = self.pool_indices_[reps[reps >= 0]]
-                sizes = np.bincount(res["clusters"], minlength=params["n_clusters"])
-                extra = {"representatives": rep_abs.tolist(), "cluster_sizes": sizes.tolist()}
-            record = self._record(name, ranked, scores[ranked], res["params"], extra)
-            record["histogram"] = {"scores": scores, "threshold": scores[mask].min() if mask.any() else None}
-            if name == "diversity":
-                record["representatives"] = rep_abs
-                record["clusters"] = {"embeddings": self.standardized_[self.pool_mask_], "clusters": res["clusters"],
-                                      "selected": mask, "representatives": reps, "random_state": self.random_state,
-                                      "title": f"diversity: {params['n_clusters']} clusters (PCA)"}
-            reports.write_analysis(self.results_dir, record)
+            parts = (reports.diversity_parts(res, self.pool_indices_, self.standardized_[self.pool_mask_], self.random_state)
+                     if name == "diversity" else {})
+            record = self._record(name, ranked, scores[ranked], res["params"], parts.pop("extra", None))
+            record["histogram"] = {"scores": scores, "kept": mask, "threshold": scores[mask].min() if mask.any() else None}
+            reports.write_analysis(self.results_dir, dict(record, **parts))
         return self.pool_indices_[ranked]
 
     def run_uncertainty(self, write=True, **params):
@@ -335,7 +311,7 @@ class ActiveLearningAnalyzer:
         dict of analysis name -> number of items kept
         """
         given = {"uncertainty": uncertainty_params, "diversity": diversity_params, "novelty": novelty_params}
-        checked = {name: self._params(name, given[name]) for name in ANALYSES}
+        checked = {name: self.analysis_params(name, given[name]) for name in ANALYSES}
         for name in ANALYSES:
             self._run(name, checked[name], write)
         return {name: int(self.results_[name]["mask"].sum()) for name in ANALYSES}
@@ -364,8 +340,9 @@ class ActiveLearningAnalyzer:
         """Pick ``budget`` pool items with a named strategy (the names: see :mod:`strategies`).
 
         ``params`` holds per-strategy options, e.g. ``{'anchoral': {'num_anchors': 20}}``.
-        Writes ``results_dir/select_<strategy>/`` (indices best first; scores are
-        ``1 - position / budget``, as strategies return an order, not a score).
+        Writes ``results_dir/select_<strategy>/`` (indices best first; ``select_<strategy>_scores.npy``
+        holds the rank 1..budget, as strategies return an order, not a score; figures say "rank").
+        Everything is checked before the first file is written.
 
         Returns
         -------
@@ -387,7 +364,8 @@ class ActiveLearningAnalyzer:
         self._log(f"{strategy}: selected {budget} of {int(self.pool_mask_.sum())} pool items in {seconds:.2f} s")
         if write:
             reports.write_analysis(self.results_dir, self._record(
-                name, pool_rows, 1.0 - np.arange(budget) / budget, {"strategy": strategy, "budget": budget, "params": dict(params or {})}))
+                name, pool_rows, np.arange(1, budget + 1), {"strategy": strategy, "budget": budget, "params": dict(params or {})},
+                score_label="rank"))
         return self.indices_[rows]
 
     # ------------------------------------------------------------------ intersection and class balance
@@ -424,47 +402,34 @@ class ActiveLearningAnalyzer:
         absolute = self.pool_indices_[rows]
         self.intersection_ = {"rows": rows, "indices": absolute, "scores": combined[rows], "info": info, "budget": budget}
         balance = self.check_class_balance()
-        stats = dict(info, budget=budget, analyses=names, class_balance=balance)
-        note = reports.intersection_note(info, budget)
-        if note:
-            stats["note"] = note
+        stats = dict(info, budget=budget, analyses=names, class_balance=balance, note=reports.intersection_note(info, budget))
         self._log(f"intersection of {' & '.join(names)}: {info['n_intersection']} items, {len(rows)} selected")
         if write:
+            # Rows past the intersection were added by combined rank to reach the budget: marked in the grid.
             record = self._record("intersection", rows, combined[rows], {"budget": budget, "analyses": names},
-                                  {k: stats[k] for k in ("n_intersection", "n_filled", "filled", "pairwise", "class_balance", "note") if k in stats})
-            record["overlap"] = {"counts": info["counts"], "pairwise": info["pairwise"], "n_intersection": info["n_intersection"],
-                                 "title": "items kept per analysis and overlap"}
-            reports.write_analysis(self.results_dir, record)
+                                  {k: stats[k] for k in reports.INTERSECTION_SUMMARY if stats.get(k) is not None},
+                                  fill=np.arange(len(rows)) >= info["n_intersection"])
+            reports.write_analysis(self.results_dir, dict(record, overlap=reports.overlap_parts(info)))
         if self.model is not None and balance["met"] and (retrain is True or (retrain == "auto" and self.auto_retrain)):
             stats["retrain"] = self.retrain()
         return absolute, stats
 
-    def _selection(self):
+    def _selection(self):  # the selection retraining and the labeling sheet work on
         if self.intersection_ is None:
             raise ValueError("no selection yet: call find_intersection() first")
         return self.intersection_
 
     def check_class_balance(self):
         """Per-class counts of the selection against ``target_per_class`` (known labels, else predictions)."""
-        rows = self._selection()["rows"]
-        labels, source = self._pool_labels()
-        sel = labels[rows]
-        if source == "labels" and (sel < 0).any():
-            # Mixed pools: unknown labels fall back to the predicted class for the count.
-            pred = self.probs_[self.pool_mask_][rows].argmax(axis=1)
-            sel = np.where(sel >= 0, sel, pred)
-            source = "labels+predictions"
-        bal = alf.class_balance(sel, self.n_classes, self.target_per_class)
-        bal["source"] = source
-        bal["classes"] = self.class_names
-        return bal
+        return self.pool_.class_balance(self._selection()["rows"], self.probs_[self.pool_mask_], self.target_per_class)
 
     # ------------------------------------------------------------------ labeling sheet
     def export_labeling_csv(self, path=None):
         """Write the selection as ``index,label,predicted_class,confidence,image`` for a person to fill in
         (default ``results_dir/intersection/to_label.csv``).
 
-        ``image`` is the source file where the data set has one, else a thumbnail written beside the CSV.
+        ``image`` is the source file where the data set has one, else a thumbnail written beside the CSV
+        (images); empty for table rows and texts, which ``top_rows.csv`` / ``top_texts.txt`` show.
         """
         sel = self._selection()
         path = Path(path) if path else self.results_dir / "intersection" / "to_label.csv"
@@ -473,7 +438,7 @@ class ActiveLearningAnalyzer:
         return reports.write_labeling_csv(
             path, sel["indices"], [self.class_names[int(c)] for c in probs.argmax(axis=1)], probs.max(axis=1),
             image_paths=[paths[a] for a in sel["indices"]] if paths else None,
-            images=None if paths else self._images_for(sel["indices"]))
+            images=None if paths or self.kind != "image" else self._items_for(sel["indices"]))
 
     def load_labels_csv(self, path):
         """Read ``index,label`` rows a person filled in (label: class name or id) into the pool's labels.
@@ -488,46 +453,31 @@ class ActiveLearningAnalyzer:
 
     # ------------------------------------------------------------------ retraining
     def retrain(self, output_dir=None, allow_shortfall=False, steps=None, compare_random=True):
-        """Add up to ``target_per_class`` items per class from the ranked selection, retrain, save, compare.
+        """Add up to ``target_per_class`` items per class from the ranked selection, retrain, save, compare
+        (:func:`keras_run.retrain_selection`).
 
-        The new model is trained exactly like the comparison model on a random
-        selection of the same size and seed (same steps, seed and validation split).
+        The new model is trained exactly like the comparison models on random selections
+        of the same size (same steps, validation split; ``compare_seeds`` seeds).
 
         Returns
         -------
         dict with ``added``, ``accuracy_before``, ``accuracy_after``, ``accuracy_random``,
-        macro-F1s and the run folder.
+        macro-F1s, ``comparison`` (per seed, mean and sd) and the run folder.
         """
         if self.model is None:
             raise ValueError("retrain needs a Keras model (analyzer built with model_path); with from_arrays, retraining is the caller's job")
-        sel = self._selection()
+        if steps is not None:
+            checks.check_int(steps, "steps", low=1)
         balance = self.check_class_balance()
         if not balance["met"] and not allow_shortfall:
             short = {n: s for n, s in zip(self.class_names, balance["shortfall"]) if s}
             raise ValueError(f"class targets not met (shortfall per class: {short}); lower target_per_class, raise the budget, or pass allow_shortfall=True")
-        pool_labels = self.labels_[self.pool_mask_]
-        labels = pool_labels[sel["rows"]]
-        if (labels < 0).all():
-            raise ValueError("the selected items have no labels: fill in the CSV from export_labeling_csv() and call load_labels_csv(path)")
-        picked_rows = sel["rows"][labels >= 0]
-        picked = alf.balanced_pick(picked_rows, pool_labels[picked_rows], self.n_classes, self.target_per_class)
-        added = self.pool_indices_[picked]
-        base_labeled = self.indices_[self.labeled_mask_]
-        known_pool = self.pool_indices_[pool_labels >= 0]
-        random_added = np.sort(check_random_state(self.random_state).choice(known_pool, size=len(added), replace=False))
-        steps = steps or self.retrain_steps or int(self.metadata.get("steps_budget") or 800)
-        seed = int(self.metadata.get("seed", self.random_state))
-        # Labels a person supplied through the CSV overrule the data set's (unknown) ones.
-        y = self.data.y_train.copy()
-        y[self.indices_] = np.where(self.labels_ >= 0, self.labels_, y[self.indices_])
         run = Path(output_dir) if output_dir else self.model_path.parent.with_name(self.model_path.parent.name + "_retrained")
-        report = {
-            "added": int(len(added)),
-            "added_per_class": dict(zip(self.class_names, alf.class_counts(y[added], self.n_classes).tolist())),
-            "target_met": balance["met"],
-            **keras_run.retrain_and_compare(self.model, self.data, y, base_labeled, added, random_added, self.metadata,
-                                            run_dir=run, steps=steps, seed=seed, compare_random=compare_random, log=self._log),
-        }
+        report = keras_run.retrain_selection(
+            self.model, self.data, self.pool_, self._selection()["rows"], self.metadata, target_per_class=self.target_per_class, run_dir=run,
+            steps=steps or self.retrain_steps or int(self.metadata.get("steps_budget") or 800), random_state=self.random_state,
+            compare_seeds=self.compare_seeds, compare_random=compare_random, log=self._log)
+        report["target_met"] = balance["met"]
         self.retrain_report_ = report
         reports.write_retrain(self.results_dir, report)
         return report

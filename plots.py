@@ -6,6 +6,7 @@ figure to close, safe in a process that draws many of them.
 """
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 
@@ -13,30 +14,56 @@ from sklearn.utils import check_random_state
 MAX_SCATTER_POINTS = 5000
 
 
-def score_histogram(scores, threshold=None, *, title, xlabel):
-    """Histogram of scores with the selection threshold as a vertical line."""
+def score_histogram(scores, threshold=None, *, kept=None, title, xlabel):
+    """Histogram of scores: kept and not-kept items stacked in two colours.
+
+    The threshold is drawn as a line only when it is what decided: when ``kept`` is
+    exactly ``scores >= threshold``. A rule on other numbers (``combined`` uncertainty
+    keeps items above a percentile of entropy OR of margin) has no one line on this
+    axis, and a line would put a different number of items on its kept side.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n,)
+    threshold : float or None
+    kept : ndarray of shape (n,), bool, optional
+    """
+    scores = np.asarray(scores, dtype=np.float64)
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
-    ax.hist(np.asarray(scores, dtype=np.float64), bins=50, color="#4c72b0", alpha=0.85)
+    bins = np.histogram_bin_edges(scores, bins=50)
+    if kept is None:
+        ax.hist(scores, bins=bins, color="#4c72b0", alpha=0.85)
+    else:
+        kept = np.asarray(kept, dtype=bool)
+        ax.hist([scores[~kept], scores[kept]], bins=bins, stacked=True, color=["#9aa9c4", "#c44e52"],
+                label=[f"not kept ({int((~kept).sum())})", f"kept ({int(kept.sum())})"])
+        if threshold is not None and not np.array_equal(kept, scores >= threshold):
+            threshold = None
     if threshold is not None:
-        ax.axvline(threshold, color="#c44e52", linestyle="--", label=f"threshold {threshold:.3g}")
-        ax.legend()
+        ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.3g}")
+    if kept is not None or threshold is not None:
+        ax.legend(fontsize=8)
     ax.set(title=title, xlabel=xlabel, ylabel="items")
     return fig
 
 
-def image_grid(images, captions, *, title, ncols=8):
-    """A grid of images (uint8, (n, h, w, 3)) with one short caption each."""
+def image_grid(images, captions, *, title, ncols=8, marked=None):
+    """A grid of images (uint8, (n, h, w, 3)) with one short caption each; ``marked`` items
+    (n bools, e.g. fill items of the intersection) get a red frame."""
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig = Figure(figsize=(ncols * 1.3, nrows * 1.5 + 0.4))
+    fig = Figure(figsize=(ncols * 1.3, nrows * 1.7 + 0.4))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, img, cap in zip(axes.ravel(), images, captions):
+    for i, (ax, img, cap) in enumerate(zip(axes.ravel(), images, captions)):
         ax.imshow(np.asarray(img, dtype=np.uint8), interpolation="nearest")
-        ax.set_title(cap, fontsize=7)
-    fig.suptitle(title if n else f"{title} (nothing selected)", fontsize=10)
+        ax.set_title(cap, fontsize=6)
+        if marked is not None and marked[i]:
+            h, w = np.shape(img)[:2]
+            ax.add_patch(Rectangle((-0.5, -0.5), w, h, fill=False, edgecolor="red", linewidth=2))
+    fig.suptitle(title if n else f"{title} (nothing selected)", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import AL_functions as alf
 import checks
 
 
@@ -91,3 +92,34 @@ class Pool:
         """Record labels given to items: ``{absolute index: class id}``."""
         for index, cls in labels.items():
             self.labels[np.searchsorted(self.indices, index)] = cls
+
+    def pool_labels(self, pool_probs):
+        """Labels of pool items: known ones where there are any, else the predicted class.
+
+        Parameters
+        ----------
+        pool_probs : ndarray of shape (n_pool, n_classes), the model's probabilities of pool items
+
+        Returns
+        -------
+        labels : ndarray of shape (n_pool,), int
+        source : {'labels', 'predictions'}
+        """
+        known = self.labels[self.pool_mask]
+        if (known >= 0).any():
+            return known, "labels"
+        return pool_probs.argmax(axis=1), "predictions"
+
+    def class_balance(self, rows, pool_probs, target_per_class):
+        """Per-class counts of pool rows ``rows`` against ``target_per_class`` (known labels, else
+        predictions; see :func:`AL_functions.class_balance`), with ``source`` and ``classes``."""
+        labels, source = self.pool_labels(pool_probs)
+        sel = labels[rows]
+        if source == "labels" and (sel < 0).any():
+            # Mixed pools: unknown labels fall back to the predicted class for the count.
+            sel = np.where(sel >= 0, sel, pool_probs[rows].argmax(axis=1))
+            source = "labels+predictions"
+        bal = alf.class_balance(sel, self.n_classes, target_per_class)
+        bal["source"] = source
+        bal["classes"] = self.class_names
+        return bal

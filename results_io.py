@@ -1,27 +1,181 @@
-"""Atomic writers: every file lands complete or not at all (temporary file + rename)."""
+"""Atomic writers: every file lands complete or not at all (temporary file + rename), every
+folder of results lands as a unit (staged folder + swap), under a lock.
+
+Errors from the operating system (read-only folder, full disk, a path that is a file)
+come out as ``OSError`` whose ``filename`` is the path the caller asked for, so
+``cli.run_cli`` can print one line naming it. Files and folders get the modes the
+process' umask allows (``tempfile`` would leave 0600 / 0700).
+"""
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+# Prefixes of what a writer leaves behind only when it is killed: staged files and
+# folders, and a replaced folder waiting to be removed.
+TMP_PREFIX = ".tmp-"
+OLD_PREFIX = ".old-"
+
+
+def _umask():
+    # os.umask can only be read by setting it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode():
+    """Mode of a new regular file under the current umask (what ``open(..., 'w')`` gives)."""
+    return 0o666 & ~_umask()
+
+
+def folder_mode():
+    """Mode of a new folder under the current umask (what ``os.mkdir`` gives)."""
+    return 0o777 & ~_umask()
+
+
+def _named(exc, path):
+    """``exc`` with ``filename`` set to ``path`` when the OS did not say which file (a full disk
+    reports ENOSPC from ``write``, with no name)."""
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        return type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(path))
+    return exc
+
+
+def check_output_folder(path):
+    """Refuse, before any work, a results folder that cannot be written.
+
+    ``path`` may not exist yet; its nearest existing ancestor must then be a writable
+    folder. An existing ``path`` must be a writable folder.
+
+    Raises
+    ------
+    NotADirectoryError, PermissionError
+        With ``filename`` the offending path.
+    """
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(probe))
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "folder is not writable", str(probe))
+    return path
 
 
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
-    """Yield a temporary path in the target folder; rename it onto ``path`` on success."""
+    """Yield a temporary path in the target folder; rename it onto ``path`` on success.
+
+    The file gets the umask's mode; an ``OSError`` names ``path``.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1])
-    os.close(fd)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file", path)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX, suffix=suffix or os.path.splitext(path)[1])
+        os.close(fd)
+    except OSError as exc:
+        raise _named(exc, path) from None
     try:
         yield tmp
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(exc, OSError):
+            raise _named(exc, path) from None
         raise
+
+
+@contextlib.contextmanager
+def folder_lock(path):
+    """Hold an exclusive lock on the folder ``path`` (not necessarily existing yet).
+
+    A second writer of the same folder waits until the first is done (``flock`` on
+    ``<parent>/.<name>.lock``; the kernel releases it if the holder is killed), so two
+    runs never interleave their files in one folder.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, file_mode())
+    except OSError as exc:
+        raise _named(exc, path) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def clean_stale(path):
+    """Remove what killed writers of folder ``path`` left beside it (``.tmp-<name>-*``,
+    ``.old-<name>-*``). Call under :func:`folder_lock`: no live writer of ``path`` then exists."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for prefix in (TMP_PREFIX, OLD_PREFIX):
+        for stale in path.parent.glob(f"{prefix}{path.name}-*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+            removed.append(stale)
+    return removed
+
+
+@contextlib.contextmanager
+def staged_folder(path):
+    """Yield an empty temporary folder; on success it replaces ``path`` as a unit.
+
+    Readers see the old folder or the new one, never a mix; an error (full disk, bad
+    input found late) leaves the old folder as it was. Writers of one folder take turns
+    (:func:`folder_lock`), and leftovers of killed writers are removed first.
+
+    Raises
+    ------
+    NotADirectoryError
+        ``path`` exists and is a file (nothing is touched).
+    """
+    path = Path(path)
+    check_output_folder(path)
+    with folder_lock(path):
+        clean_stale(path)
+        try:
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}-"))
+            os.chmod(tmp, folder_mode())
+        except OSError as exc:
+            raise _named(exc, path) from None
+        try:
+            yield tmp
+            old = None
+            if path.exists():
+                old = path.parent / f"{OLD_PREFIX}{path.name}-{os.getpid()}"
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            raise _named(exc, path) from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def save_npy(path, array):
@@ -65,9 +219,52 @@ def save_npz(path, **arrays):
 
 
 def load_npz(path, names):
-    """Read the arrays ``names`` (in that order) from an ``.npz`` into memory."""
-    with np.load(path) as z:
-        return tuple(z[name] for name in names)
+    """Read the arrays ``names`` (in that order) from an ``.npz`` into memory.
+
+    Raises
+    ------
+    ValueError
+        The file is empty, truncated or lacks one of ``names`` (the message names it).
+    """
+    try:
+        with np.load(path) as z:
+            return tuple(z[name] for name in names)
+    except OSError:
+        raise
+    except Exception as exc:  # EOFError (empty), BadZipFile / ValueError (truncated), KeyError (missing)
+        raise ValueError(f"{os.fspath(path)!r} is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def cached_arrays(path, names, compute, check=None, log=None):
+    """Arrays ``names`` from the ``.npz`` cache ``path``, else ``compute()`` and cache them.
+
+    A damaged cache (empty, truncated, missing an array, or failing ``check(*arrays)``)
+    is said in one ``log`` line and recomputed, never a dead end until deleted by hand.
+
+    Returns
+    -------
+    tuple of ndarray, in the order of ``names``
+    """
+    if os.path.exists(path):
+        try:
+            arrays = load_npz(path, names)
+            if check is not None:
+                check(*arrays)
+            if log:
+                log(f"loaded from cache {os.fspath(path)}")
+            return arrays
+        except ValueError as exc:
+            if log:
+                log(f"cache {os.fspath(path)} is damaged ({str(exc).splitlines()[0][:160]}): recomputing")
+    arrays = tuple(compute())
+    save_npz(path, **dict(zip(names, arrays)))
+    return arrays
+
+
+def save_png(path, image):
+    """Write one uint8 image of shape (h, w, 3) as a PNG atomically (a thumbnail)."""
+    with atomic_path(path, ".png") as tmp:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="png")
 
 
 def save_figure(path, fig):

@@ -7,7 +7,8 @@ import numpy as np
 
 
 def seed_everything(seed):
-    """Seed Python, NumPy, and TensorFlow / torch when they are already imported.
+    """Seed Python, NumPy, and TensorFlow / torch when they are already imported; TensorFlow's
+    ops are made deterministic too (``tf.config.experimental.enable_op_determinism``).
 
     The frameworks are seeded only if the caller imported them, so the Keras side
     never pulls in torch and the GNN side never pulls in TensorFlow.
@@ -27,6 +28,10 @@ def seed_everything(seed):
         sys.modules["keras"].utils.set_random_seed(seed)
     elif "tensorflow" in sys.modules:
         sys.modules["tensorflow"].random.set_seed(seed)
+    if "tensorflow" in sys.modules:
+        # Same seed, same numbers: without this, TensorFlow may pick non-deterministic kernels
+        # (reductions, some GPU ops). Idempotent; costs little on a CPU.
+        sys.modules["tensorflow"].config.experimental.enable_op_determinism()
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(seed)
     if "torch_geometric" in sys.modules:

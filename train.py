@@ -10,13 +10,10 @@ the label-efficiency benchmark (``benchmarks/label_efficiency.py``) all go throu
 Architectures (a new one is one function in ``architectures.BACKBONES``), inference
 and metrics live in ``architectures.py``.
 """
-import argparse
+import contextlib
 import hashlib
 import math
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,14 +25,14 @@ from architectures import (ADAPTED_ARCHS, ARCHS, BACKBONES, PREDICT_BATCH, as_mo
                            compile_model, default_arch, evaluate, load_keras, metrics_from_probs,
                            predict_two_outputs, predict_with_embeddings, two_output_model)
 from checks import check_choice, check_int
-from cli import run_cli
+from cli import ArgumentParser, run_cli
 from datasets import load_dataset
-from results_io import atomic_path, load_json, save_json, save_npy
+from results_io import atomic_path
+# Run folders live in runs.py; callers keep importing them from here (train.save_run, ...).
+from runs import (DEFAULT_RUN, MODEL_FILE, REPO, check_run_target, is_run_folder, load_run,  # noqa: F401
+                  resolve_model_path, save_run)
 from seeding import seed_everything
 
-REPO = Path(__file__).resolve().parent
-DEFAULT_RUN = REPO / "models" / "500_train"
-MODEL_FILE = "best_model.keras"
 SCHEDULES = ("constant", "cosine")
 
 
@@ -361,82 +358,25 @@ def draw_labeled_set(y, size, *, random_state=0, stratified=True):
     return np.sort(chosen).astype(np.int64)
 
 
-# --------------------------------------------------------------------------- run folders
-def save_run(model, out_dir, labeled_indices, metadata):
-    """Write model, labeled set and metadata to a temporary folder, then swap it in.
-
-    A crash or bad input never leaves a run folder whose model and labeled set disagree.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-"))
-    try:
-        model.save(tmp / MODEL_FILE)
-        save_npy(tmp / "labeled_indices.npy", np.asarray(labeled_indices, dtype=np.int64))
-        save_json(tmp / "metadata.json", metadata)
-        old = None
-        if out_dir.exists():
-            old = out_dir.parent / f".old-{out_dir.name}-{os.getpid()}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
-
-
-def resolve_model_path(model_path):
-    """Accept a run folder or a ``.keras`` file; return the model file path."""
-    path = Path(model_path)
-    if path.is_dir():
-        path = path / MODEL_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"model_path {str(model_path)!r} does not exist: train one with `python train.py` (writes {DEFAULT_RUN.relative_to(REPO) / MODEL_FILE})")
-    return path
-
-
-def load_run(model_path):
-    """Load a saved model with its labeled set and metadata.
-
-    Returns
-    -------
-    model : keras.Model
-    labeled_indices : ndarray of int64 (absolute dataset indices)
-    metadata : dict
-    """
-    keras = load_keras()
-    path = resolve_model_path(model_path)
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:
-        raise ValueError(f"model_path {str(path)!r} is not a readable Keras model ({type(exc).__name__}): retrain it with `python train.py`") from None
-    try:
-        model.get_layer("embedding")
-    except ValueError:
-        raise ValueError(f"model {str(path)!r} has no layer named 'embedding': build it with train.build_model") from None
-    run = path.parent
-    labeled_file, meta_file = run / "labeled_indices.npy", run / "metadata.json"
-    if not labeled_file.exists() or not meta_file.exists():
-        raise FileNotFoundError(f"{run} must hold labeled_indices.npy and metadata.json beside {path.name}: train with `python train.py`")
-    return model, np.load(labeled_file).astype(np.int64), load_json(meta_file)
-
-
 def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, random_state=0, stratified=True,
-                     out_dir=DEFAULT_RUN, arch="mobilenetv3", weights=None, steps=800, image_size=32,
-                     validation_split=0.1, patience=15, labeled_indices=None, verbose=2, data=None):
+                     out_dir=DEFAULT_RUN, arch=None, weights=None, steps=800, image_size=32,
+                     validation_split=0.1, patience=15, labeled_indices=None, verbose=2, data=None, overwrite=True):
     """Draw (or take) the labeled seed set, train, evaluate on the test split and save the run.
 
     ``random_state`` seeds the labeled draw, the initial weights and training; it is
-    written to the run's metadata as ``seed``.
+    written to the run's metadata as ``seed``. ``arch`` defaults to the data kind's
+    (:func:`architectures.default_arch`: images ``mobilenetv3``, tables ``mlp``, text
+    ``textmlp``); a text model's vocabulary is fitted on the whole pool's text.
+    ``out_dir`` is checked before anything is loaded or trained (:func:`check_run_target`).
 
     Returns
     -------
     out_dir : Path
     metadata : dict
     """
+    check_run_target(out_dir, overwrite)
     ds = data if data is not None else load_dataset(dataset, data_dir=data_dir, image_size=image_size)
+    arch = default_arch(ds.kind) if arch is None else check_choice(arch, "arch", ARCHS)
     known = np.flatnonzero(ds.y_train >= 0)
     if labeled_indices is None:
         labeled_indices = known[draw_labeled_set(ds.y_train[known], labeled_size, random_state=random_state,
@@ -446,11 +386,13 @@ def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, rando
         raise ValueError("labeled_indices include items with unknown labels")
     model, info = train_classifier(ds.x_train[labeled_indices], ds.y_train[labeled_indices], ds.n_classes, arch=arch,
                                    weights=weights, random_state=random_state, steps=steps,
-                                   validation_split=validation_split, patience=patience, verbose=verbose)
+                                   validation_split=validation_split, patience=patience, verbose=verbose,
+                                   adapt=ds.x_train if ds.kind == "text" else None)
     test = evaluate(model, ds.x_test, ds.y_test) if ds.x_test is not None and ds.y_test is not None else {}
     metadata = {
         "dataset": ds.name,
         "dataset_source": ds.source,
+        "kind": ds.kind,
         "seed": int(random_state),
         "stratified": bool(stratified),
         "arch": arch,
@@ -470,23 +412,28 @@ def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, rando
         "train_seconds": info["train_seconds"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    save_run(model, out_dir, labeled_indices, metadata)
+    save_run(model, out_dir, labeled_indices, metadata, overwrite=overwrite)
     return Path(out_dir), metadata
 
 
+# Python parameters -> the flags of this script, for one-line errors (cli.flag_message).
+FLAGS = {"name": "--dataset", "data_dir": "--data-dir", "labeled_size": "--labeled-size", "random_state": "--seed",
+         "seed": "--seed", "out_dir": "--out", "steps": "--steps", "patience": "--patience", "image_size": "--image-size"}
+
+
 def build_parser():
-    p = argparse.ArgumentParser(
-        description="Train the MobileNetV3Small base model on a seeded labeled seed set and save "
-        "models/<run>/{best_model.keras, labeled_indices.npy, metadata.json}.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = ArgumentParser(
+        description="Train the base model (by data kind: MobileNetV3Small for images, an MLP for tables, a text MLP "
+        "for text) on a seeded labeled seed set and save models/<run>/{best_model.keras, labeled_indices.npy, metadata.json}.",
     )
-    p.add_argument("--dataset", default="digits", help="'digits' (embedded, offline), 'cifar10', or a path: CIFAR-10 pickle folder, image-folder tree ROOT/{train,test}/<class>/, .npz (x_train, y_train, x_test, y_test) or a .tar.gz of a tree")
+    p.add_argument("--dataset", default="digits", help="'digits' (embedded, offline), 'cifar10', or a path: CIFAR-10 pickle folder, image-folder tree ROOT/{train,test}/<class>/, .npz (x_train, y_train, x_test, y_test), a .tar.gz of a tree, or a table / text file (.csv, .tsv, .parquet)")
     p.add_argument("--data-dir", default=None, help="where the 'cifar10' data lies, if not in ~/.keras/datasets")
     p.add_argument("--labeled-size", type=int, default=500, help="size of the initial labeled set")
     p.add_argument("--seed", type=int, default=0, help="seed for the labeled draw, weights and training")
     p.add_argument("--no-stratify", action="store_true", help="draw the labeled set uniformly instead of per class")
-    p.add_argument("--out", default=None, help="run folder (default models/<labeled-size>_train)")
-    p.add_argument("--arch", default="mobilenetv3", choices=ARCHS, help="model architecture")
+    p.add_argument("--out", default=None, help="run folder (default models/<labeled-size>_train); an existing one is replaced only with --overwrite and only if it is one of our runs")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it already holds a run")
+    p.add_argument("--arch", default=None, choices=ARCHS, help="model architecture (default: by data kind)")
     p.add_argument("--weights", default="none", choices=("none", "imagenet"), help="initial weights; imagenet needs network once")
     p.add_argument("--steps", type=int, default=800, help="optimiser steps budget (epochs = steps / batches per epoch)")
     p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs on the validation split")
@@ -497,17 +444,25 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_int(args.labeled_size, "labeled_size", low=1)
+    check_int(args.seed, "random_state", low=0)
+    check_int(args.steps, "steps", low=1)
+    check_int(args.patience, "patience", low=0)
     out = Path(args.out) if args.out else REPO / "models" / f"{args.labeled_size}_train"
-    print(f"training {args.arch} on {args.dataset} with {args.labeled_size} labels -> {out}", file=sys.stderr)
-    out, meta = train_base_model(
-        args.dataset, args.data_dir, labeled_size=args.labeled_size, random_state=args.seed,
-        stratified=not args.no_stratify, out_dir=out, arch=args.arch,
-        weights=None if args.weights == "none" else args.weights, steps=args.steps, image_size=args.image_size,
-        patience=args.patience, verbose=0 if args.quiet else 2,
-    )
-    print(f"saved {out / MODEL_FILE}: {meta['epochs']} epochs, validation accuracy {meta['validation_accuracy']}, "
+    check_run_target(out, args.overwrite)
+    print(f"training {args.arch or 'the default model of the data kind'} on {args.dataset} with {args.labeled_size} labels -> {out}",
+          file=sys.stderr)
+    # Keras prints epoch lines to stdout: they are progress, so they go to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        out, meta = train_base_model(
+            args.dataset, args.data_dir, labeled_size=args.labeled_size, random_state=args.seed,
+            stratified=not args.no_stratify, out_dir=out, arch=args.arch,
+            weights=None if args.weights == "none" else args.weights, steps=args.steps, image_size=args.image_size,
+            patience=args.patience, verbose=0 if args.quiet else 2, overwrite=args.overwrite,
+        )
+    print(f"saved {out / MODEL_FILE} ({meta['arch']}): {meta['epochs']} epochs, validation accuracy {meta['validation_accuracy']}, "
           f"test accuracy {meta['test_accuracy']}, {meta['train_seconds']} s")
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_cli(main, flags=FLAGS))

@@ -223,7 +223,7 @@ def test_bad_analysis_parameters_leave_results_intact(tiny_run, tmp_path):
 
 
 def test_missing_and_corrupt_model(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ValueError, match="does not exist"):
         ActiveLearningAnalyzer(tmp_path / "nope.keras", results_dir=tmp_path)
     bad = tmp_path / "run" / "best_model.keras"
     bad.parent.mkdir()
@@ -256,11 +256,11 @@ def test_scripts_run_and_write(tiny_run, tmp_path, name):
 
 
 @pytest.mark.parametrize("name, args, match", [
-    ("novelty", ["--k-neighbors", "100000"], "k_neighbors must be an integer"),
-    ("uncertainty", ["--threshold-percentile", "150"], "threshold_percentile must be a number between 0 and 100"),
-    ("diversity", ["--n-clusters", "0"], "n_clusters must be an integer"),
+    ("novelty", ["--k-neighbors", "100000"], "--k-neighbors must be an integer"),
+    ("uncertainty", ["--threshold-percentile", "150"], "--threshold-percentile must be a number between 0 and 100"),
+    ("diversity", ["--n-clusters", "0"], "--n-clusters must be an integer"),
     ("intersection", ["--dataset", "/no/such/folder"], "does not exist"),
-    ("uncertainty", ["--end-idx", "999999"], "end_idx must be"),
+    ("uncertainty", ["--end-idx", "999999"], "--end-idx must be"),
 ])
 def test_scripts_bad_input_exit_2_without_traceback(tiny_run, tmp_path, name, args, match):
     (tmp_path / "keep.txt").write_text("precious")
@@ -316,7 +316,7 @@ def test_select_named_strategies_on_arrays(tmp_path):
         assert len(np.unique(idx)) == 15 and idx.min() >= 40
     assert np.load(tmp_path / "select_anchoral_entropy" / "select_anchoral_entropy_indices.npy").shape == (15,)
     with pytest.raises(ValueError, match="strategy must be one of"):
-        an.select("nonsense", 5)
+        an.select("no_such_strategy", 5)
 
 
 def small_pool(n=120, n_labeled=20, seed=0):

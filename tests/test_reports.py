@@ -40,7 +40,8 @@ def test_write_analysis_writes_indices_scores_and_summaries(tmp_path):
 def test_write_analysis_optional_parts(tmp_path):
     rec = record(
         histogram={"scores": np.array([0.1, 0.4, 0.9, 0.2]), "threshold": 0.4},
-        grid={"images": np.zeros((2, 4, 4, 3), np.uint8), "classes": ["a", "?"], "scores": [0.9, 0.4], "source": "labels"},
+        grid={"kind": "image", "items": np.zeros((2, 4, 4, 3), np.uint8), "indices": [7, 3], "predicted": ["a", "b"],
+              "scores": [0.9, 0.4]},
         representatives=np.array([3]),
         overlap={"counts": {"u": 2, "n": 2}, "pairwise": {"u&n": 1}, "n_intersection": 1, "title": "overlap"},
     )
@@ -108,7 +109,7 @@ def test_labeling_sheet_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("text, match", [
-    ("index,label\n12,cat\n", "line 2: index 12 is not in the pool"),
+    ("index,label\n12,cat\n", "index 12 is not in the pool"),
     ("index,label\n5,horse\n", "line 2: label 'horse' is not a class"),
     ("index,label\n5,7\n", "label '7' is not a class"),
     ("index,label\nfive,cat\n", "index 'five' is not an integer"),
@@ -122,5 +123,5 @@ def test_bad_labels_csv(tmp_path, text, match):
 
 
 def test_missing_labels_csv(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        reports.read_labels_csv(tmp_path / "nope.csv", ["cat"], [1])
+    with pytest.raises(ValueError, match="does not exist"):
+        reports.read_labels_csv(tmp_path / "nope.csv", ["cat", "dog"], [1])

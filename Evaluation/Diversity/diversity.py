@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from AL_cycle import analysis_main  # noqa: E402
+from AL_cycle import FLAGS, analysis_main  # noqa: E402
 from cli import run_cli  # noqa: E402
 
 DESCRIPTION = ("Diversity analysis: KMeans on standardised embeddings; keep pool items far from their "
@@ -16,4 +16,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_cli(main, flags=FLAGS))
