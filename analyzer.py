@@ -120,8 +120,6 @@ class ActiveLearningAnalyzer:
         """
         self = cls(model_path=None, target_per_class=target_per_class, results_dir=results_dir,
                    random_state=random_state, auto_retrain=False, verbose=verbose)
-        if np.iscomplexobj(probs) or np.iscomplexobj(embeddings):
-            raise ValueError("probs and embeddings must be real numbers, got complex values")
         probs = checks.check_probs(probs)
         n = probs.shape[0]
         embeddings = checks.check_embeddings(embeddings, n_samples=n)

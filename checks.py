@@ -31,8 +31,8 @@ def check_probs(probs, name="probs", atol=1e-3):
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] < 2:
         raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_classes >= 2), got shape {probs.shape}")
-    if not np.issubdtype(probs.dtype, np.number):
-        raise ValueError(f"{name} must be numeric, got dtype {probs.dtype}")
+    if not np.issubdtype(probs.dtype, np.number) or np.iscomplexobj(probs):
+        raise ValueError(f"{name} must be real numbers, got dtype {probs.dtype}")
     probs = probs.astype(np.float32, copy=False)
     if not np.isfinite(probs).all():
         raise ValueError(f"{name} contains NaN or infinite values; expected probabilities in [0, 1]")
@@ -56,8 +56,8 @@ def check_embeddings(embeddings, name="embeddings", n_samples=None):
         embeddings = np.asarray(embeddings)
     if embeddings.ndim != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array (n_samples, n_features), got shape {embeddings.shape}")
-    if not np.issubdtype(embeddings.dtype, np.number):
-        raise ValueError(f"{name} must be numeric, got dtype {embeddings.dtype}")
+    if not np.issubdtype(embeddings.dtype, np.number) or np.iscomplexobj(embeddings):
+        raise ValueError(f"{name} must be real numbers, got dtype {embeddings.dtype}")
     if n_samples is not None and embeddings.shape[0] != n_samples:
         raise ValueError(f"{name} has {embeddings.shape[0]} rows but {n_samples} were expected")
     if lazy:

@@ -5,19 +5,22 @@ how accurate each model is on rows it did not train on. ``--help`` answers befor
 torch is imported (``gnn`` loads it on first use). Bad input is one line on stderr
 and exit code 2, never a traceback.
 """
-import argparse
 import os
 import sys
 
 import gnn
+from cli import ArgumentParser, run_cli
+
+# Python parameter -> the flag a user typed, for one-line errors.
+FLAGS = {"k_neighbors": "--k-neighbors", "random_state": "--seed", "mc_passes": "--mc-passes",
+         "embeddings_dir": "--embeddings-dir", "out_dir": "--out-dir"}
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m gnn",
         description="GraphSAGE sidecar: structure-aware uncertainty from a kNN graph of the embeddings "
                     "exported by `python AL_cycle.py`.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--embeddings-dir", default="results/embeddings", help="export folder to read")
     parser.add_argument("--out-dir", default="results/gnn", help="folder for indices, scores and figures")
@@ -43,17 +46,18 @@ def build_parser():
 
 
 def main(argv=None):
+    """The command: errors (bad input, OS errors) are one line on stderr and exit code 2."""
+    return run_cli(_run, argv, flags=FLAGS)
+
+
+def _run(argv):
     args = build_parser().parse_args(argv)
-    try:
-        result = gnn.run_gnn(
+    result = gnn.run_gnn(
             args.embeddings_dir, args.out_dir, k_neighbors=args.k_neighbors, hidden=args.hidden,
             epochs=args.epochs, patience=args.patience, dropout=args.dropout, lr=args.lr, alpha=args.alpha,
             score=args.score, budget=args.budget, mc_passes=args.mc_passes, random_state=args.seed,
             device=args.device, plots=not args.no_plots, progress=not args.quiet,
         )
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     print(f"selected {len(result['indices'])} items by {args.score!r} -> "
           f"{os.path.join(args.out_dir, 'gnn_indices.npy')}")
     print(accuracy_line(result))

@@ -67,8 +67,8 @@ def load_export(embeddings_dir):
     def load(name):
         try:
             return np.load(os.path.join(folder, name), allow_pickle=False)
-        except ValueError as exc:  # object arrays or a corrupt header
-            raise ValueError(f"cannot read {name} in {folder!r}: {exc}") from None
+        except (ValueError, EOFError, OSError) as exc:  # object arrays, a corrupt header, an empty or truncated file
+            raise ValueError(f"cannot read {name} in {folder!r}: {exc or 'the file is empty'}") from None
 
     indices_path = os.path.join(folder, "indices.npy")
     try:

@@ -389,7 +389,7 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(export, tmp_path):
     out = tmp_path / "gnn"
     proc = run_cli("--embeddings-dir", export, "--out-dir", out, "--k", 500, "--quiet")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: k_neighbors=500 must be smaller than the number of nodes (200)"
+    assert proc.stderr.strip() == "error: --k-neighbors 500 must be smaller than the number of nodes (200)"
     assert not out.exists()
 
 
@@ -444,3 +444,10 @@ def test_cli_main_reports_each_bad_input_in_one_line(tmp_path, capsys, case):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def test_an_empty_npy_in_the_export_is_one_line(export, tmp_path):
+    (Path(export) / "probs.npy").write_bytes(b"")
+    proc = run_cli("--embeddings-dir", export, "--out-dir", tmp_path / "gnn", "--quiet")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "cannot read probs.npy" in proc.stderr and "Traceback" not in proc.stderr
