@@ -17,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import AL_functions as alf
 import checks
-import knn
+import defaults
 import results_io
 from cli import ArgumentParser, progress, run_cli
 
@@ -45,18 +44,18 @@ def __getattr__(name):
 # The defaults come from ANALYSIS_DEFAULTS, so Python and the command line agree.
 ANALYSIS_FLAGS = {
     "uncertainty": (
-        ("--uncertainty-method", "method", str, alf.UNCERTAINTY_METHODS, "combined = above the percentile on entropy OR margin"),
+        ("--uncertainty-method", "method", str, defaults.UNCERTAINTY_METHODS, "combined = above the percentile on entropy OR margin"),
         ("--threshold-percentile", "threshold_percentile", float, None, "uncertainty: keep items at or above this percentile (0-100)"),
     ),
     "diversity": (
         ("--n-clusters", "n_clusters", int, None, "diversity: KMeans clusters"),
         ("--distance-percentile", "distance_percentile", float, None, "diversity: keep items at or above this percentile of distance to their centroid"),
-        ("--kmeans", "algorithm", str, alf.KMEANS_ALGORITHMS, "KMeans variant (auto: full KMeans up to 20k items, MiniBatchKMeans above)"),
+        ("--kmeans", "algorithm", str, defaults.KMEANS_ALGORITHMS, "KMeans variant (auto: full KMeans up to 20k items, MiniBatchKMeans above)"),
     ),
     "novelty": (
         ("--k-neighbors", "k_neighbors", int, None, "novelty: nearest labeled items averaged"),
         ("--novelty-percentile", "novelty_percentile", float, None, "novelty: keep items at or above this percentile (0-100)"),
-        ("--knn", "method", str, knn.KNN_METHODS, "nearest-neighbour search (auto: NumPy exact up to 1e8 pairs, then faiss exact or hnswlib by a measured cost model; see knn.knn_method_for)"),
+        ("--knn", "method", str, defaults.KNN_METHODS, "nearest-neighbour search (auto: NumPy exact up to 1e8 pairs, then faiss exact or hnswlib by a measured cost model; see knn.knn_method_for)"),
     ),
 }
 
@@ -140,12 +139,12 @@ def check_pool_args(an, args, *analyses):
 def add_analysis_args(p, analysis):
     """The flags of one analysis, with its defaults from ``AL_functions.ANALYSIS_DEFAULTS``."""
     for flag, option, type_, choices, help_ in ANALYSIS_FLAGS[analysis]:
-        p.add_argument(flag, type=type_, choices=choices, default=alf.ANALYSIS_DEFAULTS[analysis][option], help=help_)
+        p.add_argument(flag, type=type_, choices=choices, default=defaults.ANALYSIS_DEFAULTS[analysis][option], help=help_)
 
 
 def add_all_analysis_args(p):
     """Arguments of uncertainty, diversity and novelty together (main job, intersection script)."""
-    for analysis in alf.ANALYSES:
+    for analysis in defaults.ANALYSES:
         add_analysis_args(p, analysis)
 
 
@@ -155,7 +154,7 @@ def analysis_params_from_args(args, analysis):
 
 
 def run_all_from_args(an, args):
-    return an.run_all(**{f"{name}_params": analysis_params_from_args(args, name) for name in alf.ANALYSES})
+    return an.run_all(**{f"{name}_params": analysis_params_from_args(args, name) for name in defaults.ANALYSES})
 
 
 def analysis_main(analysis, description, argv=None):
@@ -186,14 +185,14 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    check_args(args, *alf.ANALYSES)
+    check_args(args, *defaults.ANALYSES)
     t0 = time.perf_counter()
     # Progress (Keras' epoch lines included) goes to stderr; stdout holds the report only.
     with contextlib.redirect_stdout(sys.stderr):
         an = analyzer_from_args(args)
-        params = check_pool_args(an, args, *alf.ANALYSES)
+        params = check_pool_args(an, args, *defaults.ANALYSES)
         budget = args.budget if args.budget is not None else min(int(an.pool_mask_.sum()), 2 * args.target_per_class * an.n_classes)
-        an.run_all(**{f"{name}_params": params[name] for name in alf.ANALYSES})
+        an.run_all(**{f"{name}_params": params[name] for name in defaults.ANALYSES})
         an.export_embeddings()  # the input of `python -m gnn`
         an.find_intersection(budget=budget, retrain=False)
         an.export_labeling_csv()

@@ -18,17 +18,11 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.utils import check_random_state
 
 from checks import EmptyPoolError, check_choice, check_embeddings, check_int, check_mask, check_percentile, check_probs
+
+# Names, choices and the one set of defaults live in defaults.py (light: the CLIs build flags from it).
+from defaults import ANALYSES, ANALYSIS_DEFAULTS, KMEANS_ALGORITHMS, UNCERTAINTY_METHODS  # noqa: F401
 from knn import StandardizedView, assign_to_centers, knn_search, standardize
 
-UNCERTAINTY_METHODS = ("entropy", "margin", "least_confidence", "combined")
-ANALYSES = ("uncertainty", "diversity", "novelty")
-# The one set of defaults: the analyzer's run_* methods, the command-line flags and analyze().
-ANALYSIS_DEFAULTS = {
-    "uncertainty": {"threshold_percentile": 50, "method": "combined"},
-    "diversity": {"n_clusters": 20, "distance_percentile": 75, "algorithm": "auto"},
-    "novelty": {"k_neighbors": 5, "novelty_percentile": 75, "method": "auto"},
-}
-KMEANS_ALGORITHMS = ("auto", "kmeans", "minibatch", "sampled")
 # Full KMeans above this many rows is slow and memory-hungry; MiniBatchKMeans fits a sample.
 KMEANS_FULL_MAX_ROWS = 20_000
 # 'sampled' KMeans: k-means++ seeding costs ~rows x clusters x log(clusters) distances and dominated

@@ -278,7 +278,7 @@ def test_api_input_is_refused_with_value_error(tmp_path, kwargs, match):
 
 def test_complex_probabilities_are_refused():
     probs = np.full((4, 2), 0.5, dtype=np.complex64)
-    with pytest.raises(ValueError, match="must be real numbers, got complex"):
+    with pytest.raises(ValueError, match="must be real numbers, got dtype complex"):
         ActiveLearningAnalyzer.from_arrays(probs, np.ones((4, 2)), np.array([1, 0, 0, 0], bool))
 
 
