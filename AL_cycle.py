@@ -195,12 +195,15 @@ def main(argv=None):
         an.run_all(**{f"{name}_params": params[name] for name in defaults.ANALYSES})
         an.export_embeddings()  # the input of `python -m gnn`
         an.find_intersection(budget=budget, retrain=False)
-        an.export_labeling_csv()
+        sheet = an.export_labeling_csv()
         if not args.no_retrain:
             if not an.check_class_balance()["met"]:
                 progress("class targets not met: retraining on the partial class-balanced selection", not args.quiet)
             an.retrain(allow_shortfall=True)
-    print(importlib.import_module("reports").job_report(an.get_summary(), args.results_dir, time.perf_counter() - t0))
+    source = an.metadata.get("dataset_source", "")
+    data = args.dataset or (source if source and Path(source).exists() else an.metadata.get("dataset", "digits"))
+    print(importlib.import_module("reports").job_report(an.get_summary(), args.results_dir, time.perf_counter() - t0,
+                                                        sheet=sheet, dataset=data))
 
 
 if __name__ == "__main__":

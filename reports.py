@@ -328,9 +328,14 @@ def intersection_note(info, budget):
     return None
 
 
-def job_report(summary, results_dir, seconds):
-    """The main job's report: the analyzer's summary and where the results went."""
-    return f"{summary}\n  results in {results_dir}/ ({seconds:.0f} s)"
+def job_report(summary, results_dir, seconds, *, sheet=None, dataset="digits"):
+    """The main job's report: the analyzer's summary, where the results went and what to run next."""
+    lines = [summary, f"  results in {results_dir}/ ({seconds:.0f} s)"]
+    if sheet is not None:
+        lines += [f"  next: label the selection in {sheet} (fill in 'label') and keep the labels in a project,",
+                  f"        round after round: al init {dataset} --project myproj, then al round / al label / "
+                  f"al import (see the README's loop section)"]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- labeling sheet

@@ -80,6 +80,8 @@ def test_analyzer_report_text():
         "    macro-F1 0.400 -> 0.700 (random n/a); model: m.keras",
     ]
     assert reports.job_report("summary", "results", 12.4) == "summary\n  results in results/ (12 s)"
+    text = reports.job_report("summary", "results", 3, sheet="results/intersection/to_label.csv", dataset="photos")
+    assert "label the selection in results/intersection/to_label.csv" in text and "al init photos --project" in text
 
 
 def test_empty_intersection_says_how_to_fill():
