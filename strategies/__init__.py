@@ -51,8 +51,8 @@ from sklearn.utils import check_random_state
 
 import checks
 from gnn.options import GNNOptions
-from strategies import (badge, bald, cluster_margin, coreset, dbal, gnn, intersection, modal, probcover, subpools,
-                        typiclust, uncertainty)
+from strategies import (auto, badge, bald, cluster_margin, coreset, dbal, gnn, intersection, modal, probcover,
+                        subpools, typiclust, uncertainty)
 from strategies.base import Options, Registered, SelectionContext
 from strategies.cluster_margin import ClusterMarginOptions
 from strategies.dbal import DbalOptions
@@ -85,6 +85,7 @@ STRATEGIES = {
     "gnn": Registered(gnn.gnn_strategy, GNNOptions),
     "modal_entropy": Registered(modal.modal_entropy_strategy),
     "modal_ranked_batch": Registered(modal.modal_ranked_batch_strategy),
+    "auto": Registered(auto.auto_strategy, auto.AutoOptions),
 }
 
 # name -> Registered(fn(ctx, random_state) -> unlabeled rows of ctx, options dataclass or None).

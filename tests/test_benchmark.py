@@ -11,6 +11,7 @@ import pytest
 
 import strategies as st
 from benchmarks import label_efficiency as le
+from benchmarks import curves
 from benchmarks.curves import COLUMNS, area_under_curve, summarize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +44,11 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     assert sorted(keys(rows)) == sorted({(s, str(seed), str(r)) for s in ("random", "entropy")
                                          for seed in (0, 1) for r in (0, 1, 2)})
     assert {r["n_labeled"] for r in rows} == {"20", "30", "40"}
+    # The step budget grows with the labeled set: 20 epochs of 40 labels at batch 32 = 25 steps -> 2 x 20.
+    assert {(r["n_labeled"], r["steps"]) for r in rows} == {("20", "20"), ("30", "20"), ("40", "40")}
+    assert all(r["stop_kappa"] == "" for r in rows if r["round"] == "0")
+    assert all(-1 <= float(r["stop_kappa"]) <= 1 for r in rows if r["round"] != "0")
+    assert json.loads((out / "run.json").read_text())["schedule"] == "cosine"
     # Round 0 is shared: the same model for every strategy within a seed.
     r0 = {(r["seed"], r["accuracy"]) for r in rows if r["round"] == "0"}
     assert len(r0) == 2
@@ -50,7 +56,8 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     for name in ("random", "entropy"):
         s = summary["strategies"][name]
         for key in ("auc_mean", "auc_std", "final_accuracy_mean", "seeds_beating_random",
-                    "labels_to_reach_random_final", "auc_minus_random"):
+                    "labels_to_reach_random_final", "auc_minus_random", "auc_minus_random_ci", "verdict", "noise",
+                    "stopping"):
             assert key in s
     assert (out / "learning_curves.png").stat().st_size > 0
     assert "| random |" in (out / "summary.txt").read_text()
@@ -81,6 +88,12 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     (["--strategies", "random,bogus"], "strategy must be one of"),
     (["--rounds", "0"], "rounds must be"),
     (["--budget", "2000"], "more than the pool"),
+    (["--lr", "inf"], "lr must be a number in"),
+    (["--lr", "nan"], "lr must be a number in"),
+    (["--budget", "5", "--budget-ratio", "0.1"], "not both"),
+    (["--budget-ratio", "1.5"], "budget_ratio must be a number in"),
+    (["--epochs-per-fit", "-1"], "epochs_per_fit must be a number in"),
+    (["--model", "mlp"], "model must be one of"),
 ])
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, args, match):
     # In-process: the end-to-end test checks that the script turns a ValueError into one line and exit 2.
@@ -182,3 +195,108 @@ def test_summary_compares_each_seed_with_random():
     assert (ent["seeds_beating_random"], ent["seeds_compared"]) == (1, 2)
     # Both mean curves end at 0.75: entropy reaches random's final accuracy only at 30 labels.
     assert ent["labels_to_reach_random_final"] == 30 and ent["fraction_of_random_labels"] == 1.0
+
+
+# --------------------------------------------------------------------------- curves.csv and run.json
+def curve_row(name="random", seed=0, rnd=0, acc=0.5, **extra):
+    return dict({"strategy": name, "seed": seed, "round": rnd, "n_labeled": 10 + 10 * rnd, "accuracy": acc,
+                 "macro_f1": acc, "select_seconds": 0.0, "train_seconds": 1.0}, **extra)
+
+
+def test_append_rewrites_atomically_and_a_torn_last_row_is_dropped(tmp_path):
+    path = tmp_path / "curves.csv"
+    for r in range(3):
+        curves.append_curve(path, curve_row(rnd=r, acc=0.5 + r / 10, stop_kappa=0.9))
+    assert [r["accuracy"] for r in curves.read_curves(path)] == [0.5, 0.6, 0.7]
+    assert not list(tmp_path.glob(".tmp-*"))
+    # An in-place append killed mid-row (earlier versions): 'could not convert string to float' before.
+    text = path.read_text()
+    path.write_text(text + "random,0,3,40,0.8")
+    assert [r["round"] for r in curves.read_curves(path)] == [0, 1, 2]
+    curves.append_curve(path, curve_row(rnd=3, acc=0.8))
+    assert path.read_text().count("\n") == 5 and [r["round"] for r in curves.read_curves(path)] == [0, 1, 2, 3]
+    # A damaged row that is not the last is no crash artefact: refused, naming the line.
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + "random,0,x\n" + "".join(lines[1:]))
+    with pytest.raises(ValueError, match="line 2 is damaged"):
+        curves.read_curves(path)
+
+
+def test_an_older_curves_file_reads_and_gains_the_new_columns(tmp_path):
+    path = tmp_path / "curves.csv"
+    path.write_text("strategy,seed,round,n_labeled,accuracy,macro_f1,select_seconds,train_seconds\n"
+                    "random,0,0,10,0.5,0.5,0,1\n")
+    (old,) = curves.read_curves(path)
+    assert old["accuracy"] == 0.5 and np.isnan(old["stop_kappa"])
+    curves.append_curve(path, curve_row(rnd=1, stop_kappa=0.25))
+    assert read_rows(path)[0]["stop_kappa"] == "" and read_rows(path)[1]["stop_kappa"] == "0.25"
+
+
+def test_a_folder_killed_before_its_first_row_refuses_other_arguments(tmp_path):
+    out = tmp_path / "bench"
+    args = {"dataset": "digits", "rounds": 2, "budget": 10, "lr": 0.001, "schedule": "cosine"}
+    assert curves.prepare_resume(out, args) == set()
+    assert not (out / "curves.csv").exists() and (out / "run.json").exists()
+    with pytest.raises(ValueError, match="different arguments .*budget: 10 then, 5 now"):
+        curves.check_run_args(out, dict(args, budget=5))
+    curves.check_run_args(out, args)  # the same ones resume
+    # A folder of an older version (no 'schedule' key) made its curves with a constant rate.
+    (out / "run.json").write_text(json.dumps({"dataset": "digits", "rounds": 2, "budget": 10, "lr": 0.001}))
+    with pytest.raises(ValueError, match="schedule: 'constant' then, 'cosine' now"):
+        curves.check_run_args(out, args, le.KEY_DEFAULTS)
+    curves.check_run_args(out, dict(args, schedule="constant"), le.KEY_DEFAULTS)
+
+
+# --------------------------------------------------------------------------- statistics
+def test_bootstrap_interval_and_verdict():
+    low, high = curves.bootstrap_ci([0.01, 0.02, 0.03])
+    assert 0.01 <= low < 0.02 < high <= 0.03
+    assert curves.verdict(low, high, 3) == "better"
+    assert curves.verdict(*curves.bootstrap_ci([-0.02, 0.01, 0.0, 0.01, -0.01]), 5) == "no better"
+    assert curves.verdict(*curves.bootstrap_ci([-0.02, -0.01, -0.03]), 3) == "worse"
+    assert curves.verdict(0.01, 0.02, 2) == "undecided (2 seeds)"
+    # Every resample of one repeated value is that value.
+    assert curves.bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
+
+
+def test_curve_drops_counts_the_falls_of_the_mean_curve():
+    got = curves.curve_drops([0.5, 0.6, 0.595, 0.7, 0.68, 0.69])
+    assert got["drops"] == 2 and got["drops_over_tolerance"] == 1 and got["max_drop"] == pytest.approx(0.02)
+    assert curves.curve_drops([0.1, 0.2, 0.3]) == {"drops": 0, "drops_over_tolerance": 0, "max_drop": 0.0}
+
+
+def test_stop_rounds_fire_where_the_thresholds_are_crossed():
+    kappas = [np.nan, 0.8, 0.99, 0.995, 0.97, 0.99, 0.99, 1.0]
+    mean_h = [0.5, 0.3, 0.2, 0.12, 0.09, 0.08, 0.05, 0.04]
+    max_h = [np.nan, 0.9, 0.5, 0.2, 0.11, 0.05, 0.3, 0.02]
+    rs = [curve_row(rnd=i, stop_kappa=k, pool_mean_entropy=m, selected_max_entropy=x)
+          for i, (k, m, x) in enumerate(zip(kappas, mean_h, max_h))]
+    # Kappa >= 0.99 three rounds running first at rounds 5, 6, 7 (round 4 broke the first run).
+    assert curves.stop_rounds(rs) == {"stabilizing_predictions": 7, "overall_uncertainty": 4, "max_confidence": 5}
+    assert curves.stop_rounds(rs[:4]) == {"stabilizing_predictions": None, "overall_uncertainty": None,
+                                          "max_confidence": None}
+
+
+def test_fit_steps_grow_with_the_labeled_set_in_multiples_of_the_base():
+    assert le.fit_steps(100, 200, 20, 32) == 200   # 63 steps of epochs: the base covers them
+    assert le.fit_steps(320, 200, 20, 32) == 200   # exactly 200
+    assert le.fit_steps(321, 200, 20, 32) == 400
+    assert le.fit_steps(1000, 200, 20, 32) == 800  # 625 -> 800
+    assert le.fit_steps(10**6, 200, 0, 32) == 200  # 0: the fixed budget of earlier versions
+
+
+def test_summary_gives_interval_verdict_and_noise():
+    def rows(name, seed, accs):
+        return [curve_row(name, seed, r, a) for r, a in enumerate(accs)]
+
+    data = []
+    for seed in range(3):
+        data += rows("random", seed, [0.5, 0.6, 0.58])
+        data += rows("margin", seed, [0.5, 0.7 + seed / 100, 0.8])
+    summary = summarize(data, ["random", "margin"], [0, 1, 2], rounds=2)
+    assert summary["random"]["noise"] == {"drops": 1, "drops_over_tolerance": 1, "max_drop": pytest.approx(0.02)}
+    assert summary["random"]["verdict"] == "baseline" and summary["margin"]["verdict"] == "better"
+    low, high = summary["margin"]["auc_minus_random_ci"]
+    assert 0 < low <= summary["margin"]["auc_minus_random"] <= high
+    table = curves.summary_table(summary)
+    assert "| margin |" in table and "| better |" in table

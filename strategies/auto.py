@@ -1,0 +1,95 @@
+"""``auto``: pick the selection method by the budget regime.
+
+With few labels per class the model's uncertainty is not yet worth much, and the methods
+that cover the data's dense regions win (typicality / coverage: TypiClust, Hacohen et al.
+2022; ProbCover, Yehuda et al. 2022); once the model is decent, uncertainty with diversity
+wins (BADGE, Ash et al. 2020; Cluster-Margin, Citovsky et al. 2021). Hacohen et al. call
+this the "phase transition" between the low- and the high-budget regime. ``auto`` switches
+at a number of labels per class measured on the label-efficiency benchmark (see
+:data:`SWITCH_LABELS_PER_CLASS`), and :func:`auto_choice` says which method it picked and why.
+"""
+from dataclasses import dataclass
+
+from checks import check_choice, check_float
+from strategies import badge, cluster_margin, probcover, typiclust
+from strategies.base import Options
+
+# The candidates of each regime (the strategy functions behind the registry's names).
+LOW_BUDGET = {"typiclust": typiclust.typiclust_strategy, "probcover": probcover.probcover_strategy}
+HIGH_BUDGET = {"badge": badge.badge_strategy, "cluster_margin": cluster_margin.cluster_margin_strategy}
+
+# Measured with `python Evaluation/Benchmark/benchmark.py --dataset digits --strategies
+# random,margin,typiclust,probcover,badge,cluster_margin --initial 10 --budget 10 --rounds 15
+# --seeds 3 --schedule cosine` (small_cnn, 200 steps; docs/BENCHMARKS.md, "Switch point"):
+# mean test accuracy over seeds 0-2 at 10, 20, ... 160 labels. TypiClust leads every method up
+# to 70 labels (7 per class: typiclust 0.934, badge 0.923, cluster_margin 0.929); from 80
+# labels (8 per class) on, BADGE and Cluster-Margin are at or above it at every round (80:
+# 0.944 / 0.939 vs 0.931; 160: 0.975 / 0.975 vs 0.955). TypiClust beat ProbCover (AULC 0.912
+# vs 0.897) and BADGE tied Cluster-Margin (0.901 vs 0.902) and needs no options, hence the pair.
+SWITCH_LABELS_PER_CLASS = 8.0
+LOW_DEFAULT, HIGH_DEFAULT = "typiclust", "badge"
+
+
+@dataclass(frozen=True)
+class AutoOptions(Options):
+    """Options of ``auto``.
+
+    switch_labels_per_class : float, default=:data:`SWITCH_LABELS_PER_CLASS`
+        Labeled items per class (labeled rows / classes, before this round) from which the
+        uncertainty-with-diversity method is used.
+    low : {'typiclust', 'probcover'}
+        The method below the switch point.
+    high : {'badge', 'cluster_margin'}
+        The method from the switch point on.
+    """
+
+    switch_labels_per_class: float = SWITCH_LABELS_PER_CLASS
+    low: str = LOW_DEFAULT
+    high: str = HIGH_DEFAULT
+
+    def __post_init__(self):
+        check_float(self.switch_labels_per_class, "switch_labels_per_class", 0.0, None)
+        check_choice(self.low, "low", tuple(LOW_BUDGET))
+        check_choice(self.high, "high", tuple(HIGH_BUDGET))
+
+
+def auto_choice(ctx, budget):
+    """The method ``auto`` runs on ``ctx`` and the reason, in words.
+
+    Parameters
+    ----------
+    ctx : SelectionContext
+        Its ``params['auto']`` (:class:`AutoOptions`) sets the switch point and the two methods.
+    budget : int
+        Labels asked for this round (named in the reason).
+
+    Returns
+    -------
+    name : str
+        A registered strategy name, e.g. ``'typiclust'``.
+    reason : str
+        One sentence, e.g. ``'4.0 labels per class (40 labeled / 10 classes) < 5: typiclust
+        (typicality, the low-budget regime)'``.
+    """
+    opts = ctx.options("auto", AutoOptions)
+    n_labeled = int(ctx.labeled_mask.sum())
+    per_class = n_labeled / ctx.n_classes
+    where = f"{per_class:.1f} labels per class ({n_labeled} labeled / {ctx.n_classes} classes)"
+    if per_class < opts.switch_labels_per_class:
+        return opts.low, (f"{where} < {opts.switch_labels_per_class:g}: {opts.low} for the next {budget} "
+                          f"(typicality / coverage, the low-budget regime)")
+    return opts.high, (f"{where} >= {opts.switch_labels_per_class:g}: {opts.high} for the next {budget} "
+                       f"(uncertainty with diversity, the high-budget regime)")
+
+
+def auto_strategy(ctx, budget, random_state=None):
+    """Run the method :func:`auto_choice` picks; options: :class:`AutoOptions` (``params['auto']``),
+    and the picked method reads its own section (e.g. ``params['typiclust']``).
+
+    References
+    ----------
+    Hacohen, G., Dekel, A. and Weinshall, D. (2022). Active Learning on a Budget: Opposite
+    Strategies Suit High and Low Budgets. ICML.
+    """
+    name, _ = auto_choice(ctx, budget)
+    return {**LOW_BUDGET, **HIGH_BUDGET}[name](ctx, budget, random_state)
