@@ -97,7 +97,10 @@ def _fmt(value):
 
 def _report_round(res, project):
     m, prev = res["metrics"], res["previous"]
-    lines = [f"round {res['round']}: trained on {res['n_labeled']} labels ({res['strategy']} selection next)"]
+    how = res["strategy"] if res.get("method") in (None, res["strategy"]) else f"{res['strategy']}: {res['method']}"
+    lines = [f"round {res['round']}: trained on {res['n_labeled']} labels ({how} selection next)"]
+    if res.get("method_reason"):
+        lines.append(f"  auto picked {res['method_reason']}")
     if m is None:
         lines.append("  no held-out split: accuracy cannot be measured")
     elif prev is None or not (prev.get("metrics") or {}).get("test"):
