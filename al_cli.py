@@ -100,7 +100,7 @@ def _report_round(res, project):
     how = res["strategy"] if res.get("method") in (None, res["strategy"]) else f"{res['strategy']}: {res['method']}"
     lines = [f"round {res['round']}: trained on {res['n_labeled']} labels ({how} selection next)"]
     if res.get("method_reason"):
-        lines.append(f"  auto picked {res['method_reason']}")
+        lines.append(f"  auto: {res['method_reason']}")
     if m is None:
         lines.append("  no held-out split: accuracy cannot be measured")
     elif prev is None or not (prev.get("metrics") or {}).get("test"):
