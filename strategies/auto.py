@@ -11,12 +11,15 @@ at a number of labels per class measured on the label-efficiency benchmark (see
 from dataclasses import dataclass
 
 from checks import check_choice, check_float
-from strategies import badge, cluster_margin, probcover, typiclust
+from strategies.badge import badge_strategy
 from strategies.base import Options
+from strategies.cluster_margin import cluster_margin_strategy
+from strategies.probcover import probcover_strategy
+from strategies.typiclust import typiclust_strategy
 
 # The candidates of each regime (the strategy functions behind the registry's names).
-LOW_BUDGET = {"typiclust": typiclust.typiclust_strategy, "probcover": probcover.probcover_strategy}
-HIGH_BUDGET = {"badge": badge.badge_strategy, "cluster_margin": cluster_margin.cluster_margin_strategy}
+LOW_BUDGET = {"typiclust": typiclust_strategy, "probcover": probcover_strategy}
+HIGH_BUDGET = {"badge": badge_strategy, "cluster_margin": cluster_margin_strategy}
 
 # Measured with `python Evaluation/Benchmark/benchmark.py --dataset digits --strategies
 # random,margin,typiclust,probcover,badge,cluster_margin --initial 10 --budget 10 --rounds 15
