@@ -263,14 +263,16 @@ def run_gnn(embeddings_dir="results/embeddings", out_dir="results/gnn", *, budge
     result["files"] = [*OUTPUT_FILES, *rendered]
     summary = {name: result[name] for name in (*SUMMARY_SECTIONS, "files")}
 
-    results_io.save_npy(os.path.join(out_dir, "gnn_indices.npy"), result["indices"])
-    results_io.save_npy(os.path.join(out_dir, "gnn_scores.npy"), result["scores"].astype(np.float32))
-    results_io.save_npy(os.path.join(out_dir, "gnn_probs.npy"), result["probs"])
-    for name, fig in rendered.items():
-        results_io.save_figure(os.path.join(out_dir, name), fig)
-    results_io.save_json(os.path.join(out_dir, "summary.json"), summary)
-    results_io.save_text(os.path.join(out_dir, "summary.txt"), results_io.summary_text(
-        "GraphSAGE sidecar", {name: result[name] for name in SUMMARY_SECTIONS}))
+    # The folder is written as a unit: a full disk or a kill leaves the previous results whole.
+    with results_io.staged_folder(out_dir) as tmp:
+        results_io.save_npy(tmp / "gnn_indices.npy", result["indices"])
+        results_io.save_npy(tmp / "gnn_scores.npy", result["scores"].astype(np.float32))
+        results_io.save_npy(tmp / "gnn_probs.npy", result["probs"])
+        for name, fig in rendered.items():
+            results_io.save_figure(tmp / name, fig)
+        results_io.save_json(tmp / "summary.json", summary)
+        results_io.save_text(tmp / "summary.txt", results_io.summary_text(
+            "GraphSAGE sidecar", {name: result[name] for name in SUMMARY_SECTIONS}))
     _log(opts.progress, f"selected {len(result['indices'])} of {len(result['scores'])} pool items "
                         f"by {opts.score!r}; wrote {out_dir}")
     return result

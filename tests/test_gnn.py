@@ -451,3 +451,21 @@ def test_an_empty_npy_in_the_export_is_one_line(export, tmp_path):
     proc = run_cli("--embeddings-dir", export, "--out-dir", tmp_path / "gnn", "--quiet")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "cannot read probs.npy" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_full_disk_leaves_the_previous_gnn_results_whole(export, tmp_path, monkeypatch):
+    import errno
+
+    import results_io
+
+    out = tmp_path / "gnn"
+    gnn.run_gnn(export, out, budget=5, epochs=5, plots=False, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(*args, **kwargs):  # the disk fills up after the indices are written
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(results_io, "save_json", full)
+    with pytest.raises(OSError, match="No space left"):
+        gnn.run_gnn(export, out, budget=7, epochs=5, plots=False, progress=False, random_state=3)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # new indices never beside the old summary
