@@ -1,6 +1,7 @@
 """Standardised view of embeddings and the project's one nearest-neighbour index.
 
-Backends: NumPy exact (blocked), faiss exact flat, hnswlib HNSW; ``method='auto'``
+Backends: NumPy exact (blocked), faiss exact flat, an inverted file with exact
+distances and a measured recall (:mod:`knn_ivf`), hnswlib HNSW; ``method='auto'``
 picks by a cost model measured on 2 cores (:func:`knn_method_for`). Works on
 memory-mapped arrays block by block.
 """
@@ -10,9 +11,10 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 import checks
+import knn_ivf
 from checks import check_choice, check_embeddings, check_int, chunks, rows_per_block
 
-KNN_METHODS = ("auto", "exact", "hnsw", "faiss")
+KNN_METHODS = ("auto", "exact", "hnsw", "faiss", "ivf")
 KNN_METRICS = ("euclidean", "cosine")
 KMEANS_ALGORITHMS = ("auto", "kmeans", "minibatch")
 
@@ -31,6 +33,23 @@ _HNSW_QUERY_S_PER_ROW_DIM = 5e-8
 # HNSW graphs up to this many reference rows are built on one thread (reproducible);
 # larger ones in parallel (about 2x faster, not bit-reproducible).
 HNSW_SERIAL_BUILD_MAX_ROWS = 20_000
+# Inverted file ('ivf'): 'auto' picks it, with faiss installed, where it would pick
+# faiss's flat search and the problem has at least this many pairs (measured on 2 cores
+# at 5k labeled x 576: see README "Large pools").
+IVF_MIN_PAIRS = 2_000_000_000
+# n_probe is the smallest power of two whose recall on a sample of IVF_SAMPLE_QUERIES
+# queries (against their exact neighbours) reaches IVF_TARGET_RECALL; when that needs
+# more than IVF_MAX_SCAN of the pairs, the exact flat search runs instead. Recall 0.995
+# kept the novelty mask's Jaccard overlap with exact >= 0.99 in every synthetic pool tried.
+IVF_TARGET_RECALL = 0.995
+IVF_MAX_SCAN = 0.25
+IVF_SAMPLE_QUERIES = 2048
+# Below this many reference rows the cells are too small to pay for themselves: flat search.
+IVF_MIN_REFERENCE = 1024
+# Queries per IVF block: each cell is searched once per block, so large blocks make few,
+# large matrix products (100k x 5k x 576 with other jobs on the cores: 16.7 s in 8k-row
+# blocks, 8.8 s in 64k-row blocks).
+IVF_BLOCK_ROWS = 65_536
 
 
 def standardization_stats(embeddings):
@@ -278,22 +297,38 @@ def _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize=Fal
     return _search_inchunks(lambda q: index.knn_query(q, k=kk, num_threads=-1), query, k, exclude_self, normalize)
 
 
-def _search_inchunks(search, query, k, exclude_self, normalize):
-    """Run ``search(block) -> (labels, squared distances)`` over query blocks (k + 1 when excluding self)."""
+def _drop_self(labels, d2, rows, k):
+    """Drop each query's own row (``rows``: its reference id) from k + 1 answers,
+    or the farthest answer where it is absent, keeping ``k`` per row."""
+    keep = labels != rows[:, None]
+    keep[keep.all(axis=1), -1] = False
+    return labels[keep].reshape(-1, k), d2[keep].reshape(-1, k)
+
+
+def _search_inchunks(search, query, k, exclude_self, normalize, block_rows=None):
+    """Run ``search(block) -> (labels, squared distances)`` over query blocks (k + 1 when excluding self).
+
+    ``block_rows`` larger than a 16 MB read: the block is filled 16 MB at a time into
+    one reused buffer (a fresh 100 MB+ temporary per block is page-faulted in anew)."""
     n, d = query.shape
     dist = np.empty((n, k), dtype=np.float32)
     idx = np.empty((n, k), dtype=np.int64)
-    for start, stop in chunks(n, max(8192, rows_per_block(d))):
-        q = np.ascontiguousarray(_read_rows(query, start, stop, normalize))
+    step = max(8192, rows_per_block(d))
+    buf = None
+    if block_rows is not None and block_rows > step and n > step:
+        step = min(block_rows, n)
+        buf = np.empty((step, d), dtype=np.float32)
+    for start, stop in chunks(n, step):
+        if buf is None:
+            q = np.ascontiguousarray(_read_rows(query, start, stop, normalize))
+        else:
+            q = buf[: stop - start]
+            for s, e in chunks(stop - start, rows_per_block(d)):
+                q[s:e] = _read_rows(query, start + s, start + e, normalize)
         labels, d2 = search(q)
         labels = labels.astype(np.int64)
         if exclude_self:
-            rows = np.arange(start, stop)[:, None]
-            keep = labels != rows
-            # Drop self where found, else the farthest neighbour, keeping k per row.
-            keep[keep.all(axis=1), -1] = False
-            labels = labels[keep].reshape(-1, k)
-            d2 = d2[keep].reshape(-1, k)
+            labels, d2 = _drop_self(labels, d2, np.arange(start, stop), k)
         idx[start:stop] = labels
         dist[start:stop] = np.sqrt(np.maximum(d2, 0.0))
     return dist, idx
@@ -326,13 +361,89 @@ def _faiss_knn(query, reference, k, exclude_self, normalize=False):
     return _search_inchunks(search, query, k, exclude_self, normalize)
 
 
+def ivf_knn(query, reference, k, *, metric="euclidean", exclude_self=False, target_recall=None, random_state=None):
+    """Inverted-file search with exact distances and a recall measured on a sample of queries.
+
+    The reference is split into k-means cells (:class:`knn_ivf.IVFIndex`); the
+    exact neighbours of ``IVF_SAMPLE_QUERIES`` random queries are computed, and the
+    smallest ``n_probe`` (1, 2, 4, ...) whose recall on them reaches ``target_recall``
+    searches all queries. Where no ``n_probe`` scanning at most ``IVF_MAX_SCAN`` of
+    the pairs reaches it (or the reference is smaller than ``IVF_MIN_REFERENCE``),
+    faiss's exact flat search runs instead. Distances are exact for the neighbours
+    returned. Needs faiss-cpu.
+
+    Parameters
+    ----------
+    query : ndarray, memmap or StandardizedView of shape (n_query, n_features)
+    reference : ndarray of shape (n_reference, n_features)
+    k : int
+    metric, exclude_self : as in :func:`knn_search`
+    target_recall : float in (0, 1] or None
+        Default ``IVF_TARGET_RECALL``.
+    random_state : int, RandomState or None
+        Seeds the cells' k-means and the calibration sample.
+
+    Returns
+    -------
+    distances : ndarray of shape (n_query, k), float32, ascending per row
+    indices : ndarray of shape (n_query, k), int64
+    info : dict
+        ``n_lists``, ``n_probe`` (None: exact fallback), ``recalls`` (n_probe -> sample
+        recall), ``scan_fraction`` of the pairs computed, ``fallback`` (bool).
+    """
+    target = IVF_TARGET_RECALL if target_recall is None else float(target_recall)
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target_recall must be a number in (0, 1], got {target_recall!r}")
+    check_choice(metric, "metric", KNN_METRICS)
+    check_int(k, "k", low=1, high=reference.shape[0] - 1 if exclude_self else reference.shape[0])
+    dist, idx, info = _ivf_knn(query, reference, k, exclude_self, metric == "cosine", random_state, target)
+    if metric == "cosine":
+        dist = np.square(dist) / 2.0
+    return dist, idx, info
+
+
+def _ivf_knn(query, reference, k, exclude_self, normalize, random_state, target):
+    import faiss
+
+    n = query.shape[0]
+    kk = k + 1 if exclude_self else k
+    info = {"n_lists": 0, "n_probe": None, "recalls": {}, "scan_fraction": 1.0, "fallback": True}
+    rng = check_random_state(random_state)
+    if reference.shape[0] >= IVF_MIN_REFERENCE:
+        ref = np.ascontiguousarray(reference, dtype=np.float32)
+        if normalize:
+            ref = l2_normalize(ref)
+        index = knn_ivf.IVFIndex(ref, random_state=rng)
+        del ref
+        rows = np.sort(rng.choice(n, min(n, IVF_SAMPLE_QUERIES), replace=False))
+        sample = np.asarray(query[rows], dtype=np.float32)
+        sample = np.ascontiguousarray(l2_normalize(sample) if normalize else sample)
+        exact_d2, exact_i = faiss.knn(sample, index.reference, kk)
+        drop = None
+        if exclude_self:
+            exact_i, exact_d2 = _drop_self(exact_i.astype(np.int64), exact_d2, rows, k)
+            drop = lambda labels, d2: _drop_self(labels, d2, rows, k)  # noqa: E731
+        n_probe, recalls = index.calibrate(sample, exact_d2, k, target_recall=target, max_scan=IVF_MAX_SCAN, drop=drop)
+        info.update(n_lists=index.n_lists, n_probe=n_probe, recalls=recalls)
+        if n_probe is not None:
+            info.update(scan_fraction=index.scan_fraction(n_probe), fallback=False)
+            dist, idx = _search_inchunks(lambda q: index.search(q, kk, n_probe), query, k, exclude_self, normalize,
+                                         block_rows=IVF_BLOCK_ROWS)
+            return dist, idx, info
+    # No cell structure worth using: the exact flat search (what method='faiss' runs).
+    dist, idx = _faiss_knn(query, reference, k, exclude_self, normalize)
+    return dist, idx, info
+
+
 def knn_method_for(n_query, n_reference, n_features):
     """What ``knn_search(method='auto')`` runs for a problem of this size.
 
     NumPy exact search up to ``SMALL_KNN_MAX_PAIRS`` pairs. Above, with faiss-cpu
     installed: whichever of faiss's exact flat search and an HNSW graph the measured
     cost model says is faster (flat grows with query x reference pairs, HNSW with
-    reference rows to build plus queries); without faiss: exact up to
+    reference rows to build plus queries), and where that is the flat search on at
+    least ``IVF_MIN_PAIRS`` pairs, the inverted file (:func:`ivf_knn`: exact
+    distances, recall measured per call, exact fallback); without faiss: exact up to
     ``EXACT_KNN_MAX_PAIRS`` pairs, HNSW above.
     """
     pairs = n_query * n_reference
@@ -341,7 +452,9 @@ def knn_method_for(n_query, n_reference, n_features):
     if _faiss_available():
         flat_s = pairs * n_features * _FAISS_FLAT_S_PER_PAIR_DIM
         hnsw_s = (n_reference * _HNSW_BUILD_S_PER_ROW_DIM + n_query * _HNSW_QUERY_S_PER_ROW_DIM) * n_features
-        return "faiss" if flat_s <= hnsw_s else "hnsw"
+        if flat_s > hnsw_s:
+            return "hnsw"
+        return "ivf" if pairs >= IVF_MIN_PAIRS and n_reference >= IVF_MIN_REFERENCE else "faiss"
     return "exact" if pairs <= EXACT_KNN_MAX_PAIRS else "hnsw"
 
 
@@ -361,15 +474,17 @@ def knn_search(query, reference, k, *, metric="euclidean", method="auto", exclud
         Neighbours per query, at most ``n_reference`` (minus one with ``exclude_self``).
     metric : {'euclidean', 'cosine'}
         Cosine returns ``1 - cos`` distances.
-    method : {'auto', 'exact', 'hnsw', 'faiss'}
+    method : {'auto', 'exact', 'hnsw', 'faiss', 'ivf'}
         ``exact`` (NumPy) and ``faiss`` (IndexFlatL2, needs faiss-cpu) are exact;
-        ``hnsw`` is approximate.
+        ``hnsw`` is approximate; ``ivf`` (needs faiss-cpu) returns exact distances
+        for neighbours found with a recall of at least ``IVF_TARGET_RECALL`` on a
+        sample of queries, else runs the exact search (see :func:`ivf_knn`).
     exclude_self : bool
         ``query`` and ``reference`` are the same set; row i never returns i.
     ef : int
         HNSW search breadth (recall against speed).
     random_state : int, RandomState or None
-        Seeds the HNSW graph construction.
+        Seeds the HNSW graph construction and the IVF cells and sample.
 
     Returns
     -------
@@ -390,10 +505,13 @@ def knn_search(query, reference, k, *, metric="euclidean", method="auto", exclud
         method = knn_method_for(query.shape[0], n_ref, query.shape[1])
     if method == "exact":
         dist, idx = _exact_knn(query, reference, k, exclude_self, normalize)
-    elif method == "faiss":
+    elif method in ("faiss", "ivf"):
         if not _faiss_available():
-            raise ValueError("method='faiss' needs faiss-cpu (pip install faiss-cpu); use 'exact', 'hnsw' or 'auto'")
-        dist, idx = _faiss_knn(query, reference, k, exclude_self, normalize)
+            raise ValueError(f"method={method!r} needs faiss-cpu (pip install faiss-cpu); use 'exact', 'hnsw' or 'auto'")
+        if method == "faiss":
+            dist, idx = _faiss_knn(query, reference, k, exclude_self, normalize)
+        else:
+            dist, idx, _ = _ivf_knn(query, reference, k, exclude_self, normalize, random_state, IVF_TARGET_RECALL)
     else:
         dist, idx = _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize)
     if metric == "cosine":
