@@ -62,10 +62,27 @@ def standardization_stats(embeddings):
     n, d = embeddings.shape
     total = np.zeros(d, dtype=np.float64)
     total_sq = np.zeros(d, dtype=np.float64)
-    for start, stop in chunks(n, rows_per_block(d) // 4):
-        block = np.asarray(embeddings[start:stop], dtype=np.float64)
-        total += block.sum(axis=0)
-        total_sq += np.square(block).sum(axis=0)
+    for start, stop in chunks(n, stats_block_rows(d)):
+        s, sq = block_sums(embeddings[start:stop])
+        total += s
+        total_sq += sq
+    return stats_from_sums(total, total_sq, n)
+
+
+def stats_block_rows(n_features):
+    """Rows per block of :func:`standardization_stats`: blocks start at multiples of it, and
+    adding :func:`block_sums` of the same blocks in the same order gives the same statistics."""
+    return rows_per_block(n_features) // 4
+
+
+def block_sums(rows):
+    """Float64 per-feature sum and sum of squares of one block of rows."""
+    block = np.asarray(rows, dtype=np.float64)
+    return block.sum(axis=0), np.square(block).sum(axis=0)
+
+
+def stats_from_sums(total, total_sq, n):
+    """Mean and std (float32) from float64 sums over ``n`` rows; see :func:`standardization_stats`."""
     mean = total / n
     var = np.maximum(total_sq / n - mean**2, 0.0)
     std = np.sqrt(var)
@@ -278,7 +295,7 @@ def _exact_knn_blocked_reference(query, reference, k, exclude_self, normalize):
     return np.sqrt(np.maximum(best_d, 0.0)), best_i
 
 
-def _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize=False):
+def _hnsw_index(reference, random_state, ef, kk, normalize):
     import hnswlib
 
     ref = np.ascontiguousarray(reference, dtype=np.float32)
@@ -291,9 +308,13 @@ def _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize=Fal
     # thread so a seed gives the same graph (measured: 5k x 576 in 0.6 s on one thread).
     threads = 1 if ref.shape[0] <= HNSW_SERIAL_BUILD_MAX_ROWS else -1
     index.add_items(ref, np.arange(ref.shape[0]), num_threads=threads)
-    del ref
-    kk = k + 1 if exclude_self else k
     index.set_ef(max(ef, kk))
+    return index
+
+
+def _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize=False):
+    kk = k + 1 if exclude_self else k
+    index = _hnsw_index(reference, random_state, ef, kk, normalize)
     return _search_inchunks(lambda q: index.knn_query(q, k=kk, num_threads=-1), query, k, exclude_self, normalize)
 
 
@@ -402,36 +423,45 @@ def ivf_knn(query, reference, k, *, metric="euclidean", exclude_self=False, targ
     return dist, idx, info
 
 
-def _ivf_knn(query, reference, k, exclude_self, normalize, random_state, target):
+def _ivf_plan(query, reference, k, exclude_self, normalize, rng, target):
+    """Cells and calibrated n_probe: ``(index or None, n_probe or None, info)``; reads only
+    ``query.shape`` and the sample rows ``query[rows]``."""
     import faiss
 
-    n = query.shape[0]
-    kk = k + 1 if exclude_self else k
     info = {"n_lists": 0, "n_probe": None, "recalls": {}, "scan_fraction": 1.0, "fallback": True}
-    rng = check_random_state(random_state)
-    if reference.shape[0] >= IVF_MIN_REFERENCE:
-        ref = np.ascontiguousarray(reference, dtype=np.float32)
-        if normalize:
-            ref = l2_normalize(ref)
-        index = knn_ivf.IVFIndex(ref, random_state=rng)
-        del ref
-        rows = np.sort(rng.choice(n, min(n, IVF_SAMPLE_QUERIES), replace=False))
-        sample = np.asarray(query[rows], dtype=np.float32)
-        sample = np.ascontiguousarray(l2_normalize(sample) if normalize else sample)
-        exact_d2, exact_i = faiss.knn(sample, index.reference, kk)
-        drop = None
-        if exclude_self:
-            exact_i, exact_d2 = _drop_self(exact_i.astype(np.int64), exact_d2, rows, k)
-            drop = lambda labels, d2: _drop_self(labels, d2, rows, k)  # noqa: E731
-        n_probe, recalls = index.calibrate(sample, exact_d2, k, target_recall=target, max_scan=IVF_MAX_SCAN, drop=drop)
-        info.update(n_lists=index.n_lists, n_probe=n_probe, recalls=recalls)
-        if n_probe is not None:
-            info.update(scan_fraction=index.scan_fraction(n_probe), fallback=False)
-            dist, idx = _search_inchunks(lambda q: index.search(q, kk, n_probe), query, k, exclude_self, normalize,
-                                         block_rows=IVF_BLOCK_ROWS)
-            return dist, idx, info
-    # No cell structure worth using: the exact flat search (what method='faiss' runs).
-    dist, idx = _faiss_knn(query, reference, k, exclude_self, normalize)
+    if reference.shape[0] < IVF_MIN_REFERENCE:
+        return None, None, info
+    n = query.shape[0]
+    ref = np.ascontiguousarray(reference, dtype=np.float32)
+    if normalize:
+        ref = l2_normalize(ref)
+    index = knn_ivf.IVFIndex(ref, random_state=rng)
+    del ref
+    rows = np.sort(rng.choice(n, min(n, IVF_SAMPLE_QUERIES), replace=False))
+    sample = np.asarray(query[rows], dtype=np.float32)
+    sample = np.ascontiguousarray(l2_normalize(sample) if normalize else sample)
+    exact_d2, exact_i = faiss.knn(sample, index.reference, k + 1 if exclude_self else k)
+    drop = None
+    if exclude_self:
+        exact_i, exact_d2 = _drop_self(exact_i.astype(np.int64), exact_d2, rows, k)
+        drop = lambda labels, d2: _drop_self(labels, d2, rows, k)  # noqa: E731
+    n_probe, recalls = index.calibrate(sample, exact_d2, k, target_recall=target, max_scan=IVF_MAX_SCAN, drop=drop)
+    info.update(n_lists=index.n_lists, n_probe=n_probe, recalls=recalls)
+    if n_probe is None:
+        return None, None, info
+    info.update(scan_fraction=index.scan_fraction(n_probe), fallback=False)
+    return index, n_probe, info
+
+
+def _ivf_knn(query, reference, k, exclude_self, normalize, random_state, target):
+    index, n_probe, info = _ivf_plan(query, reference, k, exclude_self, normalize, check_random_state(random_state), target)
+    if index is None:
+        # No cell structure worth using: the exact flat search (what method='faiss' runs).
+        dist, idx = _faiss_knn(query, reference, k, exclude_self, normalize)
+        return dist, idx, info
+    kk = k + 1 if exclude_self else k
+    dist, idx = _search_inchunks(lambda q: index.search(q, kk, n_probe), query, k, exclude_self, normalize,
+                                 block_rows=IVF_BLOCK_ROWS)
     return dist, idx, info
 
 
@@ -519,6 +549,56 @@ def knn_search(query, reference, k, *, metric="euclidean", method="auto", exclud
         dist = np.square(dist) / 2.0
     return dist, idx
 
+
+
+class BlockSearcher:
+    """A nearest-neighbour search planned once, then run on any rows of the query set.
+
+    What :func:`knn_search` does without ``exclude_self``, split in two so that a
+    distributed engine plans on the client (method, IVF cells and calibration, HNSW
+    graph) and each worker searches its own shard: ``searcher(rows)`` returns for each
+    row exactly what ``knn_search(query, ...)`` returns for it (the backends answer
+    each query row independently of the rows searched with it). Picklable.
+
+    Parameters
+    ----------
+    query : array-like of shape (n_query, n_features)
+        Only its shape is read, and for ``method='ivf'`` the calibration sample's rows.
+    reference, k, metric, method, ef, random_state : as in :func:`knn_search`
+
+    Attributes
+    ----------
+    method : str, the backend that runs ('auto' resolved)
+    info : dict, the IVF plan (see :func:`ivf_knn`) or empty
+    """
+
+    def __init__(self, query, reference, k, *, metric="euclidean", method="auto", ef=64, random_state=None):
+        check_choice(metric, "metric", KNN_METRICS)
+        check_choice(method, "method", KNN_METHODS)
+        check_int(k, "k", low=1, high=reference.shape[0])
+        self.k, self.metric, self.normalize = k, metric, metric == "cosine"
+        self.method = knn_method_for(query.shape[0], reference.shape[0], query.shape[1]) if method == "auto" else method
+        self.reference = np.ascontiguousarray(reference, dtype=np.float32)
+        self.info, self._index, self._n_probe = {}, None, None
+        if self.method == "ivf":
+            self._index, self._n_probe, self.info = _ivf_plan(query, self.reference, k, False, self.normalize,
+                                                              check_random_state(random_state), IVF_TARGET_RECALL)
+        elif self.method == "hnsw":
+            self._index = _hnsw_index(self.reference, random_state, ef, k, self.normalize)
+
+    def __call__(self, rows):
+        """Neighbours of ``rows`` (array-like of shape (n, n_features)): ``(distances, indices)``."""
+        k, norm = self.k, self.normalize
+        if self.method == "exact":
+            dist, idx = _exact_knn(rows, self.reference, k, False, norm)
+        elif self.method == "hnsw":
+            dist, idx = _search_inchunks(lambda q: self._index.knn_query(q, k=k, num_threads=-1), rows, k, False, norm)
+        elif self.method == "ivf" and self._index is not None:
+            dist, idx = _search_inchunks(lambda q: self._index.search(q, k, self._n_probe), rows, k, False, norm,
+                                         block_rows=IVF_BLOCK_ROWS)
+        else:  # 'faiss', and 'ivf' that fell back to the exact flat search
+            dist, idx = _faiss_knn(rows, self.reference, k, False, norm)
+        return (np.square(dist) / 2.0 if self.metric == "cosine" else dist), idx
 
 
 def assign_to_centers(embeddings, centers):

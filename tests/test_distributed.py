@@ -1,0 +1,83 @@
+"""The Dask engine on a local cluster (2 worker processes on 127.0.0.1, started and closed
+here): the same selection as AL_functions.analyze on the same data from sharded files
+(exact ranks: identical indices; sketched ranks with a global top-k merge: Jaccard >= 0.95)."""
+import numpy as np
+import pytest
+
+import AL_functions as alf
+import shards
+from conftest import REPO
+
+pytest.importorskip("distributed")
+import sys  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from synthetic import make_pool  # noqa: E402
+
+import engine  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
+
+N, DIM, BUDGET = 100_000, 32, 500
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, memory_limit="2GiB") as cluster, Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    emb, probs, _, mask = make_pool(N, DIM, 10, 5000, n_centers=30, random_state=0)
+    root = tmp_path_factory.mktemp("pool")
+    shards.write_shards(emb, root / "emb", 30_000)                  # 4 .npy shards, uneven last
+    shards.write_shards(probs, root / "probs", 45_000, fmt="parquet")  # other boundaries, Parquet
+    return emb, probs, mask, root
+
+
+def _jaccard(a, b):
+    a, b = set(a.tolist()), set(b.tolist())
+    return len(a & b) / len(a | b)
+
+
+@pytest.mark.parametrize("method", ["auto", "ivf"])
+def test_exact_ranks_give_the_single_machine_selection(client, pool, method):
+    emb, probs, mask, root = pool
+    params = {"novelty": {"method": method}}
+    local = alf.analyze(probs, emb, mask, params, BUDGET, random_state=0)
+    dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, params, BUDGET, random_state=0,
+                                  rows_per_task=25_000)
+    np.testing.assert_array_equal(dist["intersection"]["rows"], local["intersection"]["rows"])
+    for name in alf.ANALYSES:
+        np.testing.assert_array_equal(dist[name]["mask"], local[name]["mask"])
+    # faiss's distances round differently with 1 thread (a worker) and 2 (here): last bit only.
+    np.testing.assert_allclose(dist["novelty"]["scores"], local["novelty"]["scores"], rtol=1e-5)
+    np.testing.assert_array_equal(dist["diversity"]["scores"], local["diversity"]["scores"])
+    assert dist["engine"]["workers"] == 2 and dist["engine"]["tasks"] > 2
+    assert dist["engine"]["knn"]["method"] == ("ivf" if method == "ivf" else "faiss")
+
+
+def test_sketched_ranks_and_global_top_k_merge_overlap_the_exact_selection(client, pool):
+    emb, probs, mask, root = pool
+    local = alf.analyze(probs, emb, mask, None, BUDGET, random_state=0)
+    dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, None, BUDGET, random_state=0,
+                                  ranks="sketch", rows_per_task=25_000)
+    rows = dist["intersection"]["rows"]
+    assert rows.size == BUDGET and np.unique(rows).size == BUDGET
+    assert _jaccard(rows, local["intersection"]["rows"]) >= 0.95
+    assert abs(dist["intersection"]["info"]["n_intersection"] - local["intersection"]["info"]["n_intersection"]) \
+        <= 0.01 * local["intersection"]["info"]["n_intersection"]
+
+
+def test_sketch_needs_a_budget(client, pool):
+    _, _, mask, root = pool
+    with pytest.raises(ValueError, match="ranks='sketch' needs a budget"):
+        engine.analyze_sharded(client, root / "emb", root / "probs", mask, ranks="sketch")
+
+
+def test_row_counts_must_agree(client, pool, tmp_path):
+    emb, _, mask, root = pool
+    np.save(tmp_path / "short.npy", np.full((10, 3), 1 / 3, dtype=np.float32))
+    with pytest.raises(ValueError, match="probs has 10 rows but embeddings has 100000"):
+        engine.analyze_sharded(client, root / "emb", tmp_path / "short.npy", mask)
