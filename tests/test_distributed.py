@@ -36,16 +36,24 @@ def pool(tmp_path_factory):
     return emb, probs, mask, root
 
 
+@pytest.fixture(scope="module")
+def local(pool):
+    """analyze() on the arrays in memory, default options (computed once: ~10 s on 2 busy cores)."""
+    emb, probs, mask, _ = pool
+    return alf.analyze(probs, emb, mask, None, BUDGET, random_state=0)
+
+
 def _jaccard(a, b):
     a, b = set(a.tolist()), set(b.tolist())
     return len(a & b) / len(a | b)
 
 
 @pytest.mark.parametrize("method", ["auto", "ivf"])
-def test_exact_ranks_give_the_single_machine_selection(client, pool, method):
+def test_exact_ranks_give_the_single_machine_selection(client, pool, local, method):
     emb, probs, mask, root = pool
     params = {"novelty": {"method": method}}
-    local = alf.analyze(probs, emb, mask, params, BUDGET, random_state=0)
+    if method != "auto":
+        local = alf.analyze(probs, emb, mask, params, BUDGET, random_state=0)
     dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, params, BUDGET, random_state=0,
                                   rows_per_task=25_000)
     np.testing.assert_array_equal(dist["intersection"]["rows"], local["intersection"]["rows"])
@@ -58,9 +66,8 @@ def test_exact_ranks_give_the_single_machine_selection(client, pool, method):
     assert dist["engine"]["knn"]["method"] == ("ivf" if method == "ivf" else "faiss")
 
 
-def test_sketched_ranks_and_global_top_k_merge_overlap_the_exact_selection(client, pool):
+def test_sketched_ranks_and_global_top_k_merge_overlap_the_exact_selection(client, pool, local):
     emb, probs, mask, root = pool
-    local = alf.analyze(probs, emb, mask, None, BUDGET, random_state=0)
     dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, None, BUDGET, random_state=0,
                                   ranks="sketch", rows_per_task=25_000)
     rows = dist["intersection"]["rows"]
