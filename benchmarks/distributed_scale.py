@@ -22,7 +22,7 @@ Engines:
 * ``dask``: ``engine.analyze_sharded`` on a ``LocalCluster`` of ``--workers`` processes
   (1 thread each) reading the shards, or ``--scheduler tcp://host:8786`` for an existing
   cluster whose workers see ``--workdir``; ``--compare local`` also runs ``analyze`` on
-  the memory-mapped pool in this process and reports ``jaccard_vs_local``.
+  the same shards in this process and reports ``jaccard_vs_local``.
 """
 import argparse
 import json
@@ -83,19 +83,38 @@ def _make(args, out=None):
                      random_state=args.seed, out=out)
 
 
-def _write_pool(args, workdir):
-    """Embeddings as .npy shards (written through one memory-mapped file), probs and mask as .npy."""
-    import shards
+class _ShardWriter:
+    """``out[start:stop] = rows`` for make_pool, written straight into .npy shards (no full copy)."""
 
-    full = workdir / "embeddings.npy"
-    out = np.lib.format.open_memmap(full, mode="w+", dtype=np.float32, shape=(args.pool, args.dim))
-    _, probs, _, mask = _make(args, out=out)
-    out.flush()
-    del out
-    shards.write_shards(np.load(full, mmap_mode="r"), workdir / "emb", args.shard_rows)
+    def __init__(self, folder, n, d, rows_per_shard):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.bounds = list(range(0, n, rows_per_shard)) + [n]
+        self.parts = [np.lib.format.open_memmap(folder / f"part-{i:05d}.npy", mode="w+", dtype=np.float32,
+                                                shape=(self.bounds[i + 1] - self.bounds[i], d))
+                      for i in range(len(self.bounds) - 1)]
+
+    def __setitem__(self, key, rows):
+        start, stop = key.start, key.stop
+        for i, part in enumerate(self.parts):
+            lo, hi = self.bounds[i], self.bounds[i + 1]
+            s, e = max(start, lo), min(stop, hi)
+            if s < e:
+                part[s - lo:e - lo] = rows[s - start:e - start]
+
+    def close(self):
+        for part in self.parts:
+            part.flush()
+        self.parts = []
+
+
+def _write_pool(args, workdir):
+    """Embeddings as .npy shards, probs and mask as .npy; returns the shard folder."""
+    writer = _ShardWriter(workdir / "emb", args.pool, args.dim, args.shard_rows)
+    _, probs, _, mask = _make(args, out=writer)
+    writer.close()
     np.save(workdir / "probs.npy", probs)
     np.save(workdir / "mask.npy", mask)
-    return full
+    return workdir / "emb"
 
 
 def _selection_record(res, seconds):
@@ -139,7 +158,6 @@ def child_disk(args):
     workdir = Path(args.workdir)
     t = time.perf_counter()
     _write_pool(args, workdir)
-    (workdir / "embeddings.npy").unlink()
     rec = {"engine": "disk", "n": args.pool, "dim": args.dim, "shard_rows": args.shard_rows,
            "write_seconds": round(time.perf_counter() - t, 1), "load_before": _load()}
     emb = shards.open_rows(workdir / "emb")
@@ -168,11 +186,13 @@ def child_dask(args):
     from distributed import Client, LocalCluster
 
     workdir = Path(args.workdir)
-    full = _write_pool(args, workdir)
+    import shards
+
+    folder = _write_pool(args, workdir)
     mask = np.load(workdir / "mask.npy")
     rec = {"engine": "dask", "n": args.pool, "dim": args.dim, "ranks": args.ranks, "load_before": _load()}
     w = np.random.default_rng(0).standard_normal((args.dim, 20)).astype(np.float32)
-    rec["pass_seconds"] = round(_pass_seconds(np.load(full, mmap_mode="r"), w), 5)
+    rec["pass_seconds"] = round(_pass_seconds(shards.open_rows(folder), w), 5)
     cluster = None
     if args.scheduler:
         client = Client(args.scheduler)
@@ -200,7 +220,7 @@ def child_dask(args):
         import AL_functions as alf
 
         t = time.perf_counter()
-        local = alf.analyze(np.load(workdir / "probs.npy"), np.load(full, mmap_mode="r"), mask, None, args.budget,
+        local = alf.analyze(np.load(workdir / "probs.npy"), shards.open_rows(folder), mask, None, args.budget,
                             random_state=args.seed)
         rec["local_seconds"] = round(time.perf_counter() - t, 3)
         rec["jaccard_vs_local"] = _jaccard(res["intersection"]["rows"], local["intersection"]["rows"])
