@@ -88,3 +88,49 @@ def test_row_counts_must_agree(client, pool, tmp_path):
     np.save(tmp_path / "short.npy", np.full((10, 3), 1 / 3, dtype=np.float32))
     with pytest.raises(ValueError, match="probs has 10 rows but embeddings has 100000"):
         engine.analyze_sharded(client, root / "emb", tmp_path / "short.npy", mask)
+
+
+# --------------------------------------------------------------------------- shards (no cluster)
+@pytest.mark.parametrize("fmt", ["npy", "parquet"])
+def test_shards_read_rows_across_boundaries(tmp_path, fmt):
+    x = np.arange(1000 * 7, dtype=np.float32).reshape(1000, 7)
+    paths = shards.write_shards(x, tmp_path / "s", 300, fmt=fmt)
+    assert [p.name for p in paths] == [f"part-0000{i}.{fmt}" for i in range(4)]
+    r = shards.open_rows(tmp_path / "s")
+    assert r.shape == (1000, 7) and r.offsets.tolist() == [0, 300, 600, 900, 1000]
+    np.testing.assert_array_equal(r[250:720], x[250:720])          # spans three shards
+    np.testing.assert_array_equal(r[[999, 0, 301, 5]], x[[999, 0, 301, 5]])
+    mask = np.zeros(1000, dtype=bool)
+    mask[[3, 598, 600, 999]] = True
+    np.testing.assert_array_equal(r[mask], x[mask])
+    np.testing.assert_array_equal(np.asarray(r), x)
+    blocks = list(shards.iter_blocks(r, 128))
+    assert [(s, e) for s, e, _ in blocks][-1] == (896, 1000)
+    np.testing.assert_array_equal(np.vstack([b for _, _, b in blocks]), x)
+
+
+def test_sharded_rows_standardise_like_the_array(tmp_path):
+    import knn
+
+    x = np.random.default_rng(0).standard_normal((500, 6)).astype(np.float32) * 3 + 1
+    shards.write_shards(x, tmp_path / "s", 128)
+    view = knn.StandardizedView(shards.open_rows(tmp_path / "s"))
+    np.testing.assert_array_equal(np.asarray(view), knn.standardize(x))
+
+
+def test_shards_refuse_mixed_or_bad_input(tmp_path):
+    x = np.ones((10, 3), dtype=np.float32)
+    shards.write_shards(x, tmp_path / "s", 4)
+    with pytest.raises(ValueError, match="already holds shards"):
+        shards.write_shards(x, tmp_path / "s", 4)
+    shards.write_shards(x, tmp_path / "p", 4, fmt="parquet")
+    (tmp_path / "p" / "part-00000.parquet").rename(tmp_path / "s" / "part-00100.parquet")
+    with pytest.raises(ValueError, match="mixes .npy and .parquet shards"):
+        shards.open_rows(tmp_path / "s")
+    with pytest.raises(ValueError, match="path must be a .npy file, a .parquet file or a folder of shards, got"):
+        shards.open_rows(tmp_path / "x.csv")
+    (tmp_path / "w").mkdir()
+    np.save(tmp_path / "w" / "part-00000.npy", x)
+    np.save(tmp_path / "w" / "part-00001.npy", np.ones((2, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"shards have different feature counts \[3, 4\]"):
+        shards.open_rows(tmp_path / "w")
