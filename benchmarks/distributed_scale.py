@@ -131,14 +131,14 @@ def child_local(args):
     rec["pass_seconds"] = round(_pass_seconds(emb, w), 5)
     _reset_peak()
     t = time.perf_counter()
-    res = alf.analyze(probs, emb, mask, None, args.budget, random_state=args.seed)
+    res = alf.analyze(probs, emb, mask, {"novelty": {"method": args.knn}}, args.budget, random_state=args.seed)
     rec["seconds"] = round(time.perf_counter() - t, 3)
     rec["stages"] = {m: round(res[m]["seconds"], 3) for m in alf.ANALYSES}
     rec["passes"] = round(rec["seconds"] / rec["pass_seconds"], 1)
     rec["peak_rss_mb"] = round(_status_kb("VmHWM") / 1024)
     import knn
 
-    rec["knn"] = knn.knn_method_for(int((~mask).sum()), int(mask.sum()), args.dim)
+    rec["knn"] = knn.knn_method_for(int((~mask).sum()), int(mask.sum()), args.dim) if args.knn == "auto" else args.knn
     if args.compare == "faiss":
         t = time.perf_counter()
         exact = alf.analyze(probs, emb, mask, {"novelty": {"method": "faiss"}}, args.budget, random_state=args.seed)
@@ -244,6 +244,7 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2, help="dask: local worker processes")
     p.add_argument("--scheduler", default=None, help="dask: address of an existing scheduler instead of a local cluster")
     p.add_argument("--ranks", choices=("exact", "sketch"), default="exact", help="dask: exact ranks or sketch + top-k merge")
+    p.add_argument("--knn", default="auto", help="local: novelty's nearest-neighbour method (auto, ivf, faiss, ...)")
     p.add_argument("--shard-rows", type=int, default=250_000)
     p.add_argument("--compare", choices=("none", "faiss", "local"), default="none")
     p.add_argument("--workdir", default=None, help="where shards are written (default: a temporary folder)")
