@@ -18,6 +18,8 @@ import engine  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
 N, DIM, BUDGET = 100_000, 32, 500
+# The inverted-file novelty search: the engine's plan (cells, calibration sample) must match.
+PARAMS = {"novelty": {"method": "ivf"}}
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +40,9 @@ def pool(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local(pool):
-    """analyze() on the arrays in memory, default options (computed once: ~10 s on 2 busy cores)."""
+    """analyze() on the arrays in memory (computed once: ~10 s on 2 busy cores)."""
     emb, probs, mask, _ = pool
-    return alf.analyze(probs, emb, mask, None, BUDGET, random_state=0)
+    return alf.analyze(probs, emb, mask, PARAMS, BUDGET, random_state=0)
 
 
 def _jaccard(a, b):
@@ -48,13 +50,9 @@ def _jaccard(a, b):
     return len(a & b) / len(a | b)
 
 
-@pytest.mark.parametrize("method", ["auto", "ivf"])
-def test_exact_ranks_give_the_single_machine_selection(client, pool, local, method):
+def test_exact_ranks_give_the_single_machine_selection(client, pool, local):
     emb, probs, mask, root = pool
-    params = {"novelty": {"method": method}}
-    if method != "auto":
-        local = alf.analyze(probs, emb, mask, params, BUDGET, random_state=0)
-    dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, params, BUDGET, random_state=0,
+    dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, PARAMS, BUDGET, random_state=0,
                                   rows_per_task=25_000)
     np.testing.assert_array_equal(dist["intersection"]["rows"], local["intersection"]["rows"])
     for name in alf.ANALYSES:
@@ -63,12 +61,12 @@ def test_exact_ranks_give_the_single_machine_selection(client, pool, local, meth
     np.testing.assert_allclose(dist["novelty"]["scores"], local["novelty"]["scores"], rtol=1e-5)
     np.testing.assert_array_equal(dist["diversity"]["scores"], local["diversity"]["scores"])
     assert dist["engine"]["workers"] == 2 and dist["engine"]["tasks"] > 2
-    assert dist["engine"]["knn"]["method"] == ("ivf" if method == "ivf" else "faiss")
+    assert dist["engine"]["knn"]["method"] == "ivf" and not dist["engine"]["knn"]["fallback"]
 
 
 def test_sketched_ranks_and_global_top_k_merge_overlap_the_exact_selection(client, pool, local):
     emb, probs, mask, root = pool
-    dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, None, BUDGET, random_state=0,
+    dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, PARAMS, BUDGET, random_state=0,
                                   ranks="sketch", rows_per_task=25_000)
     rows = dist["intersection"]["rows"]
     assert rows.size == BUDGET and np.unique(rows).size == BUDGET
@@ -90,7 +88,20 @@ def test_row_counts_must_agree(client, pool, tmp_path):
         engine.analyze_sharded(client, root / "emb", tmp_path / "short.npy", mask)
 
 
-# --------------------------------------------------------------------------- shards (no cluster)
+# --------------------------------------------------------------------------- no cluster
+@pytest.mark.parametrize("method", ["exact", "faiss", "hnsw", "ivf"])
+def test_block_searcher_answers_each_row_as_knn_search_does(pool, method):
+    """What each worker runs on its shard: the same neighbours as one search over all rows."""
+    import knn
+
+    emb, _, mask, _ = pool
+    x = knn.StandardizedView(emb[:15_000])
+    query, ref = x[~mask[:15_000]], np.asarray(x[mask[:15_000]])
+    whole_d, whole_i = knn.knn_search(query, ref, 5, method=method, random_state=0)
+    searcher = knn.BlockSearcher(query, ref, 5, method=method, random_state=0)
+    parts = [searcher(query[np.arange(s, min(s + 5_000, len(query)))]) for s in range(0, len(query), 5_000)]
+    np.testing.assert_array_equal(np.vstack([p[1] for p in parts]), whole_i)
+    np.testing.assert_allclose(np.vstack([p[0] for p in parts]), whole_d, rtol=1e-5)
 @pytest.mark.parametrize("fmt", ["npy", "parquet"])
 def test_shards_read_rows_across_boundaries(tmp_path, fmt):
     x = np.arange(1000 * 7, dtype=np.float32).reshape(1000, 7)
