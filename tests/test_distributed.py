@@ -95,10 +95,12 @@ def test_block_searcher_answers_each_row_as_knn_search_does(pool, method):
     import knn
 
     emb, _, mask, _ = pool
-    x = knn.StandardizedView(emb[:15_000])
-    query, ref = x[~mask[:15_000]], np.asarray(x[mask[:15_000]])
+    x = knn.StandardizedView(emb[:40_000])
+    query, ref = x[np.flatnonzero(~mask[:40_000])[:12_000]], np.asarray(x[mask[:40_000]])
+    assert ref.shape[0] >= knn.IVF_MIN_REFERENCE  # so 'ivf' runs its cells, not the fallback
     whole_d, whole_i = knn.knn_search(query, ref, 5, method=method, random_state=0)
     searcher = knn.BlockSearcher(query, ref, 5, method=method, random_state=0)
+    assert method != "ivf" or not searcher.info["fallback"]
     parts = [searcher(query[np.arange(s, min(s + 5_000, len(query)))]) for s in range(0, len(query), 5_000)]
     np.testing.assert_array_equal(np.vstack([p[1] for p in parts]), whole_i)
     np.testing.assert_allclose(np.vstack([p[0] for p in parts]), whole_d, rtol=1e-5)
