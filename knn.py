@@ -276,8 +276,9 @@ class BlockSearcher:
     What :func:`knn_search` does without ``exclude_self``, split in two so that a
     distributed engine plans on the client (method, IVF cells and calibration, HNSW
     graph) and each worker searches its own shard: ``searcher(rows)`` returns for each
-    row exactly what ``knn_search(query, ...)`` returns for it (the backends answer
-    each query row independently of the rows searched with it). Picklable.
+    row what ``knn_search(query, ...)`` returns for it (each query row is answered
+    independently of the others; only faiss's BLAS blocking, which depends on the rows
+    searched together, may swap neighbours whose distances agree to rounding). Picklable.
 
     Parameters
     ----------
