@@ -8,7 +8,8 @@ Every run is a fresh process (``--child``) so its peak memory is its own. Report
 seconds per stage; ``passes`` = seconds / the time of one ``X @ W`` pass (X the pool's
 raw embeddings, W 576 x 20 float32) measured in the same process just before; peak RSS
 (VmHWM, reset after the pool is built, so it counts the pool the process holds and
-the analysis) and the 1-minute load average before and after (2 cores: a load above 2
+the analysis; from disk it also counts the mapped shard pages, so the sampled peak of
+anonymous memory is reported beside it) and the 1-minute load average before and after (2 cores: a load above 2
 means other jobs competed).
 
 Engines:
@@ -18,7 +19,7 @@ Engines:
   overlap of the two selections (and of the novelty masks).
 * ``disk``: the pool written as ``.npy`` shards (``--shard-rows``), read back lazily
   (:mod:`shards`) by ``analyze``; probabilities in memory. ``X @ W`` is streamed from
-  the shards block by block.
+  the shards block by block (a pass from disk: it includes reading the rows).
 * ``dask``: ``engine.analyze_sharded`` on a ``LocalCluster`` of ``--workers`` processes
   (1 thread each) reading the shards, or ``--scheduler tcp://host:8786`` for an existing
   cluster whose workers see ``--workdir``; ``--compare local`` also runs ``analyze`` on
@@ -27,7 +28,6 @@ Engines:
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,6 +47,28 @@ def _status_kb(field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+class _AnonPeak:
+    """Sampled peak of anonymous memory (RssAnon every 20 ms): VmHWM also counts the file
+    pages of memory-mapped shards, which the kernel reclaims when memory is short."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = _status_kb("RssAnon")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _status_kb("RssAnon"))
+            time.sleep(0.02)
+
+    def mb(self):
+        self._stop.set()
+        return round(max(self.peak, _status_kb("RssAnon")) / 1024)
 
 
 def _reset_peak():
@@ -165,20 +187,22 @@ def child_disk(args):
     w = np.random.default_rng(0).standard_normal((args.dim, 20)).astype(np.float32)
     rec["pass_seconds"] = round(_pass_seconds(emb, w), 5)
     _reset_peak()
+    anon = _AnonPeak()
     t = time.perf_counter()
     res = alf.analyze(probs, emb, mask, None, args.budget, random_state=args.seed)
+    rec["peak_anon_mb"] = anon.mb()
     rec["seconds"] = round(time.perf_counter() - t, 3)
     rec["stages"] = {m: round(res[m]["seconds"], 3) for m in alf.ANALYSES}
     rec["passes"] = round(rec["seconds"] / rec["pass_seconds"], 1)
     rec["peak_rss_mb"] = round(_status_kb("VmHWM") / 1024)
-    rec["peak_anon_mb_now"] = round(_status_kb("RssAnon") / 1024)
     rec["disk_gb"] = round(shards.folder_bytes(workdir / "emb") / 1e9, 2)
     rec["load_after"] = _load()
     return rec
 
 
-def _worker_peak_mb():
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+def _worker_memory_mb():
+    """A worker's peak RSS (VmHWM, file pages of mapped shards included) and its anonymous memory now."""
+    return {"peak_rss": round(_status_kb("VmHWM") / 1024), "anon_now": round(_status_kb("RssAnon") / 1024)}
 
 
 def child_dask(args):
@@ -210,7 +234,7 @@ def child_dask(args):
         rec["tasks"] = res["engine"]["tasks"]
         rec["knn"] = res["engine"]["knn"]["method"]
         rec["passes"] = round(rec["seconds"] / rec["pass_seconds"], 1)
-        rec["peak_rss_mb_per_worker"] = sorted(client.run(_worker_peak_mb).values())
+        rec["memory_mb_per_worker"] = list(client.run(_worker_memory_mb).values())
         rec["client_peak_rss_mb"] = round(_status_kb("VmHWM") / 1024)
     finally:
         client.close()
