@@ -8,7 +8,7 @@ their flags from it, so ``--help`` answers without importing the numerical stack
 ANALYSES = ("uncertainty", "diversity", "novelty")
 UNCERTAINTY_METHODS = ("entropy", "margin", "least_confidence", "combined")
 KMEANS_ALGORITHMS = ("auto", "kmeans", "minibatch", "sampled")
-KNN_METHODS = ("auto", "exact", "hnsw", "faiss")
+KNN_METHODS = ("auto", "exact", "hnsw", "faiss", "ivf")
 KNN_METRICS = ("euclidean", "cosine")
 ANALYSIS_DEFAULTS = {
     "uncertainty": {"threshold_percentile": 50, "method": "combined"},

@@ -1,25 +1,32 @@
 """Standardised view of embeddings and the project's one nearest-neighbour index.
 
-Backends: NumPy exact (blocked), faiss exact flat, hnswlib HNSW; ``method='auto'``
-picks by a cost model measured on 2 cores (:func:`knn_method_for`). Works on
-memory-mapped arrays block by block.
+Backends (:mod:`knn_backends`): NumPy exact (blocked), faiss exact flat, hnswlib
+HNSW, and an inverted file with exact distances and a measured recall (:mod:`knn_ivf`);
+``method='auto'`` picks by a cost model measured on 2 cores (:func:`knn_method_for`).
+Works on memory-mapped arrays block by block. :class:`BlockSearcher` plans a search
+once and runs it on any rows (the distributed engine's workers).
 """
 import numbers
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-import checks
 from checks import check_choice, check_embeddings, check_int, chunks, rows_per_block
+from defaults import KNN_METHODS, KNN_METRICS  # noqa: F401  (knn.KNN_METHODS stays importable)
+from knn_backends import (HNSW_SERIAL_BUILD_MAX_ROWS, exact_knn, faiss_available, faiss_knn, hnsw_index, hnsw_knn,  # noqa: F401
+                          l2_normalize, search_inchunks)
+from knn_ivf import (IVF_BLOCK_ROWS, IVF_MAX_SCAN, IVF_MIN_REFERENCE, IVF_SAMPLE_QUERIES, IVF_TARGET_RECALL,  # noqa: F401
+                     ivf_knn, ivf_knn_raw, ivf_plan)
 
-KNN_METHODS = ("auto", "exact", "hnsw", "faiss")
-KNN_METRICS = ("euclidean", "cosine")
-KMEANS_ALGORITHMS = ("auto", "kmeans", "minibatch")
 
 # Exact kNN costs n_query * n_reference dot products; above this many pairs the
 # approximate hnswlib index is used (measured: exact 1M x 5k is ~60 s on 2 cores).
 # With faiss-cpu installed, 'auto' picks by the cost model in knn_method_for().
 EXACT_KNN_MAX_PAIRS = 1_000_000_000
+# Inverted file ('ivf'): 'auto' picks it, with faiss installed, where it would pick
+# faiss's flat search and the problem has at least this many pairs (measured on 2 cores
+# at 5k labeled x 576: see README "Large pools").
+IVF_MIN_PAIRS = 2_000_000_000
 # Up to this many pairs 'auto' always runs the NumPy exact search (small inputs: unchanged).
 SMALL_KNN_MAX_PAIRS = 100_000_000
 # Seconds per pair per feature, and per row per feature, measured at d=576 on 2 cores
@@ -28,9 +35,6 @@ SMALL_KNN_MAX_PAIRS = 100_000_000
 _FAISS_FLAT_S_PER_PAIR_DIM = 7e-12
 _HNSW_BUILD_S_PER_ROW_DIM = 2.5e-7
 _HNSW_QUERY_S_PER_ROW_DIM = 5e-8
-# HNSW graphs up to this many reference rows are built on one thread (reproducible);
-# larger ones in parallel (about 2x faster, not bit-reproducible).
-HNSW_SERIAL_BUILD_MAX_ROWS = 20_000
 
 
 def standardization_stats(embeddings):
@@ -43,10 +47,27 @@ def standardization_stats(embeddings):
     n, d = embeddings.shape
     total = np.zeros(d, dtype=np.float64)
     total_sq = np.zeros(d, dtype=np.float64)
-    for start, stop in chunks(n, rows_per_block(d) // 4):
-        block = np.asarray(embeddings[start:stop], dtype=np.float64)
-        total += block.sum(axis=0)
-        total_sq += np.square(block).sum(axis=0)
+    for start, stop in chunks(n, stats_block_rows(d)):
+        s, sq = block_sums(embeddings[start:stop])
+        total += s
+        total_sq += sq
+    return stats_from_sums(total, total_sq, n)
+
+
+def stats_block_rows(n_features):
+    """Rows per block of :func:`standardization_stats`: blocks start at multiples of it, and
+    adding :func:`block_sums` of the same blocks in the same order gives the same statistics."""
+    return rows_per_block(n_features) // 4
+
+
+def block_sums(rows):
+    """Float64 per-feature sum and sum of squares of one block of rows."""
+    block = np.asarray(rows, dtype=np.float64)
+    return block.sum(axis=0), np.square(block).sum(axis=0)
+
+
+def stats_from_sums(total, total_sq, n):
+    """Mean and std (float32) from float64 sums over ``n`` rows; see :func:`standardization_stats`."""
     mean = total / n
     var = np.maximum(total_sq / n - mean**2, 0.0)
     std = np.sqrt(var)
@@ -161,187 +182,26 @@ def standardized_view(embeddings):
     return StandardizedView(embeddings)
 
 
-def l2_normalize(x):
-    """Rows scaled to unit length (zero rows stay zero).
-
-    Parameters
-    ----------
-    x : ndarray of shape (n_samples, n_features)
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_features), float32
-    """
-    x = np.asarray(x)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (x / norms).astype(np.float32, copy=False)
-
-
-def _read_rows(x, start, stop, normalize):
-    block = np.asarray(x[start:stop], dtype=np.float32)
-    return l2_normalize(block) if normalize else block
-
-
-def _smallest_k(d2, k):
-    """The ``k`` smallest values of each row, ascending, and their columns."""
-    if k < d2.shape[1]:
-        part = np.argpartition(d2, k - 1, axis=1)[:, :k]
-    else:
-        part = np.tile(np.arange(d2.shape[1]), (d2.shape[0], 1))
-    vals = np.take_along_axis(d2, part, axis=1)
-    order = np.argsort(vals, axis=1, kind="stable")
-    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(part, order, axis=1)
-
-
-def _exact_knn(query, reference, k, exclude_self, normalize=False):
-    n, d = query.shape
-    n_ref = reference.shape[0]
-    if n_ref * d > checks.BLOCK_ELEMENTS:
-        return _exact_knn_blocked_reference(query, reference, k, exclude_self, normalize)
-    ref = np.asarray(reference, dtype=np.float32)
-    if normalize:
-        ref = l2_normalize(ref)
-    ref_sq = np.einsum("ij,ij->i", ref, ref)
-    dist = np.empty((n, k), dtype=np.float32)
-    idx = np.empty((n, k), dtype=np.int64)
-    kk = k + 1 if exclude_self else k
-    # Cap rows by the feature count too: a lazy or memory-mapped query is read one block at a time.
-    for start, stop in chunks(n, rows_per_block(max(n_ref, d))):
-        q = _read_rows(query, start, stop, normalize)
-        d2 = ref_sq[None, :] - 2.0 * (q @ ref.T)
-        d2 += np.einsum("ij,ij->i", q, q)[:, None]
-        if exclude_self:
-            d2[np.arange(stop - start), np.arange(start, stop)] = np.inf
-        part = np.argpartition(d2, kk - 1, axis=1)[:, :kk] if kk < d2.shape[1] else np.tile(np.arange(d2.shape[1]), (stop - start, 1))
-        part_d = np.take_along_axis(d2, part, axis=1)
-        order = np.argsort(part_d, axis=1, kind="stable")[:, :k]
-        idx[start:stop] = np.take_along_axis(part, order, axis=1)
-        dist[start:stop] = np.sqrt(np.maximum(np.take_along_axis(part_d, order, axis=1), 0.0))
-    return dist, idx
-
-
-def _exact_knn_blocked_reference(query, reference, k, exclude_self, normalize):
-    """Exact search against a reference too large to hold: blocks of reference rows,
-    a running top-k per query (few queries, huge reference: AnchorAL's anchors vs the pool)."""
-    n, d = query.shape
-    n_ref = reference.shape[0]
-    ref_rows = rows_per_block(d)
-    q_rows = rows_per_block(max(ref_rows, d))
-    best_d = np.full((n, k), np.inf, dtype=np.float32)
-    best_i = np.full((n, k), -1, dtype=np.int64)
-    for rs, re in chunks(n_ref, ref_rows):
-        ref = _read_rows(reference, rs, re, normalize)
-        ref_sq = np.einsum("ij,ij->i", ref, ref)
-        for qs, qe in chunks(n, q_rows):
-            q = _read_rows(query, qs, qe, normalize)
-            d2 = ref_sq[None, :] - 2.0 * (q @ ref.T)
-            d2 += np.einsum("ij,ij->i", q, q)[:, None]
-            if exclude_self:
-                own = np.arange(max(qs, rs), min(qe, re))
-                d2[own - qs, own - rs] = np.inf
-            # Only entries below a row's current k-th best can enter its top k: after the
-            # first blocks they are few, so the merge no longer partitions whole rows.
-            rows, cols = np.nonzero(d2 < best_d[qs:qe, -1:])
-            if rows.size == 0:
-                continue
-            counts = np.bincount(rows, minlength=qe - qs)
-            within = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
-            pad_d = np.full((qe - qs, int(counts.max())), np.inf, dtype=np.float32)
-            pad_i = np.full(pad_d.shape, -1, dtype=np.int64)
-            pad_d[rows, within] = d2[rows, cols]
-            pad_i[rows, within] = cols + rs
-            cand_d = np.concatenate([best_d[qs:qe], pad_d], axis=1)
-            cand_i = np.concatenate([best_i[qs:qe], pad_i], axis=1)
-            vals, cols = _smallest_k(cand_d, k)
-            best_d[qs:qe] = vals
-            best_i[qs:qe] = np.take_along_axis(cand_i, cols, axis=1)
-    return np.sqrt(np.maximum(best_d, 0.0)), best_i
-
-
-def _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize=False):
-    import hnswlib
-
-    ref = np.ascontiguousarray(reference, dtype=np.float32)
-    if normalize:
-        ref = l2_normalize(ref)
-    index = hnswlib.Index(space="l2", dim=ref.shape[1])
-    seed = check_random_state(random_state).randint(0, 2**31 - 1)
-    index.init_index(max_elements=ref.shape[0], ef_construction=max(100, ef), M=16, random_seed=int(seed))
-    # hnswlib's parallel insertion order varies run to run; small indexes are built on one
-    # thread so a seed gives the same graph (measured: 5k x 576 in 0.6 s on one thread).
-    threads = 1 if ref.shape[0] <= HNSW_SERIAL_BUILD_MAX_ROWS else -1
-    index.add_items(ref, np.arange(ref.shape[0]), num_threads=threads)
-    del ref
-    kk = k + 1 if exclude_self else k
-    index.set_ef(max(ef, kk))
-    return _search_inchunks(lambda q: index.knn_query(q, k=kk, num_threads=-1), query, k, exclude_self, normalize)
-
-
-def _search_inchunks(search, query, k, exclude_self, normalize):
-    """Run ``search(block) -> (labels, squared distances)`` over query blocks (k + 1 when excluding self)."""
-    n, d = query.shape
-    dist = np.empty((n, k), dtype=np.float32)
-    idx = np.empty((n, k), dtype=np.int64)
-    for start, stop in chunks(n, max(8192, rows_per_block(d))):
-        q = np.ascontiguousarray(_read_rows(query, start, stop, normalize))
-        labels, d2 = search(q)
-        labels = labels.astype(np.int64)
-        if exclude_self:
-            rows = np.arange(start, stop)[:, None]
-            keep = labels != rows
-            # Drop self where found, else the farthest neighbour, keeping k per row.
-            keep[keep.all(axis=1), -1] = False
-            labels = labels[keep].reshape(-1, k)
-            d2 = d2[keep].reshape(-1, k)
-        idx[start:stop] = labels
-        dist[start:stop] = np.sqrt(np.maximum(d2, 0.0))
-    return dist, idx
-
-
-def _faiss_available():
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _faiss_knn(query, reference, k, exclude_self, normalize=False):
-    """Exact search with faiss's IndexFlatL2 (BLAS distances, fused top-k): ~5x the NumPy exact path."""
-    import faiss
-
-    ref = np.ascontiguousarray(reference, dtype=np.float32)
-    if normalize:
-        ref = l2_normalize(ref)
-    index = faiss.IndexFlatL2(ref.shape[1])
-    index.add(ref)
-    del ref
-    kk = k + 1 if exclude_self else k
-
-    def search(q):
-        d2, labels = index.search(q, kk)
-        return labels, d2
-
-    return _search_inchunks(search, query, k, exclude_self, normalize)
-
-
 def knn_method_for(n_query, n_reference, n_features):
     """What ``knn_search(method='auto')`` runs for a problem of this size.
 
     NumPy exact search up to ``SMALL_KNN_MAX_PAIRS`` pairs. Above, with faiss-cpu
     installed: whichever of faiss's exact flat search and an HNSW graph the measured
     cost model says is faster (flat grows with query x reference pairs, HNSW with
-    reference rows to build plus queries); without faiss: exact up to
+    reference rows to build plus queries), and where that is the flat search on at
+    least ``IVF_MIN_PAIRS`` pairs, the inverted file (:func:`ivf_knn`: exact
+    distances, recall measured per call, exact fallback); without faiss: exact up to
     ``EXACT_KNN_MAX_PAIRS`` pairs, HNSW above.
     """
     pairs = n_query * n_reference
     if pairs <= SMALL_KNN_MAX_PAIRS:
         return "exact"
-    if _faiss_available():
+    if faiss_available():
         flat_s = pairs * n_features * _FAISS_FLAT_S_PER_PAIR_DIM
         hnsw_s = (n_reference * _HNSW_BUILD_S_PER_ROW_DIM + n_query * _HNSW_QUERY_S_PER_ROW_DIM) * n_features
-        return "faiss" if flat_s <= hnsw_s else "hnsw"
+        if flat_s > hnsw_s:
+            return "hnsw"
+        return "ivf" if pairs >= IVF_MIN_PAIRS and n_reference >= IVF_MIN_REFERENCE else "faiss"
     return "exact" if pairs <= EXACT_KNN_MAX_PAIRS else "hnsw"
 
 
@@ -361,15 +221,17 @@ def knn_search(query, reference, k, *, metric="euclidean", method="auto", exclud
         Neighbours per query, at most ``n_reference`` (minus one with ``exclude_self``).
     metric : {'euclidean', 'cosine'}
         Cosine returns ``1 - cos`` distances.
-    method : {'auto', 'exact', 'hnsw', 'faiss'}
+    method : {'auto', 'exact', 'hnsw', 'faiss', 'ivf'}
         ``exact`` (NumPy) and ``faiss`` (IndexFlatL2, needs faiss-cpu) are exact;
-        ``hnsw`` is approximate.
+        ``hnsw`` is approximate; ``ivf`` (needs faiss-cpu) returns exact distances
+        for neighbours found with a recall of at least ``IVF_TARGET_RECALL`` on a
+        sample of queries, else runs the exact search (see :func:`ivf_knn`).
     exclude_self : bool
         ``query`` and ``reference`` are the same set; row i never returns i.
     ef : int
         HNSW search breadth (recall against speed).
     random_state : int, RandomState or None
-        Seeds the HNSW graph construction.
+        Seeds the HNSW graph construction and the IVF cells and sample.
 
     Returns
     -------
@@ -389,18 +251,72 @@ def knn_search(query, reference, k, *, metric="euclidean", method="auto", exclud
     if method == "auto":
         method = knn_method_for(query.shape[0], n_ref, query.shape[1])
     if method == "exact":
-        dist, idx = _exact_knn(query, reference, k, exclude_self, normalize)
-    elif method == "faiss":
-        if not _faiss_available():
-            raise ValueError("method='faiss' needs faiss-cpu (pip install faiss-cpu); use 'exact', 'hnsw' or 'auto'")
-        dist, idx = _faiss_knn(query, reference, k, exclude_self, normalize)
+        dist, idx = exact_knn(query, reference, k, exclude_self, normalize)
+    elif method in ("faiss", "ivf"):
+        if not faiss_available():
+            raise ValueError(f"method={method!r} needs faiss-cpu (pip install faiss-cpu); use 'exact', 'hnsw' or 'auto'")
+        if method == "faiss":
+            dist, idx = faiss_knn(query, reference, k, exclude_self, normalize)
+        else:
+            dist, idx, _ = ivf_knn_raw(query, reference, k, exclude_self, normalize, random_state, IVF_TARGET_RECALL)
     else:
-        dist, idx = _hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize)
+        dist, idx = hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize)
     if metric == "cosine":
         # Unit vectors: squared euclidean = 2 - 2 cos.
         dist = np.square(dist) / 2.0
     return dist, idx
 
+
+
+class BlockSearcher:
+    """A nearest-neighbour search planned once, then run on any rows of the query set.
+
+    What :func:`knn_search` does without ``exclude_self``, split in two so that a
+    distributed engine plans on the client (method, IVF cells and calibration, HNSW
+    graph) and each worker searches its own shard: ``searcher(rows)`` returns for each
+    row what ``knn_search(query, ...)`` returns for it (each query row is answered
+    independently of the others; only faiss's BLAS blocking, which depends on the rows
+    searched together, may swap neighbours whose distances agree to rounding). Picklable.
+
+    Parameters
+    ----------
+    query : array-like of shape (n_query, n_features)
+        Only its shape is read, and for ``method='ivf'`` the calibration sample's rows.
+    reference, k, metric, method, ef, random_state : as in :func:`knn_search`
+
+    Attributes
+    ----------
+    method : str, the backend that runs ('auto' resolved)
+    info : dict, the IVF plan (see :func:`ivf_knn`) or empty
+    """
+
+    def __init__(self, query, reference, k, *, metric="euclidean", method="auto", ef=64, random_state=None):
+        check_choice(metric, "metric", KNN_METRICS)
+        check_choice(method, "method", KNN_METHODS)
+        check_int(k, "k", low=1, high=reference.shape[0])
+        self.k, self.metric, self.normalize = k, metric, metric == "cosine"
+        self.method = knn_method_for(query.shape[0], reference.shape[0], query.shape[1]) if method == "auto" else method
+        self.reference = np.ascontiguousarray(reference, dtype=np.float32)
+        self.info, self._index, self._n_probe = {}, None, None
+        if self.method == "ivf":
+            self._index, self._n_probe, self.info = ivf_plan(query, self.reference, k, False, self.normalize,
+                                                              check_random_state(random_state), IVF_TARGET_RECALL)
+        elif self.method == "hnsw":
+            self._index = hnsw_index(self.reference, random_state, ef, k, self.normalize)
+
+    def __call__(self, rows):
+        """Neighbours of ``rows`` (array-like of shape (n, n_features)): ``(distances, indices)``."""
+        k, norm = self.k, self.normalize
+        if self.method == "exact":
+            dist, idx = exact_knn(rows, self.reference, k, False, norm)
+        elif self.method == "hnsw":
+            dist, idx = search_inchunks(lambda q: self._index.knn_query(q, k=k, num_threads=-1), rows, k, False, norm)
+        elif self.method == "ivf" and self._index is not None:
+            dist, idx = search_inchunks(lambda q: self._index.search(q, k, self._n_probe), rows, k, False, norm,
+                                         block_rows=IVF_BLOCK_ROWS)
+        else:  # 'faiss', and 'ivf' that fell back to the exact flat search
+            dist, idx = faiss_knn(rows, self.reference, k, False, norm)
+        return (np.square(dist) / 2.0 if self.metric == "cosine" else dist), idx
 
 
 def assign_to_centers(embeddings, centers):
@@ -411,5 +327,5 @@ def assign_to_centers(embeddings, centers):
     labels : ndarray of shape (n_samples,), int64
     distances : ndarray of shape (n_samples,), float32
     """
-    dist, idx = _exact_knn(embeddings, centers, 1, exclude_self=False)
+    dist, idx = exact_knn(embeddings, centers, 1, exclude_self=False)
     return idx[:, 0], dist[:, 0]

@@ -122,7 +122,7 @@ def test_subpool_size_and_k_neighbors_are_clipped_to_what_exists():
     ("k_neighbors", True, "k_neighbors must be an integer >= 1, got True"),
     ("subpool_size", -3, "subpool_size must be an integer >= 1, got -3"),
     ("subpool_size", "10", "subpool_size must be an integer >= 1, got '10'"),
-    ("method", "annoy", r"method must be one of \['auto', 'exact', 'hnsw', 'faiss'\], got 'annoy'"),
+    ("method", "annoy", r"method must be one of \['auto', 'exact', 'hnsw', 'faiss', 'ivf'\], got 'annoy'"),
 ])
 def test_bad_parameters_name_the_parameter(param, value, message):
     x, mask, labels, _ = planted_pool(n_noise=20)

@@ -1,0 +1,151 @@
+"""The Dask engine on a local cluster (2 worker processes on 127.0.0.1, started and closed
+here): the same selection as AL_functions.analyze on the same data from sharded files
+(exact ranks: identical indices; sketched ranks with a global top-k merge: Jaccard >= 0.95)."""
+import numpy as np
+import pytest
+
+import AL_functions as alf
+import shards
+from conftest import REPO
+
+pytest.importorskip("distributed")
+import sys  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from synthetic import make_pool  # noqa: E402
+
+import engine  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
+
+N, DIM, BUDGET = 100_000, 32, 500
+# The inverted-file novelty search: the engine's plan (cells, calibration sample) must match.
+PARAMS = {"novelty": {"method": "ivf"}}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, memory_limit="2GiB") as cluster, Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    emb, probs, _, mask = make_pool(N, DIM, 10, 5000, n_centers=30, random_state=0)
+    root = tmp_path_factory.mktemp("pool")
+    shards.write_shards(emb, root / "emb", 30_000)                  # 4 .npy shards, uneven last
+    shards.write_shards(probs, root / "probs", 45_000, fmt="parquet")  # other boundaries, Parquet
+    return emb, probs, mask, root
+
+
+@pytest.fixture(scope="module")
+def local(pool):
+    """analyze() on the arrays in memory (computed once: ~10 s on 2 busy cores)."""
+    emb, probs, mask, _ = pool
+    return alf.analyze(probs, emb, mask, PARAMS, BUDGET, random_state=0)
+
+
+def _jaccard(a, b):
+    a, b = set(a.tolist()), set(b.tolist())
+    return len(a & b) / len(a | b)
+
+
+def test_exact_ranks_give_the_single_machine_selection(client, pool, local):
+    emb, probs, mask, root = pool
+    dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, PARAMS, BUDGET, random_state=0,
+                                  rows_per_task=25_000)
+    np.testing.assert_array_equal(dist["intersection"]["rows"], local["intersection"]["rows"])
+    for name in alf.ANALYSES:
+        np.testing.assert_array_equal(dist[name]["mask"], local[name]["mask"])
+    # faiss's distances round differently with 1 thread (a worker) and 2 (here): last bit only.
+    np.testing.assert_allclose(dist["novelty"]["scores"], local["novelty"]["scores"], rtol=1e-5)
+    np.testing.assert_array_equal(dist["diversity"]["scores"], local["diversity"]["scores"])
+    assert dist["engine"]["workers"] == 2 and dist["engine"]["tasks"] > 2
+    assert dist["engine"]["knn"]["method"] == "ivf" and not dist["engine"]["knn"]["fallback"]
+
+
+def test_sketched_ranks_and_global_top_k_merge_overlap_the_exact_selection(client, pool, local):
+    emb, probs, mask, root = pool
+    dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, PARAMS, BUDGET, random_state=0,
+                                  ranks="sketch", rows_per_task=25_000)
+    rows = dist["intersection"]["rows"]
+    assert rows.size == BUDGET and np.unique(rows).size == BUDGET
+    assert _jaccard(rows, local["intersection"]["rows"]) >= 0.95
+    assert abs(dist["intersection"]["info"]["n_intersection"] - local["intersection"]["info"]["n_intersection"]) \
+        <= 0.01 * local["intersection"]["info"]["n_intersection"]
+
+
+def test_sketch_needs_a_budget(client, pool):
+    _, _, mask, root = pool
+    with pytest.raises(ValueError, match="ranks='sketch' needs a budget"):
+        engine.analyze_sharded(client, root / "emb", root / "probs", mask, ranks="sketch")
+
+
+def test_row_counts_must_agree(client, pool, tmp_path):
+    emb, _, mask, root = pool
+    np.save(tmp_path / "short.npy", np.full((10, 3), 1 / 3, dtype=np.float32))
+    with pytest.raises(ValueError, match="probs has 10 rows but embeddings has 100000"):
+        engine.analyze_sharded(client, root / "emb", tmp_path / "short.npy", mask)
+
+
+# --------------------------------------------------------------------------- no cluster
+@pytest.mark.parametrize("method", ["exact", "faiss", "hnsw", "ivf"])
+def test_block_searcher_answers_each_row_as_knn_search_does(method):
+    """What each worker runs on its shard: the same neighbours as one search over all rows."""
+    import knn
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=10.0, size=(40, 16)).astype(np.float32)  # well separated: IVF cells pay
+    x = knn.StandardizedView(centres[rng.integers(0, 40, 14_000)] + rng.standard_normal((14_000, 16), dtype=np.float32))
+    query, ref = x[2_000:], np.asarray(x[:2_000])
+    whole_d, whole_i = knn.knn_search(query, ref, 5, method=method, random_state=0)
+    searcher = knn.BlockSearcher(query, ref, 5, method=method, random_state=0)
+    assert method != "ivf" or not searcher.info["fallback"]
+    parts = [searcher(query[np.arange(s, min(s + 5_000, len(query)))]) for s in range(0, len(query), 5_000)]
+    # faiss's BLAS blocking depends on the rows searched together: near-equal distances
+    # may swap places (0.03% of entries here), the distances agree to rounding.
+    assert (np.vstack([p[1] for p in parts]) == whole_i).mean() >= 0.999
+    np.testing.assert_allclose(np.vstack([p[0] for p in parts]), whole_d, rtol=1e-4, atol=1e-4)
+@pytest.mark.parametrize("fmt", ["npy", "parquet"])
+def test_shards_read_rows_across_boundaries(tmp_path, fmt):
+    x = np.arange(1000 * 7, dtype=np.float32).reshape(1000, 7)
+    paths = shards.write_shards(x, tmp_path / "s", 300, fmt=fmt)
+    assert [p.name for p in paths] == [f"part-0000{i}.{fmt}" for i in range(4)]
+    r = shards.open_rows(tmp_path / "s")
+    assert r.shape == (1000, 7) and r.offsets.tolist() == [0, 300, 600, 900, 1000]
+    np.testing.assert_array_equal(r[250:720], x[250:720])          # spans three shards
+    np.testing.assert_array_equal(r[[999, 0, 301, 5]], x[[999, 0, 301, 5]])
+    mask = np.zeros(1000, dtype=bool)
+    mask[[3, 598, 600, 999]] = True
+    np.testing.assert_array_equal(r[mask], x[mask])
+    np.testing.assert_array_equal(np.asarray(r), x)
+    blocks = list(shards.iter_blocks(r, 128))
+    assert [(s, e) for s, e, _ in blocks][-1] == (896, 1000)
+    np.testing.assert_array_equal(np.vstack([b for _, _, b in blocks]), x)
+
+
+def test_sharded_rows_standardise_like_the_array(tmp_path):
+    import knn
+
+    x = np.random.default_rng(0).standard_normal((500, 6)).astype(np.float32) * 3 + 1
+    shards.write_shards(x, tmp_path / "s", 128)
+    view = knn.StandardizedView(shards.open_rows(tmp_path / "s"))
+    np.testing.assert_array_equal(np.asarray(view), knn.standardize(x))
+
+
+def test_shards_refuse_mixed_or_bad_input(tmp_path):
+    x = np.ones((10, 3), dtype=np.float32)
+    shards.write_shards(x, tmp_path / "s", 4)
+    with pytest.raises(ValueError, match="already holds shards"):
+        shards.write_shards(x, tmp_path / "s", 4)
+    shards.write_shards(x, tmp_path / "p", 4, fmt="parquet")
+    (tmp_path / "p" / "part-00000.parquet").rename(tmp_path / "s" / "part-00100.parquet")
+    with pytest.raises(ValueError, match="mixes .npy and .parquet shards"):
+        shards.open_rows(tmp_path / "s")
+    with pytest.raises(ValueError, match="path must be a .npy file, a .parquet file or a folder of shards, got"):
+        shards.open_rows(tmp_path / "x.csv")
+    (tmp_path / "w").mkdir()
+    np.save(tmp_path / "w" / "part-00000.npy", x)
+    np.save(tmp_path / "w" / "part-00001.npy", np.ones((2, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"shards have different feature counts \[3, 4\]"):
+        shards.open_rows(tmp_path / "w")
