@@ -40,43 +40,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
-
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class _AnonPeak:
-    """Sampled peak of anonymous memory (RssAnon every 20 ms): VmHWM also counts the file
-    pages of memory-mapped shards, which the kernel reclaims when memory is short."""
-
-    def __init__(self):
-        import threading
-
-        self.peak = _status_kb("RssAnon")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _status_kb("RssAnon"))
-            time.sleep(0.02)
-
-    def mb(self):
-        self._stop.set()
-        return round(max(self.peak, _status_kb("RssAnon")) / 1024)
-
-
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+from scale import PeakMemory, status_kb  # noqa: E402  (one memory probe for both scale scripts)
 
 
 def _load():
@@ -151,13 +115,13 @@ def child_local(args):
     w = np.random.default_rng(0).standard_normal((args.dim, 20)).astype(np.float32)
     rec = {"engine": "local", "n": args.pool, "dim": args.dim, "labeled": int(mask.sum()), "load_before": _load()}
     rec["pass_seconds"] = round(_pass_seconds(emb, w), 5)
-    _reset_peak()
+    PeakMemory.reset_hwm()
     t = time.perf_counter()
     res = alf.analyze(probs, emb, mask, {"novelty": {"method": args.knn}}, args.budget, random_state=args.seed)
     rec["seconds"] = round(time.perf_counter() - t, 3)
     rec["stages"] = {m: round(res[m]["seconds"], 3) for m in alf.ANALYSES}
     rec["passes"] = round(rec["seconds"] / rec["pass_seconds"], 1)
-    rec["peak_rss_mb"] = round(_status_kb("VmHWM") / 1024)
+    rec["peak_rss_mb"] = round(status_kb("VmHWM") / 1024)
     import knn
 
     rec["knn"] = knn.knn_method_for(int((~mask).sum()), int(mask.sum()), args.dim) if args.knn == "auto" else args.knn
@@ -186,15 +150,16 @@ def child_disk(args):
     probs, mask = np.load(workdir / "probs.npy"), np.load(workdir / "mask.npy")
     w = np.random.default_rng(0).standard_normal((args.dim, 20)).astype(np.float32)
     rec["pass_seconds"] = round(_pass_seconds(emb, w), 5)
-    _reset_peak()
-    anon = _AnonPeak()
+    memory = PeakMemory()
+    memory.reset()
     t = time.perf_counter()
     res = alf.analyze(probs, emb, mask, None, args.budget, random_state=args.seed)
-    rec["peak_anon_mb"] = anon.mb()
+    rec["peak_anon_mb"] = memory.read()["peak_anon_mb"]
+    memory.close()
     rec["seconds"] = round(time.perf_counter() - t, 3)
     rec["stages"] = {m: round(res[m]["seconds"], 3) for m in alf.ANALYSES}
     rec["passes"] = round(rec["seconds"] / rec["pass_seconds"], 1)
-    rec["peak_rss_mb"] = round(_status_kb("VmHWM") / 1024)
+    rec["peak_rss_mb"] = round(status_kb("VmHWM") / 1024)
     rec["disk_gb"] = round(shards.folder_bytes(workdir / "emb") / 1e9, 2)
     rec["load_after"] = _load()
     return rec
@@ -202,7 +167,7 @@ def child_disk(args):
 
 def _worker_memory_mb():
     """A worker's peak RSS (VmHWM, file pages of mapped shards included) and its anonymous memory now."""
-    return {"peak_rss": round(_status_kb("VmHWM") / 1024), "anon_now": round(_status_kb("RssAnon") / 1024)}
+    return {"peak_rss": round(status_kb("VmHWM") / 1024), "anon_now": round(status_kb("RssAnon") / 1024)}
 
 
 def child_dask(args):
@@ -235,7 +200,7 @@ def child_dask(args):
         rec["knn"] = res["engine"]["knn"]["method"]
         rec["passes"] = round(rec["seconds"] / rec["pass_seconds"], 1)
         rec["memory_mb_per_worker"] = list(client.run(_worker_memory_mb).values())
-        rec["client_peak_rss_mb"] = round(_status_kb("VmHWM") / 1024)
+        rec["client_peak_rss_mb"] = round(status_kb("VmHWM") / 1024)
     finally:
         client.close()
         if cluster is not None:

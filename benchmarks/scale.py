@@ -65,7 +65,8 @@ def _stage_recorder(rec, mem):
     return stage
 
 
-def _status_kb(field):
+def status_kb(field):
+    """A field of /proc/self/status in kB (VmHWM, RssAnon, ...); 0 when absent."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(field + ":"):
@@ -85,20 +86,24 @@ class PeakMemory:
 
     def _sample(self):
         while not self._stop.is_set():
-            self._anon = max(self._anon, _status_kb("RssAnon"))
+            self._anon = max(self._anon, status_kb("RssAnon"))
             time.sleep(self.interval)
 
-    def reset(self):
+    @staticmethod
+    def reset_hwm():
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
         except OSError:
             pass
-        self._anon = _status_kb("RssAnon")
+
+    def reset(self):
+        self.reset_hwm()
+        self._anon = status_kb("RssAnon")
 
     def read(self):
-        self._anon = max(self._anon, _status_kb("RssAnon"))
-        return {"peak_rss_mb": round(_status_kb("VmHWM") / 1024), "peak_anon_mb": round(self._anon / 1024)}
+        self._anon = max(self._anon, status_kb("RssAnon"))
+        return {"peak_rss_mb": round(status_kb("VmHWM") / 1024), "peak_anon_mb": round(self._anon / 1024)}
 
     def close(self):
         self._stop.set()
