@@ -15,14 +15,10 @@ its methods. Every round trains on ALL labels in the store and evaluates on the 
 split (the data set's own, or the fixed stratified one ``datasets.with_holdout`` draws).
 """
 import csv
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 import plots
 import strategies
@@ -30,7 +26,7 @@ import train
 from checks import check_choice, check_int
 from datasets import dataset_fingerprint, load_dataset
 from labelstore import LabelStore
-from results_io import load_json, save_figure, save_json
+from results_io import load_json, save_figure, save_json, save_png, staged_folder
 from sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
 from strategies.auto import auto_choice
@@ -144,18 +140,12 @@ class LabelingProject:
             "notes": list(ds.notes),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        # Build the folder beside its final place and rename it in: a failed init leaves nothing.
+        # Built beside its final place and renamed in: a failed init leaves nothing.
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
-        try:
+        with staged_folder(path) as tmp:
             save_json(tmp / PROJECT_FILE, config)
             with LabelStore(tmp / STORE_FILE, n_items=config["n_items"], class_names=config["class_names"]) as store:
                 store.add(seed_rows, ds.y_train[seed_rows], source="seed", round=0)
-            if path.exists():
-                path.rmdir()
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         project = cls(path, progress=progress)
         project._data = ds
         return project
@@ -254,10 +244,10 @@ class LabelingProject:
 
     def _write_round(self, number, model, train_rows, chosen, probs, record):
         """Write ``round-NNN/`` next to its final place, then rename it in (a round is
-        either all there or not there)."""
+        either all there or not there; one left by a crashed attempt, which the store never
+        finished, is replaced)."""
         final = _round_dir(self.path, number)
-        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=f".tmp-round-{number:03d}-"))
-        try:
+        with staged_folder(final) as tmp:
             train.save_run(model, tmp / "model", train_rows, {
                 "dataset": self.config["dataset"]["name"], "classes": self.class_names, "arch": self.config["arch"],
                 "seed": self.config["seed"], "round": number, "labeled_size": int(len(train_rows)),
@@ -273,11 +263,6 @@ class LabelingProject:
                     w.writerow([rank, int(item), f"{1 - rank / len(chosen):.4f}", self.class_names[c],
                                 f"{probs[item, c]:.4f}"])
             save_json(tmp / "round.json", record)
-            if final.exists():  # left by a crashed attempt at this round: the store never finished it
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return final
 
     # ------------------------------------------------------------------ labels in and out
@@ -293,8 +278,7 @@ class LabelingProject:
             return ds.train_paths[index]
         thumb = Path(out_dir) / f"{index}.png"
         if not thumb.exists():
-            thumb.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(ds.x_train[index]).save(thumb)
+            save_png(thumb, ds.x_train[index])
         return str(thumb)
 
     def export(self, out, format="csv", *, image_url=None):
