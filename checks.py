@@ -126,6 +126,21 @@ def check_choice(value, name, allowed):
     return value
 
 
+def check_pool(labeled_mask, n_samples, budget):
+    """The labeled mask checked, the pool rows (``~labeled_mask``), and ``budget`` checked
+    against the pool size (an oversized budget raises; it is never clipped).
+
+    Returns
+    -------
+    labeled_mask : ndarray of shape (n_samples,), bool
+    pool : ndarray of shape (n_pool,), int64
+    """
+    labeled_mask = check_mask(labeled_mask, n_samples)
+    pool = np.flatnonzero(~labeled_mask)
+    check_int(budget, "budget", low=1, high=pool.size)
+    return labeled_mask, pool
+
+
 def check_mask(mask, n_samples, name="labeled_mask"):
     mask = np.asarray(mask)
     if mask.shape != (n_samples,):

@@ -51,15 +51,28 @@ from sklearn.utils import check_random_state
 
 import checks
 from gnn.options import GNNOptions
-from strategies import (auto, badge, bald, cluster_margin, coreset, dbal, gnn, intersection, modal, probcover,
-                        subpools, typiclust, uncertainty)
+from strategies import (
+    auto,
+    badge,
+    bald,
+    cluster_margin,
+    coreset,
+    dbal,
+    gnn,
+    intersection,
+    modal,
+    probcover,
+    subpools,
+    typiclust,
+    uncertainty,
+)
 from strategies.base import Options, Registered, SelectionContext
 from strategies.cluster_margin import ClusterMarginOptions
 from strategies.dbal import DbalOptions
-from strategies.probcover import ProbCoverOptions
-from strategies.typiclust import TypiClustOptions
 from strategies.intersection import IntersectionOptions
+from strategies.probcover import ProbCoverOptions
 from strategies.subpools import AnchorALOptions, RandomSubpoolOptions, SealsOptions
+from strategies.typiclust import TypiClustOptions
 
 __all__ = ["STRATEGIES", "SUBPOOLS", "Options", "Registered", "SelectionContext", "available_strategies",
            "check_params", "get_strategy", "register_subpool", "select", "AnchorALOptions",

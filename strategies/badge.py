@@ -3,7 +3,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 import AL_functions as alf
-from checks import check_embeddings, check_int, check_mask, check_probs
+from checks import check_embeddings, check_int, check_pool, check_probs
 
 
 def _gradient_factors(probs, embeddings):
@@ -99,9 +99,7 @@ def badge_select(probs, embeddings, labeled_mask, budget, *, random_state=None):
     """
     probs = check_probs(probs)
     embeddings = check_embeddings(embeddings, n_samples=probs.shape[0])
-    labeled_mask = check_mask(labeled_mask, probs.shape[0])
-    pool = np.flatnonzero(~labeled_mask)
-    check_int(budget, "budget", low=1, high=pool.size)
+    labeled_mask, pool = check_pool(labeled_mask, probs.shape[0], budget)
     rng = check_random_state(random_state)
     q, h, sq_norms = _gradient_factors(probs[pool], embeddings[pool])
     picked = np.empty(budget, dtype=np.int64)
@@ -130,4 +128,4 @@ def badge_select(probs, embeddings, labeled_mask, budget, *, random_state=None):
 def badge_strategy(ctx, budget, random_state=None):
     """``badge`` behind the strategy contract; options: ``ctx.params['badge']``
     (keyword arguments of :func:`badge_select`)."""
-    return badge_select(ctx.probs, ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,)
+    return badge_select(ctx.probs, ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state)

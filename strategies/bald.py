@@ -2,7 +2,7 @@
 import numpy as np
 
 import AL_functions as alf
-from checks import check_int, check_mask, check_probs
+from checks import check_pool, check_probs
 
 
 def check_mc_probs(mc_probs, name="mc_probs", n_samples=None):
@@ -73,16 +73,14 @@ def bald_select(mc_probs, labeled_mask, budget, *, random_state=None):
     Bayesian Active Learning for Classification and Preference Learning. arXiv:1112.5745.
     """
     mc_probs = check_mc_probs(mc_probs)
-    labeled_mask = check_mask(labeled_mask, mc_probs.shape[1])
-    pool = np.flatnonzero(~labeled_mask)
-    check_int(budget, "budget", low=1, high=pool.size)
+    labeled_mask, pool = check_pool(labeled_mask, mc_probs.shape[1], budget)
     scores = bald_scores(mc_probs[:, pool])
     return pool[alf.select_top(scores, budget, random_state=random_state)]
 
 
 def bald_strategy(ctx, budget, random_state=None):
     """``bald`` behind the strategy contract: reads ``ctx.mc_probs`` (n_passes, n_samples, n_classes)."""
-    mc_probs = getattr(ctx, "mc_probs", None)
+    mc_probs = ctx.mc_probs
     if mc_probs is None:
         raise ValueError("bald needs MC-dropout samples: the context has no mc_probs of shape "
                          "(n_passes, n_samples, n_classes); run inference with dropout on, or pick another strategy")

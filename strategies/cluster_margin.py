@@ -7,7 +7,7 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.utils import check_random_state
 
 import AL_functions as alf
-from checks import check_embeddings, check_int, check_mask, check_probs
+from checks import check_embeddings, check_int, check_pool, check_probs
 from knn import StandardizedView, assign_to_centers
 from strategies.base import Options
 
@@ -128,13 +128,9 @@ def cluster_margin_select(probs, embeddings, labeled_mask, budget, *, margin_mul
     """
     probs = check_probs(probs)
     embeddings = check_embeddings(embeddings, n_samples=probs.shape[0])
-    labeled_mask = check_mask(labeled_mask, probs.shape[0])
-    pool = np.flatnonzero(~labeled_mask)
-    check_int(budget, "budget", low=1, high=pool.size)
-    check_int(margin_multiple, "margin_multiple", low=1)
-    check_int(max_hac_samples, "max_hac_samples", low=2)
-    if n_clusters is not None:
-        check_int(n_clusters, "n_clusters", low=1)
+    labeled_mask, pool = check_pool(labeled_mask, probs.shape[0], budget)
+    ClusterMarginOptions(margin_multiple=margin_multiple, n_clusters=n_clusters,  # checks them
+                         max_hac_samples=max_hac_samples)
     rng = check_random_state(random_state)
     x = embeddings if standardized else StandardizedView(embeddings)
     clusters = hac_clusters(x, budget if n_clusters is None else n_clusters, pool, max_samples=max_hac_samples,

@@ -2,7 +2,7 @@
 import numpy as np
 from sklearn.utils import check_random_state
 
-from checks import check_embeddings, check_int, check_mask
+from checks import check_embeddings, check_pool
 from knn import StandardizedView, knn_search
 
 
@@ -45,9 +45,7 @@ def coreset_select(embeddings, labeled_mask, budget, *, random_state=None, stand
     A Core-Set Approach. ICLR.
     """
     embeddings = check_embeddings(embeddings)
-    labeled_mask = check_mask(labeled_mask, embeddings.shape[0])
-    pool = np.flatnonzero(~labeled_mask)
-    check_int(budget, "budget", low=1, high=pool.size)
+    labeled_mask, pool = check_pool(labeled_mask, embeddings.shape[0], budget)
     rng = check_random_state(random_state)
     view = embeddings if standardized else StandardizedView(embeddings)
     x = np.asarray(view[pool], dtype=np.float32)
@@ -75,4 +73,4 @@ def coreset_select(embeddings, labeled_mask, budget, *, random_state=None, stand
 def coreset_strategy(ctx, budget, random_state=None):
     """``coreset`` behind the strategy contract; options: ``ctx.params['coreset']``
     (keyword arguments of :func:`coreset_select`)."""
-    return coreset_select(ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,)
+    return coreset_select(ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state)

@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 import AL_functions as alf
-from checks import check_embeddings, check_int, check_mask, check_probs
+from checks import check_embeddings, check_int, check_pool, check_probs
 from knn import StandardizedView, knn_search
 from strategies.base import Options
 
@@ -77,10 +77,8 @@ def dbal_select(probs, embeddings, labeled_mask, budget, *, beta=10, random_stat
     """
     probs = check_probs(probs)
     embeddings = check_embeddings(embeddings, n_samples=probs.shape[0])
-    labeled_mask = check_mask(labeled_mask, probs.shape[0])
-    pool = np.flatnonzero(~labeled_mask)
-    check_int(budget, "budget", low=1, high=pool.size)
-    check_int(beta, "beta", low=1)
+    labeled_mask, pool = check_pool(labeled_mask, probs.shape[0], budget)
+    DbalOptions(beta=beta)  # checks it
     rng = check_random_state(random_state)
     view = embeddings if standardized else StandardizedView(embeddings)
     scores = alf.margin_scores(probs[pool])

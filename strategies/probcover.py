@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
-from checks import check_choice, check_embeddings, check_float, check_int, check_mask
+from checks import check_choice, check_embeddings, check_float, check_int, check_pool
 from knn import KNN_METHODS, StandardizedView, knn_search
 from strategies.base import Options
 
@@ -127,13 +127,9 @@ def probcover_select(embeddings, labeled_mask, budget, *, delta=None, ball_neigh
     """
     embeddings = check_embeddings(embeddings)
     n = embeddings.shape[0]
-    labeled_mask = check_mask(labeled_mask, n)
-    pool = np.flatnonzero(~labeled_mask)
-    check_int(budget, "budget", low=1, high=pool.size)
-    check_int(max_neighbors, "max_neighbors", low=1)
-    check_choice(knn_method, "knn_method", KNN_METHODS)
-    if delta is not None and (isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta <= 2):
-        raise ValueError(f"delta must be a number in (0, 2] (a radius between unit vectors) or None, got {delta!r}")
+    labeled_mask, pool = check_pool(labeled_mask, n, budget)
+    ProbCoverOptions(delta=delta, ball_neighbors=ball_neighbors, max_neighbors=max_neighbors,  # checks them
+                     knn_method=knn_method)
     rng = check_random_state(random_state)
     x = embeddings if standardized else StandardizedView(embeddings)
     if delta is None:

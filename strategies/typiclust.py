@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 import AL_functions as alf
-from checks import check_embeddings, check_int, check_mask
+from checks import check_embeddings, check_int, check_pool
 from knn import StandardizedView, assign_to_centers, knn_search
 from strategies.base import Options
 
@@ -100,12 +100,8 @@ def typiclust_select(embeddings, labeled_mask, budget, *, max_clusters=500, k_ne
     Opposite Strategies Suit High and Low Budgets. ICML.
     """
     embeddings = check_embeddings(embeddings)
-    labeled_mask = check_mask(labeled_mask, embeddings.shape[0])
-    pool = np.flatnonzero(~labeled_mask)
-    check_int(budget, "budget", low=1, high=pool.size)
-    check_int(max_clusters, "max_clusters", low=1)
-    check_int(k_neighbors, "k_neighbors", low=1)
-    check_int(min_cluster_size, "min_cluster_size", low=1)
+    labeled_mask, pool = check_pool(labeled_mask, embeddings.shape[0], budget)
+    TypiClustOptions(max_clusters=max_clusters, k_neighbors=k_neighbors, min_cluster_size=min_cluster_size)  # checks them
     rng = check_random_state(random_state)
     x = embeddings if standardized else StandardizedView(embeddings)
     n_clusters = min(int(labeled_mask.sum()) + budget, max_clusters, embeddings.shape[0])
