@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from cli import progress, run_cli
+from cli import fmt_metric, progress, run_cli
 
 EPILOG = """A session, start to finish:
   al init photos/ --project myproj           (ROOT/<class>/*.jpg, ROOT/{train,test}/<class>/, ROOT/unlabeled/,
@@ -91,10 +91,6 @@ def build_parser():
     return p
 
 
-def _fmt(value):
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _report_round(res, project):
     m, prev = res["metrics"], res["previous"]
     how = res["strategy"] if res.get("method") in (None, res["strategy"]) else f"{res['strategy']}: {res['method']}"
@@ -104,11 +100,11 @@ def _report_round(res, project):
     if m is None:
         lines.append("  no held-out split: accuracy cannot be measured")
     elif prev is None or not (prev.get("metrics") or {}).get("test"):
-        lines.append(f"  test accuracy {_fmt(m['accuracy'])}, macro-F1 {_fmt(m['macro_f1'])}")
+        lines.append(f"  test accuracy {fmt_metric(m['accuracy'])}, macro-F1 {fmt_metric(m['macro_f1'])}")
     else:
         before = prev["metrics"]["test"]
-        lines.append(f"  test accuracy {_fmt(before['accuracy'])} -> {_fmt(m['accuracy'])}, macro-F1 "
-                     f"{_fmt(before['macro_f1'])} -> {_fmt(m['macro_f1'])} "
+        lines.append(f"  test accuracy {fmt_metric(before['accuracy'])} -> {fmt_metric(m['accuracy'])}, macro-F1 "
+                     f"{fmt_metric(before['macro_f1'])} -> {fmt_metric(m['macro_f1'])} "
                      f"({prev['n_labeled']} -> {res['n_labeled']} labels)")
     lines.append(f"  selected {res['selected']} of {res['n_pool']} pool items: {res['folder']}/selection.csv")
     lines.append(f"  next: label them: al export --project {project} --out sheet.csv, fill in 'label', "
@@ -123,7 +119,7 @@ def _report_status(st):
     if st["rounds"]:
         lines.append("  round  labels  accuracy  macro-F1  strategy")
         for r in st["rounds"]:
-            lines.append(f"  {r['round']:5d}  {r['n_labeled']:6d}  {_fmt(r['accuracy']):>8}  {_fmt(r['macro_f1']):>8}"
+            lines.append(f"  {r['round']:5d}  {r['n_labeled']:6d}  {fmt_metric(r['accuracy']):>8}  {fmt_metric(r['macro_f1']):>8}"
                          f"  {r['strategy']}")
     else:
         lines.append("  no round yet")

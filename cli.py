@@ -72,3 +72,8 @@ def progress(message, enabled=True):
     """One progress line on stderr (stdout stays for reports)."""
     if enabled:
         print(message, file=sys.stderr, flush=True)
+
+
+def fmt_metric(value):
+    """A metric for a report line: three decimals, or ``n/a`` when it could not be measured."""
+    return "n/a" if value is None else f"{value:.3f}"

@@ -17,8 +17,17 @@ import numpy as np
 
 import plots
 import sheets
-from results_io import (atomic_path, save_figure, save_json, save_npy, save_png, save_text, staged_folder,
-                        summary_text)
+from cli import fmt_metric
+from results_io import (
+    atomic_path,
+    save_figure,
+    save_json,
+    save_npy,
+    save_png,
+    save_text,
+    staged_folder,
+    summary_text,
+)
 
 # Items shown in an analysis' top items (grid, table or snippets).
 TOP_GRID = 32
@@ -255,10 +264,6 @@ def write_retrain(results_dir, report):
 
 
 # --------------------------------------------------------------------------- text reports
-def _fmt(value):
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def analyzer_report(record):
     """The short plain-text report of an analyzer's state (``get_summary``).
 
@@ -295,10 +300,10 @@ def analyzer_report(record):
     r = record.get("retrain")
     if r:
         lines.append(f"  retrained on {r['labeled_before']} + {r['added']} items ({r['steps']} steps, seed {r['seed']}): "
-                     f"test accuracy {_fmt(r['accuracy_before'])} -> {_fmt(r['accuracy_after'])}, "
-                     f"random selection of the same size {_fmt(r['accuracy_random'])}")
-        lines.append(f"    macro-F1 {_fmt(r['macro_f1_before'])} -> {_fmt(r['macro_f1_after'])} "
-                     f"(random {_fmt(r['macro_f1_random'])}); model: {r['model_path']}")
+                     f"test accuracy {fmt_metric(r['accuracy_before'])} -> {fmt_metric(r['accuracy_after'])}, "
+                     f"random selection of the same size {fmt_metric(r['accuracy_random'])}")
+        lines.append(f"    macro-F1 {fmt_metric(r['macro_f1_before'])} -> {fmt_metric(r['macro_f1_after'])} "
+                     f"(random {fmt_metric(r['macro_f1_random'])}); model: {r['model_path']}")
         line = comparison_line(r.get("comparison"))
         if line:
             lines.append(line)

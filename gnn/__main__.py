@@ -9,7 +9,7 @@ import os
 import sys
 
 import gnn
-from cli import ArgumentParser, run_cli
+from cli import ArgumentParser, fmt_metric, run_cli
 
 # Python parameter -> the flag a user typed, for one-line errors.
 FLAGS = {"k_neighbors": "--k-neighbors", "random_state": "--seed", "mc_passes": "--mc-passes",
@@ -61,7 +61,7 @@ def _run(argv):
     print(f"selected {len(result['indices'])} items by {args.score!r} -> "
           f"{os.path.join(args.out_dir, 'gnn_indices.npy')}")
     print(accuracy_line(result))
-    print(f"edge homophily {_fmt(result['homophily']['edge'])} (over known labels)")
+    print(f"edge homophily {fmt_metric(result['homophily']['edge'])} (over known labels)")
     return 0
 
 
@@ -75,14 +75,10 @@ def accuracy_line(result):
     n_known = data["n_pool_known_labels"]
     if n_known:
         return (f"accuracy on the {n_known} pool rows with known labels (neither model trained on them): "
-                f"GNN {_fmt(acc['gnn_pool'])}, base model {_fmt(acc['base_pool'])}")
-    return (f"no pool labels known, so no held-out comparison: GNN {_fmt(acc['gnn_val'])} on its "
+                f"GNN {fmt_metric(acc['gnn_pool'])}, base model {fmt_metric(acc['base_pool'])}")
+    return (f"no pool labels known, so no held-out comparison: GNN {fmt_metric(acc['gnn_val'])} on its "
             f"{result['training']['n_val']} held-out labeled rows (used for early stopping); base model "
-            f"{_fmt(acc['base_labeled_trained_on'])} on the {data['n_labeled']} labeled rows it trained on")
-
-
-def _fmt(value):
-    return "n/a" if value is None else f"{value:.3f}"
+            f"{fmt_metric(acc['base_labeled_trained_on'])} on the {data['n_labeled']} labeled rows it trained on")
 
 
 if __name__ == "__main__":
