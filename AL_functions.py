@@ -120,7 +120,7 @@ def uncertainty_scores(probs, method="entropy"):
     """
     check_choice(method, "method", UNCERTAINTY_METHODS)
     if method == "combined":
-        return (rank_normalize(entropy_scores(probs)) + rank_normalize(margin_scores(probs))) / 2.0
+        return combined_score(entropy_scores(probs), margin_scores(probs))
     return _SCORERS[method](probs)
 
 
@@ -139,12 +139,22 @@ def uncertainty_selection(probs, threshold_percentile=50, method="combined"):
     check_percentile(threshold_percentile, "threshold_percentile")
     check_choice(method, "method", UNCERTAINTY_METHODS)
     if method == "combined":
-        ent, mar = entropy_scores(probs), margin_scores(probs)
-        mask = percentile_mask(ent, threshold_percentile) | percentile_mask(mar, threshold_percentile)
-        scores = (rank_normalize(ent) + rank_normalize(mar)) / 2.0
-        return mask, scores
+        return combined_uncertainty(entropy_scores(probs), margin_scores(probs), threshold_percentile)
     scores = _SCORERS[method](probs)
     return percentile_mask(scores, threshold_percentile), scores
+
+
+def combined_uncertainty(entropy, margin, threshold_percentile):
+    """``method='combined'`` from the two scores: kept when above the percentile on entropy OR
+    on margin, scored by the mean of their rank-normalised values (:func:`combined_score`).
+
+    Returns
+    -------
+    mask : ndarray of shape (n_samples,), bool
+    scores : ndarray of shape (n_samples,)
+    """
+    mask = percentile_mask(entropy, threshold_percentile) | percentile_mask(margin, threshold_percentile)
+    return mask, combined_score(entropy, margin)
 
 
 # --------------------------------------------------------------------------- diversity

@@ -278,9 +278,8 @@ def _select_exact(parts, params, budget, seed):
     cat = {m: np.concatenate([p[m] for p in parts]) for m in parts[0] if m != "n"}
     unc = params["uncertainty"]
     t = unc["threshold_percentile"]
-    if unc["method"] == "combined":  # as AL_functions.uncertainty_selection does from probs
-        u_mask = alf.percentile_mask(cat["entropy"], t) | alf.percentile_mask(cat["margin"], t)
-        u_scores = (alf.rank_normalize(cat["entropy"]) + alf.rank_normalize(cat["margin"])) / 2.0
+    if unc["method"] == "combined":  # what AL_functions.uncertainty_selection does from probs
+        u_mask, u_scores = alf.combined_uncertainty(cat["entropy"], cat["margin"], t)
     else:
         u_mask, u_scores = alf.percentile_mask(cat["uncertainty"], t), cat["uncertainty"]
     results = {
