@@ -203,7 +203,8 @@ class LabelingProject:
         if len(np.unique(labels[labeled])) < 2:
             raise ProjectError("the store has labels of fewer than 2 classes; label more items first")
         ds = self.data
-        previous = self.rounds()[-1] if self.rounds() else None
+        done = self.rounds()
+        previous = done[-1] if done else None
         number = self.store.start_round(strategy=strategy)
         seed = self.config["seed"]
         self.progress(f"round {number}: training {self.config['arch']} on {int(labeled.sum())} labels "
