@@ -14,12 +14,13 @@ from checks import check_choice, check_float
 from strategies.badge import badge_strategy
 from strategies.base import Options
 from strategies.cluster_margin import cluster_margin_strategy
+from strategies.dbal import dbal_strategy
 from strategies.probcover import probcover_strategy
 from strategies.typiclust import typiclust_strategy
 
 # The candidates of each regime (the strategy functions behind the registry's names).
 LOW_BUDGET = {"typiclust": typiclust_strategy, "probcover": probcover_strategy}
-HIGH_BUDGET = {"badge": badge_strategy, "cluster_margin": cluster_margin_strategy}
+HIGH_BUDGET = {"badge": badge_strategy, "cluster_margin": cluster_margin_strategy, "dbal": dbal_strategy}
 
 # Measured with `python Evaluation/Benchmark/benchmark.py --dataset digits --strategies
 # random,margin,typiclust,probcover,badge,cluster_margin --initial 10 --budget 10 --rounds 15
@@ -42,7 +43,7 @@ class AutoOptions(Options):
         uncertainty-with-diversity method is used.
     low : {'typiclust', 'probcover'}
         The method below the switch point.
-    high : {'badge', 'cluster_margin'}
+    high : {'badge', 'cluster_margin', 'dbal'}
         The method from the switch point on.
     """
 

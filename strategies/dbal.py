@@ -107,15 +107,17 @@ class DbalOptions(Options):
         check_int(self.beta, "beta", low=1)
 
 
-def dbal_strategy(ctx, budget, random_state=None):
-    """``dbal`` behind the strategy contract; options: :class:`DbalOptions` (``params['dbal']``)."""
-    opts = ctx.options("dbal", DbalOptions)
+def _run(ctx, section, budget, random_state):
+    opts = ctx.options(section, DbalOptions)
     return dbal_select(ctx.probs, ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,
                        **opts.as_dict())
+
+
+def dbal_strategy(ctx, budget, random_state=None):
+    """``dbal`` behind the strategy contract; options: :class:`DbalOptions` (``params['dbal']``)."""
+    return _run(ctx, "dbal", budget, random_state)
 
 
 def uncertainty_clustering_strategy(ctx, budget, random_state=None):
     """``dbal`` under the name ``uncertainty_clustering`` (options: ``params['uncertainty_clustering']``)."""
-    opts = ctx.options("uncertainty_clustering", DbalOptions)
-    return dbal_select(ctx.probs, ctx.embeddings, ctx.labeled_mask, budget, random_state=random_state,
-                       **opts.as_dict())
+    return _run(ctx, "uncertainty_clustering", budget, random_state)
