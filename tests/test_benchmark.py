@@ -130,6 +130,9 @@ class FakeTrainer:
     def head(self):
         return np.zeros((6, self.n_classes)), np.zeros(self.n_classes)
 
+    def dropout_rate(self):
+        return 0.5
+
     def get_weights(self):
         return None
 
