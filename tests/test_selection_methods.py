@@ -4,7 +4,13 @@ import pytest
 
 from strategies import SelectionContext
 from strategies.badge import badge_select, badge_sq_distances, badge_strategy
-from strategies.bald import BaldOptions, bald_scores, bald_select, bald_strategy, mc_dropout_probs
+from strategies.bald import (
+    BaldOptions,
+    bald_scores,
+    bald_select,
+    bald_strategy,
+    mc_dropout_probs,
+)
 from strategies.cluster_margin import (
     cluster_margin_select,
     cluster_margin_strategy,
@@ -205,7 +211,7 @@ def test_mc_dropout_drops_and_rescales_each_entry():
 
 
 def test_mc_dropout_same_seed_same_passes_whatever_the_blocks():
-    probs, emb, mask, _ = random_problem()
+    _, emb, _, _ = random_problem()
     head = (np.random.RandomState(1).randn(emb.shape[1], 3), np.zeros(3))
     a = mc_dropout_probs(emb, head, 0.3, 6, random_state=7)
     np.testing.assert_array_equal(a, mc_dropout_probs(emb, head, 0.3, 6, block_rows=7, random_state=7))
@@ -218,7 +224,7 @@ def test_mc_dropout_same_seed_same_passes_whatever_the_blocks():
     ({"n_passes": 0}, "n_passes must be an integer >= 1"),
 ])
 def test_mc_dropout_bad_input(kwargs, match):
-    args = {**dict(embeddings=np.ones((4, 2), dtype=np.float32), head=EYE_HEAD, rate=0.2, n_passes=3), **kwargs}
+    args = {"embeddings": np.ones((4, 2), dtype=np.float32), "head": EYE_HEAD, "rate": 0.2, "n_passes": 3, **kwargs}
     with pytest.raises(ValueError, match=match):
         mc_dropout_probs(**args)
 

@@ -71,7 +71,7 @@ def test_mc_dropout_from_the_head_matches_the_models_dropout_passes(digits):
     x, y, n_classes = digits
     trainer = train.Trainer(x.shape[1:], n_classes, steps=8, batch_size=16, dropout=0.35).start(0).fit(x, y, 0)
     assert trainer.dropout_rate() == pytest.approx(0.35)
-    probs, emb = trainer.predict(x)
+    emb = trainer.predict(x)[1]
     model, passes = trainer.model_, 400
     dropout = next(layer for layer in model.layers if isinstance(layer, architectures.load_keras().layers.Dropout)
                    and layer.input is model.get_layer("embedding").output)
