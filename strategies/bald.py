@@ -14,8 +14,9 @@ import AL_functions as alf
 from checks import check_embeddings, check_float, check_int, check_pool, check_probs
 from strategies.base import Options, softmax_head
 
-# Rows per block of mc_dropout_probs: the masks of one block are block x n_features doubles
-# per pass, so 4,096 rows of 1,024 features stay at 32 MB whatever the pool size.
+# Rows per block of mc_dropout_probs: a pass over a block holds a few block x n_features
+# float32 arrays (the rows, the uniforms, the masked rows), 16 MB each at 4,096 x 1,024,
+# whatever the pool size.
 MC_BLOCK_ROWS = 4096
 
 

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
-from checks import check_embeddings
+from checks import check_embeddings, check_float
 from strategies.base import int_seed, softmax_head
 
 # modAL's ranked batch mode computes pool x (labeled + chosen) distances once per chosen
@@ -82,6 +82,7 @@ def fit_softmax_head(embeddings, labels, n_classes, *, C=1.0, random_state=None)
     weights : ndarray of shape (n_features, n_classes), float64
     bias : ndarray of shape (n_classes,), float64
     """
+    check_float(C, "C", 0.0, None, low_open=True)
     labels = np.asarray(labels, dtype=np.int64)
     present = np.unique(labels)
     if len(present) < 2:
