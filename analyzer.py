@@ -30,7 +30,6 @@ TARGET_PER_CLASS = 20
 ANALYSES = alf.ANALYSES
 
 
-
 class ActiveLearningAnalyzer:
     """Pool state, one cached inference pass, the analyses, class balance and retraining.
 
@@ -90,7 +89,7 @@ class ActiveLearningAnalyzer:
         self.verbose = bool(verbose)
         self.results_, self.timings_, self.metadata = {}, {}, {}
         self.intersection_ = self.retrain_report_ = self.model = self.model_path = self.data = self.pool_ = None
-        self._probs = self._embeddings = self._images = self._standardized = None
+        self._probs = self._embeddings = self._images = self._standardized = self._mc_probs = None
         if model_path is not None:  # None: from_arrays fills the state in
             self._load(model_path, labeled_size, start_idx, end_idx, dataset, data_dir)
 
@@ -101,7 +100,7 @@ class ActiveLearningAnalyzer:
         self.pool_ = Pool.from_labeled_set(labeled, self.data.y_train, self.data.class_names, start_idx, end_idx)
 
     @classmethod
-    def from_arrays(cls, probs, embeddings, labeled_mask, labels=None, images=None, *, class_names=None,
+    def from_arrays(cls, probs, embeddings, labeled_mask, labels=None, images=None, *, class_names=None, mc_probs=None,
                     target_per_class=TARGET_PER_CLASS, results_dir="results", random_state=0, verbose=True):
         """An analyzer over outputs of any model (PyTorch, scikit-learn, an API).
 
@@ -114,6 +113,8 @@ class ActiveLearningAnalyzer:
         images : ndarray, optional, the items for figures: (n_samples, h, w, 3) images,
             (n_samples, n_features) table rows or (n_samples,) texts
         class_names : list of str, optional
+        mc_probs : ndarray of shape (n_passes, n_samples, n_classes), optional
+            Probabilities of MC-dropout passes of the model, for ``select('bald', ...)``.
 
         Every analysis, the intersection and the class-balance report work; retraining
         is the caller's job. Indices written to disk are row numbers of these arrays.
@@ -127,6 +128,7 @@ class ActiveLearningAnalyzer:
         if images is not None and len(images) != n:
             raise ValueError(f"images has {len(images)} items but probs has {n}")
         self._probs, self._embeddings, self._images, self.metadata = probs, embeddings, images, {"dataset": "arrays"}
+        self._mc_probs = None if mc_probs is None else strategies.bald.check_mc_probs(mc_probs, n_samples=n)
         return self
 
     # ------------------------------------------------------------------ pool state and inference
@@ -349,10 +351,14 @@ class ActiveLearningAnalyzer:
         checks.check_int(budget, "budget", low=1, high=int(self.pool_mask_.sum()))
         strategies.get_strategy(strategy)  # validate the name and the options before any work
         strategies.check_params(dict(params or {}))
-        head = self.model.head() if self.model is not None else None
+        model = self.model
         # Strategies see labels of labeled rows only: the same contract as the benchmark's oracle.
         ctx = strategies.SelectionContext(probs=self.probs_, embeddings=self.embeddings_, labeled_mask=self.labeled_mask_,
-                                          labels=np.where(self.labeled_mask_, self.labels_, -1), head=head, params=dict(params or {}))
+                                          labels=np.where(self.labeled_mask_, self.labels_, -1), params=dict(params or {}),
+                                          head=model and model.head(), dropout_rate=model and model.dropout_rate(),
+                                          mc_probs=self._mc_probs)
+        if note := strategies.selection_note(strategy, ctx, budget):  # e.g. auto's pick, modal's fitted head
+            self._log(f"{strategy}: {note}")
         t = time.perf_counter()
         rows = strategies.select(strategy, ctx, budget, random_state=self.random_state)
         seconds = time.perf_counter() - t
@@ -363,7 +369,7 @@ class ActiveLearningAnalyzer:
         if write:
             reports.write_analysis(self.results_dir, self._record(
                 name, pool_rows, np.arange(1, budget + 1), {"strategy": strategy, "budget": budget, "params": dict(params or {})},
-                score_label="rank"))
+                {"note": note} if note else None, score_label="rank"))
         return self.indices_[rows]
 
     # ------------------------------------------------------------------ intersection and class balance

@@ -203,6 +203,30 @@ def build_model(input_shape=(32, 32, 3), n_classes=10, arch="mobilenetv3", weigh
     return keras.Model(inputs, outputs, name=f"{arch}_classifier")
 
 
+def head_dropout_rate(model):
+    """The rate of the Dropout between the ``embedding`` layer and the ``predictions`` softmax.
+
+    With the head's weights it makes MC-dropout passes computable from the embeddings
+    (``strategies.bald.mc_dropout_probs``), read from the model itself so that a model
+    trained or saved with another rate gets its own.
+
+    Returns
+    -------
+    rate : float in [0, 1), or None
+        0.0 when ``predictions`` reads the embedding directly; None when something else
+        than one Dropout lies between them (MC-dropout is then not the head's to compute).
+    """
+    keras = load_keras()
+    embedding, head = model.get_layer("embedding"), model.get_layer("predictions")
+    if head.input is embedding.output:
+        return 0.0
+    for layer in model.layers:
+        if (isinstance(layer, keras.layers.Dropout) and layer.input is embedding.output
+                and head.input is layer.output and layer.noise_shape is None):  # masks drawn entry by entry
+            return float(layer.rate)
+    return None
+
+
 def compile_model(model, lr=1e-3):
     """Adam with sparse categorical cross-entropy; ``lr`` is a float or a Keras schedule."""
     keras = load_keras()

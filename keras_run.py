@@ -27,7 +27,7 @@ COMPARE_SEEDS = 3
 class KerasModel:
     """The analyzer's view of a classifier saved by ``train.py``.
 
-    Another kind of model needs only :meth:`predict`, :meth:`head`,
+    Another kind of model needs only :meth:`predict`, :meth:`head`, :meth:`dropout_rate`,
     :meth:`evaluate`, :meth:`fingerprint` and ``path``.
 
     Parameters
@@ -67,6 +67,11 @@ class KerasModel:
     def head(self):
         """(weights of shape (n_features, n_classes), bias of shape (n_classes,))."""
         return tuple(self.model.get_layer("predictions").get_weights())
+
+    def dropout_rate(self):
+        """The rate of the Dropout in front of :meth:`head` (None: not a single Dropout; see
+        :func:`architectures.head_dropout_rate`), for MC-dropout passes (``bald``)."""
+        return train.head_dropout_rate(self.model)
 
     def evaluate(self, x, y):
         """``{'accuracy', 'macro_f1'}`` on labeled data."""

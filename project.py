@@ -224,7 +224,8 @@ class LabelingProject:
         self.progress(f"round {number}: one inference pass over {len(ds.y_train)} items ...")
         probs, embeddings = train.predict_with_embeddings(model, ds.x_train)
         ctx = strategies.SelectionContext(probs=probs, embeddings=embeddings, labeled_mask=labeled, labels=labels,
-                                          head=tuple(model.get_layer("predictions").get_weights()))
+                                          head=tuple(model.get_layer("predictions").get_weights()),
+                                          dropout_rate=train.head_dropout_rate(model))
         choice = auto_choice(ctx, budget) if strategy == "auto" else (strategy, None)
         if choice[1]:
             self.progress(f"round {number}: auto: {choice[1]}")

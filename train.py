@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 
 # Callers of the model helpers import them from here too (train.build_model, train.evaluate, ...).
 from architectures import (ADAPTED_ARCHS, ARCHS, BACKBONES, PREDICT_BATCH, as_model_input, build_model,  # noqa: F401
-                           compile_model, default_arch, evaluate, load_keras, metrics_from_probs,
+                           compile_model, default_arch, evaluate, head_dropout_rate, load_keras, metrics_from_probs,
                            predict_two_outputs, predict_with_embeddings, two_output_model)
 from checks import check_choice, check_int
 from cli import ArgumentParser, run_cli
@@ -272,6 +272,11 @@ class Trainer:
         self._check_started()
         w, b = self.model_.get_layer("predictions").get_weights()
         return w, b
+
+    def dropout_rate(self):
+        """The rate of the Dropout in front of :meth:`head` (see :func:`architectures.head_dropout_rate`)."""
+        self._check_started()
+        return head_dropout_rate(self.model_)
 
     def get_weights(self):
         self._check_started()

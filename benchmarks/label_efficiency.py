@@ -169,7 +169,7 @@ def fit_steps(n_labeled, steps, epochs_per_fit, batch_size):
 
 
 class GrowingTrainer:
-    """:class:`train.Trainer`'s interface (``start``, ``fit``, ``predict``, ``head``, ``get_weights``)
+    """:class:`train.Trainer`'s interface (``start``, ``fit``, ``predict``, ``head``, ``dropout_rate``, ``get_weights``)
     with a step budget that grows with the labeled set (:func:`fit_steps`).
 
     One :class:`train.Trainer` per distinct budget, each started under the seed from the
@@ -209,6 +209,9 @@ class GrowingTrainer:
     def head(self):
         return self._current.head()
 
+    def dropout_rate(self):
+        return self._current.dropout_rate()
+
     def get_weights(self):
         return self._current.get_weights()
 
@@ -224,7 +227,9 @@ def train_round0(trainer, seed, x_pool, y_initial, initial, x_test, y_test):
     info = trainer.fit(x_pool[initial], y_initial, seed).info_
     probs, emb = trainer.predict(x_pool, batch_size=PREDICT_BATCH)
     acc, f1 = _test_metrics(trainer, x_test, y_test)
-    return {"probs": probs, "embeddings": emb, "head": trainer.head(), "accuracy": acc, "macro_f1": f1,
+    # The head's Dropout rate does not change between fits: read once, it lets bald draw MC-dropout passes.
+    return {"probs": probs, "embeddings": emb, "head": trainer.head(), "dropout_rate": trainer.dropout_rate(),
+            "accuracy": acc, "macro_f1": f1,
             "train_seconds": info["train_seconds"], "steps": info.get("steps", math.nan),
             "weights": trainer.get_weights()}
 
@@ -243,7 +248,7 @@ def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer
     reads labels through ``oracle.labels_of`` (revealed rows only) and strategies see
     ``oracle.known_labels()`` (-1 for the pool). ``trainer`` has the :class:`train.Trainer`
     methods ``fit(x, y, random_state, start_weights=)`` (returning itself, with
-    ``info_['train_seconds']``), ``predict``, ``head`` and ``get_weights``.
+    ``info_['train_seconds']``), ``predict``, ``head``, ``dropout_rate`` and ``get_weights``.
     """
     mask = np.zeros(len(oracle), dtype=bool)
     oracle.query(initial)
@@ -258,7 +263,8 @@ def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer
     if on_round:
         on_round(row)
     for r in range(1, rounds + 1):
-        ctx = st.SelectionContext(probs, emb, mask, labels=oracle.known_labels(), head=head, params=params or {})
+        ctx = st.SelectionContext(probs, emb, mask, labels=oracle.known_labels(), head=head,
+                                  dropout_rate=round0["dropout_rate"], params=params or {})
         start = time.perf_counter()
         picked = st.select(strategy, ctx, budget, random_state=np.random.RandomState(seed * 10_000 + r))
         select_seconds = time.perf_counter() - start

@@ -66,6 +66,7 @@ from strategies import (
     typiclust,
     uncertainty,
 )
+from strategies.bald import BaldOptions
 from strategies.base import Options, Registered, SelectionContext
 from strategies.cluster_margin import ClusterMarginOptions
 from strategies.dbal import DbalOptions
@@ -75,9 +76,9 @@ from strategies.subpools import AnchorALOptions, RandomSubpoolOptions, SealsOpti
 from strategies.typiclust import TypiClustOptions
 
 __all__ = ["STRATEGIES", "SUBPOOLS", "Options", "Registered", "SelectionContext", "available_strategies",
-           "check_params", "get_strategy", "register_subpool", "select", "AnchorALOptions",
+           "check_params", "get_strategy", "register_subpool", "select", "selection_note", "AnchorALOptions",
            "IntersectionOptions", "RandomSubpoolOptions", "SealsOptions", "TypiClustOptions", "ProbCoverOptions",
-           "ClusterMarginOptions", "DbalOptions"]
+           "ClusterMarginOptions", "DbalOptions", "BaldOptions"]
 
 # name -> Registered(fn(ctx, budget, random_state) -> rows, options dataclass or None)
 STRATEGIES = {
@@ -86,7 +87,7 @@ STRATEGIES = {
     "margin": Registered(uncertainty.margin_strategy),
     "least_confidence": Registered(uncertainty.least_confidence_strategy),
     "intersection": Registered(intersection.intersection_strategy, IntersectionOptions),
-    "bald": Registered(bald.bald_strategy),
+    "bald": Registered(bald.bald_strategy, BaldOptions),
     "typiclust": Registered(typiclust.typiclust_strategy, TypiClustOptions),
     "probcover": Registered(probcover.probcover_strategy, ProbCoverOptions),
     "coreset": Registered(coreset.coreset_strategy),
@@ -191,6 +192,26 @@ def check_params(params):
             continue
         typed[name] = checks.build_options(entry.options, f"{kind} {name!r}", given)
     return typed
+
+
+def selection_note(name, ctx, budget):
+    """What the summary of strategy ``name`` on ``ctx`` should say about how it ran, or None.
+
+    ``auto``: the method it picks and why (:func:`strategies.auto.auto_choice`); ``modal_*``
+    without ``ctx.head``: the softmax head fitted in the model's place (:func:`strategies.modal.head_note`).
+    A composite ``<subpool>_<strategy>`` says what its strategy says.
+
+    Returns
+    -------
+    note : str or None
+    """
+    get_strategy(name)
+    base = name if name in STRATEGIES else name.partition("_")[2]
+    if base == "auto":
+        return f"auto: {auto.auto_choice(ctx, budget)[1]}"
+    if base.startswith("modal_"):
+        return modal.head_note(ctx)
+    return None
 
 
 def select(name, ctx, budget, random_state=None):

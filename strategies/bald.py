@@ -1,8 +1,100 @@
-"""BALD with Monte-Carlo dropout samples (Gal, Islam & Ghahramani 2017; Houlsby et al. 2011)."""
+"""BALD with Monte-Carlo dropout samples (Gal, Islam & Ghahramani 2017; Houlsby et al. 2011).
+
+The samples come from the user (``ctx.mc_probs``, e.g. ``from_arrays(..., mc_probs=)``) or,
+for a model whose only stochastic layer after the ``embedding`` is the Dropout in front of
+its softmax head (every ``architectures.build_model`` model), from :func:`mc_dropout_probs`:
+those passes need the embeddings, the head and the rate, not another trip through the network.
+"""
+from dataclasses import dataclass
+
 import numpy as np
+from sklearn.utils import check_random_state
 
 import AL_functions as alf
-from checks import check_pool, check_probs
+from checks import check_embeddings, check_float, check_int, check_pool, check_probs
+from strategies.base import Options, softmax_head
+
+# Rows per block of mc_dropout_probs: a pass over a block holds a few block x n_features
+# float32 arrays (the rows, the uniforms, the masked rows), 16 MB each at 4,096 x 1,024,
+# whatever the pool size.
+MC_BLOCK_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class BaldOptions(Options):
+    """Options of ``bald``.
+
+    n_passes : int >= 2, default=20
+        MC-dropout passes computed from the head when the context has no ``mc_probs``
+        (ignored when it has them: the user's passes are used as given).
+    """
+
+    n_passes: int = 20
+
+    def __post_init__(self):
+        check_int(self.n_passes, "n_passes", low=2)
+
+
+def mc_dropout_probs(embeddings, head, rate, n_passes=20, *, block_rows=MC_BLOCK_ROWS, random_state=None):
+    """Class probabilities of ``n_passes`` MC-dropout passes through a Dropout + softmax head.
+
+    Each pass keeps every embedding entry with probability ``1 - rate`` (an independent
+    Bernoulli draw per entry, per pass), scales the kept ones by ``1 / (1 - rate)`` as
+    Keras' ``Dropout(training=True)`` does, and applies ``softmax(masked @ W + b)``. For a
+    model whose layers after the ``embedding`` are that Dropout and the softmax Dense, this
+    is exactly the distribution of the model's dropout-on forward passes.
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (n_samples, n_features)
+        Ndarray or memmap; read ``block_rows`` rows at a time, each block once.
+    head : tuple (weights of shape (n_features, n_classes), bias of shape (n_classes,))
+    rate : float in [0, 1)
+        The Dropout rate; 0 makes every pass the deterministic probabilities.
+    n_passes : int >= 1
+    block_rows : int >= 1
+        Rows per block; the result does not depend on it.
+    random_state : int, RandomState or None
+        Draws one seed per pass; same seed, same passes.
+
+    Returns
+    -------
+    mc_probs : ndarray of shape (n_passes, n_samples, n_classes), float32
+
+    Notes
+    -----
+    Cost O(n_passes * n_samples * n_features * n_classes); memory beyond the result:
+    ``block_rows * n_features`` per pass in flight.
+
+    References
+    ----------
+    Gal, Y. and Ghahramani, Z. (2016). Dropout as a Bayesian Approximation: Representing
+    Model Uncertainty in Deep Learning. ICML. Gal, Y., Islam, R. and Ghahramani, Z. (2017).
+    Deep Bayesian Active Learning with Image Data. ICML.
+    """
+    embeddings = check_embeddings(embeddings)
+    rate = check_float(rate, "rate", 0.0, 1.0, high_open=True)
+    n_passes = check_int(n_passes, "n_passes")
+    block_rows = check_int(block_rows, "block_rows")
+    weights, bias = (np.asarray(a, dtype=np.float32) for a in head)
+    n, d = embeddings.shape
+    if weights.ndim != 2 or weights.shape[0] != d or bias.shape != (weights.shape[1],):
+        raise ValueError(f"head must be (weights of shape ({d}, n_classes), bias of shape (n_classes,)), "
+                         f"got shapes {weights.shape} and {bias.shape}")
+    rng = check_random_state(random_state)
+    # One generator per pass, advanced block after block: a pass's masks are the same
+    # stream of draws whatever block_rows is, and each block of embeddings is read once.
+    # PCG64's float32 uniforms (24-bit, as Keras draws its masks) cost 2.4x less than
+    # RandomState's float64 ones, and the draws are most of the work.
+    passes = [np.random.default_rng(s) for s in rng.randint(0, 2**31 - 1, size=n_passes)]
+    out = np.empty((n_passes, n, weights.shape[1]), dtype=np.float32)
+    keep = np.float32(1.0 - rate)
+    for start in range(0, n, block_rows):
+        x = np.asarray(embeddings[start:start + block_rows], dtype=np.float32) / keep
+        for t, pass_rng in enumerate(passes):
+            masked = x * (pass_rng.random(x.shape, dtype=np.float32) < keep)
+            out[t, start:start + len(x)] = softmax_head(masked, weights, bias, dtype=np.float32)
+    return out
 
 
 def check_mc_probs(mc_probs, name="mc_probs", n_samples=None):
@@ -79,10 +171,17 @@ def bald_select(mc_probs, labeled_mask, budget, *, random_state=None):
 
 
 def bald_strategy(ctx, budget, random_state=None):
-    """``bald`` behind the strategy contract: reads ``ctx.mc_probs`` (n_passes, n_samples, n_classes)."""
+    """``bald`` behind the strategy contract: reads ``ctx.mc_probs`` (n_passes, n_samples, n_classes)
+    or, when there are none, computes :class:`BaldOptions` ``n_passes`` of them with
+    :func:`mc_dropout_probs` from ``ctx.head`` and ``ctx.dropout_rate`` (seeded by ``random_state``)."""
+    rng = check_random_state(random_state)
     mc_probs = ctx.mc_probs
     if mc_probs is None:
-        raise ValueError("bald needs MC-dropout samples: the context has no mc_probs of shape "
-                         "(n_passes, n_samples, n_classes); run inference with dropout on, or pick another strategy")
+        if ctx.head is None or ctx.dropout_rate is None:
+            raise ValueError("bald needs MC-dropout samples: the context has no mc_probs of shape (n_passes, "
+                             "n_samples, n_classes) and no softmax head with the rate of the Dropout in front of it "
+                             "(head and dropout_rate); pass mc_probs, or pick another strategy")
+        opts = ctx.options("bald", BaldOptions)
+        mc_probs = mc_dropout_probs(ctx.embeddings, ctx.head, ctx.dropout_rate, opts.n_passes, random_state=rng)
     mc_probs = check_mc_probs(mc_probs, n_samples=ctx.probs.shape[0])
-    return bald_select(mc_probs, ctx.labeled_mask, budget, random_state=random_state)
+    return bald_select(mc_probs, ctx.labeled_mask, budget, random_state=rng)

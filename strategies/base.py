@@ -60,9 +60,14 @@ class SelectionContext:
         Revealed labels; -1 for every unlabeled row (strategies never see pool labels).
     head : tuple (weights (n_features, n_classes), bias (n_classes,)), optional
         The model's softmax layer on top of ``embeddings``, so that modAL can call
-        ``predict_proba`` on embedding rows (needed by ``modal_*`` only).
+        ``predict_proba`` on embedding rows (``modal_*``; without it they fit a softmax
+        head on the labeled embeddings and say so).
     mc_probs : ndarray of shape (n_passes, n_samples, n_classes), optional
-        Class probabilities from MC-dropout passes (needed by ``bald`` only).
+        Class probabilities from MC-dropout passes (read by ``bald`` only). When None,
+        ``bald`` computes them from ``head`` and ``dropout_rate`` (only then, and only for it).
+    dropout_rate : float in [0, 1), optional
+        Rate of the Dropout layer between ``embeddings`` and ``head`` in the model
+        (``architectures.head_dropout_rate``); with ``head`` it makes MC-dropout exact.
     params : dict of str -> dict or Options
         Options per strategy or subpool name, e.g. ``{'uncertainty_clustering': {'alpha': 0.2},
         'gnn': {'epochs': 100}, 'anchoral': {'subpool_size': 500}}``. ``strategies.select``
@@ -77,6 +82,7 @@ class SelectionContext:
     head: tuple = None
     params: dict = field(default_factory=dict)
     mc_probs: np.ndarray = None
+    dropout_rate: float = None
 
     def __post_init__(self):
         self.probs = checks.check_probs(self.probs)
@@ -91,6 +97,8 @@ class SelectionContext:
         if (self.labels[~self.labeled_mask] != -1).any():
             # The simulated oracle's contract: a strategy must never see a pool label.
             raise ValueError("labels must be -1 for every unlabeled row (pool labels are hidden from strategies)")
+        if self.dropout_rate is not None:
+            self.dropout_rate = checks.check_float(self.dropout_rate, "dropout_rate", 0.0, 1.0, high_open=True)
         if self.params is None:
             self.params = {}
         if not isinstance(self.params, Mapping):
@@ -122,6 +130,26 @@ class SelectionContext:
 def int_seed(random_state):
     """An int seed for APIs that want one (``AL_functions.analyze``, the GNN), drawn from ``random_state``."""
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def softmax_head(x, weights, bias, dtype=np.float64):
+    """``softmax(x @ weights + bias)`` row by row, in ``dtype``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_features)
+    weights : ndarray of shape (n_features, n_classes)
+    bias : ndarray of shape (n_classes,)
+
+    Returns
+    -------
+    probs : ndarray of shape (n_samples, n_classes)
+    """
+    z = np.asarray(x, dtype=dtype) @ np.asarray(weights, dtype=dtype) + np.asarray(bias, dtype=dtype)
+    z -= z.max(axis=1, keepdims=True)  # exp of the largest logit is 1: no overflow
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return p
 
 
 def top_pool(ctx, scores_fn, budget, random_state):

@@ -144,6 +144,54 @@ def test_from_arrays_works_without_a_model(tmp_path):
         an.retrain()
 
 
+def test_bald_on_a_keras_run_draws_mc_dropout_passes_from_its_head(tiny_run, tmp_path):
+    an = make_analyzer(tiny_run, tmp_path)
+    assert an.model.dropout_rate() == pytest.approx(0.2)  # build_model's default, read from the saved model
+    picked = an.select("bald", 10, params={"bald": {"n_passes": 5}})
+    assert len(set(picked)) == 10 and set(picked) <= set(an.pool_indices_)
+    again = make_analyzer(tiny_run, tmp_path).select("bald", 10, params={"bald": {"n_passes": 5}}, write=False)
+    np.testing.assert_array_equal(again, picked)
+
+
+def arrays_with_labels(n=120, c=3, n_labeled=24, seed=0):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % c
+    emb = (rng.randn(n, 5) + 2 * np.eye(c, 5)[y]).astype(np.float32)
+    probs = rng.dirichlet(np.ones(c), size=n)
+    mask = np.zeros(n, bool)
+    mask[:n_labeled] = True
+    return probs, emb, mask, np.where(mask, y, -1)
+
+
+def test_from_arrays_bald_reads_the_mc_probs_it_was_given(tmp_path):
+    from strategies.bald import bald_select
+
+    probs, emb, mask, labels = arrays_with_labels()
+    mc = np.random.RandomState(1).dirichlet(np.ones(3), size=(4, len(probs)))
+    an = ActiveLearningAnalyzer.from_arrays(probs, emb, mask, labels, mc_probs=mc, results_dir=tmp_path, verbose=False)
+    np.testing.assert_array_equal(an.select("bald", 6), bald_select(mc, mask, 6, random_state=0))
+    bare = ActiveLearningAnalyzer.from_arrays(probs, emb, mask, labels, results_dir=tmp_path, verbose=False)
+    with pytest.raises(ValueError, match="bald needs MC-dropout samples"):
+        bare.select("bald", 6)
+    with pytest.raises(ValueError, match="mc_probs covers 10 rows but 120 were expected"):
+        ActiveLearningAnalyzer.from_arrays(probs, emb, mask, labels, mc_probs=mc[:, :10], verbose=False)
+
+
+@pytest.mark.parametrize("strategy", ["modal_entropy", "modal_ranked_batch"])
+def test_from_arrays_modal_fits_a_head_on_the_labeled_rows_and_says_so(strategy, tmp_path, capsys):
+    import json
+
+    probs, emb, mask, labels = arrays_with_labels()
+    an = ActiveLearningAnalyzer.from_arrays(probs, emb, mask, labels, results_dir=tmp_path, verbose=True)
+    picked = an.select(strategy, 6)
+    assert len(set(picked)) == 6 and picked.min() >= 24
+    np.testing.assert_array_equal(an.select(strategy, 6, write=False), picked)
+    note = json.loads((tmp_path / f"select_{strategy}" / "summary.json").read_text())["note"]
+    assert note.startswith("no softmax head of a model: modAL queries a multinomial logistic regression fitted "
+                           "on the 24 labeled embeddings") and "3 of 3 classes labeled" in note
+    assert f"{strategy}: {note}" in capsys.readouterr().err
+
+
 def test_labels_csv_round_trip_and_bad_rows(tmp_path):
     rng = np.random.default_rng(1)
     probs = rng.dirichlet(np.ones(3), size=50)

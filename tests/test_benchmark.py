@@ -16,7 +16,8 @@ from benchmarks.curves import COLUMNS, area_under_curve, summarize
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "Evaluation" / "Benchmark" / "benchmark.py"
-TINY = ["--dataset", "digits", "--strategies", "random,entropy", "--seeds", "2", "--rounds", "2", "--initial", "20",
+# bald: MC-dropout passes drawn from each round's trained head and its Dropout rate, end to end.
+TINY = ["--dataset", "digits", "--strategies", "random,bald", "--seeds", "2", "--rounds", "2", "--initial", "20",
         "--budget", "10", "--pool-size", "200", "--test-size", "100", "--steps", "20", "--quiet"]
 
 
@@ -41,7 +42,7 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     rows = read_rows(out / "curves.csv")
     assert list(rows[0]) == list(COLUMNS)
     assert len(rows) == 2 * 2 * 3  # strategies x seeds x (round 0 + 2 rounds)
-    assert sorted(keys(rows)) == sorted({(s, str(seed), str(r)) for s in ("random", "entropy")
+    assert sorted(keys(rows)) == sorted({(s, str(seed), str(r)) for s in ("random", "bald")
                                          for seed in (0, 1) for r in (0, 1, 2)})
     assert {r["n_labeled"] for r in rows} == {"20", "30", "40"}
     # The step budget grows with the labeled set: 20 epochs of 40 labels at batch 32 = 25 steps -> 2 x 20.
@@ -53,7 +54,7 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     r0 = {(r["seed"], r["accuracy"]) for r in rows if r["round"] == "0"}
     assert len(r0) == 2
     summary = json.loads((out / "summary.json").read_text())
-    for name in ("random", "entropy"):
+    for name in ("random", "bald"):
         s = summary["strategies"][name]
         for key in ("auc_mean", "auc_std", "final_accuracy_mean", "seeds_beating_random",
                     "labels_to_reach_random_final", "auc_minus_random", "auc_minus_random_ci", "verdict", "noise",
@@ -130,6 +131,9 @@ class FakeTrainer:
     def head(self):
         return np.zeros((6, self.n_classes)), np.zeros(self.n_classes)
 
+    def dropout_rate(self):
+        return 0.5
+
     def get_weights(self):
         return None
 
@@ -143,7 +147,7 @@ def test_oracle_reveals_only_what_is_queried():
         oracle.labels_of([0])
 
 
-@pytest.mark.parametrize("strategy", ["random", "entropy", "intersection"])
+@pytest.mark.parametrize("strategy", ["random", "entropy", "intersection", "bald"])
 def test_simulation_never_uses_unrevealed_labels(strategy, monkeypatch):
     rng = np.random.RandomState(0)
     n, c = 120, 3

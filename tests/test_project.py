@@ -63,9 +63,10 @@ def test_two_rounds_from_the_command_line(tmp_path):
     assert _fill_sheet(tmp_path / "sheet.csv") == 6
     r = _al("import", "--project", "proj", "sheet.csv", cwd=tmp_path)
     assert r.returncode == 0 and "added 6 labels from csv" in r.stdout, r.stderr
-    r = _al("round", "--project", "proj", "--budget", "6", cwd=tmp_path)
+    # bald draws MC-dropout passes from the round's model (its head and Dropout rate).
+    r = _al("round", "--project", "proj", "--budget", "6", "--strategy", "bald", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "(12 -> 18 labels)" in r.stdout and "test accuracy" in r.stdout
+    assert "(12 -> 18 labels)" in r.stdout and "test accuracy" in r.stdout and "(bald selection next)" in r.stdout
     r = _al("status", "--project", "proj", "--json", cwd=tmp_path)
     status = json.loads(r.stdout)
     assert [(x["round"], x["n_labeled"]) for x in status["rounds"]] == [(0, 12), (1, 18)]

@@ -4,7 +4,13 @@ import pytest
 
 from strategies import SelectionContext
 from strategies.badge import badge_select, badge_sq_distances, badge_strategy
-from strategies.bald import bald_scores, bald_select, bald_strategy
+from strategies.bald import (
+    BaldOptions,
+    bald_scores,
+    bald_select,
+    bald_strategy,
+    mc_dropout_probs,
+)
 from strategies.cluster_margin import (
     cluster_margin_select,
     cluster_margin_strategy,
@@ -176,6 +182,69 @@ def test_bald_adapter_says_what_is_missing():
     ctx = SelectionContext(probs, emb, mask)
     with pytest.raises(ValueError, match="bald needs MC-dropout samples"):
         bald_strategy(ctx, 3)
+    ctx.head = (np.zeros((emb.shape[1], 3)), np.zeros(3))  # a head without its Dropout rate is not enough
+    with pytest.raises(ValueError, match="no softmax head with the rate of the Dropout"):
+        bald_strategy(ctx, 3)
+
+
+# A hand-built head: class 0 reads feature 0, class 1 feature 1 (logits = the embedding).
+EYE_HEAD = (np.eye(2, dtype=np.float32), np.zeros(2, dtype=np.float32))
+
+
+def test_mc_dropout_rate_zero_every_pass_is_the_head():
+    emb = np.array([[0.0, 0.0], [np.log(3.0), 0.0], [0.0, np.log(4.0)]], dtype=np.float32)
+    mc = mc_dropout_probs(emb, EYE_HEAD, 0.0, 5, random_state=0)
+    assert mc.shape == (5, 3, 2) and mc.dtype == np.float32
+    np.testing.assert_allclose(mc, np.broadcast_to([[0.5, 0.5], [0.75, 0.25], [0.2, 0.8]], (5, 3, 2)), atol=1e-6)
+    np.testing.assert_allclose(bald_scores(mc), 0.0, atol=1e-6)  # no disagreement between passes
+
+
+def test_mc_dropout_drops_and_rescales_each_entry():
+    # One feature of value ln 2 at rate 0.5: a pass keeps it doubled (logit ln 4: p = 0.8) or drops it (0.5).
+    emb = np.full((400, 1), np.log(2.0), dtype=np.float32)
+    head = (np.array([[1.0, 0.0]], dtype=np.float32), np.zeros(2, dtype=np.float32))
+    mc = mc_dropout_probs(emb, head, 0.5, 10, random_state=0)[:, :, 0]
+    kept = np.isclose(mc, 0.8, atol=1e-6)
+    assert (kept | np.isclose(mc, 0.5, atol=1e-6)).all()
+    assert abs(kept.mean() - 0.5) < 0.05  # 4,000 Bernoulli(0.5) draws
+    assert bald_scores(mc_dropout_probs(emb, head, 0.5, 10, random_state=0)).min() > 0
+
+
+def test_mc_dropout_same_seed_same_passes_whatever_the_blocks():
+    _, emb, _, _ = random_problem()
+    head = (np.random.RandomState(1).randn(emb.shape[1], 3), np.zeros(3))
+    a = mc_dropout_probs(emb, head, 0.3, 6, random_state=7)
+    np.testing.assert_array_equal(a, mc_dropout_probs(emb, head, 0.3, 6, block_rows=7, random_state=7))
+    assert not np.array_equal(a, mc_dropout_probs(emb, head, 0.3, 6, random_state=8))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"rate": 1.0}, r"rate must be a number in \[0.0, 1.0\), got 1.0"),
+    ({"head": (np.eye(3), np.zeros(3))}, r"head must be \(weights of shape \(2, n_classes\)"),
+    ({"n_passes": 0}, "n_passes must be an integer >= 1"),
+])
+def test_mc_dropout_bad_input(kwargs, match):
+    args = {"embeddings": np.ones((4, 2), dtype=np.float32), "head": EYE_HEAD, "rate": 0.2, "n_passes": 3, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        mc_dropout_probs(**args)
+
+
+def test_bald_strategy_draws_passes_from_the_head_and_its_dropout_rate():
+    probs, emb, mask, _ = random_problem()
+    head = (np.random.RandomState(1).randn(emb.shape[1], 3).astype(np.float32), np.zeros(3, dtype=np.float32))
+    ctx = SelectionContext(probs, emb, mask, head=head, dropout_rate=0.4, params={"bald": {"n_passes": 7}})
+    rng = np.random.RandomState(3)
+    expected = bald_select(mc_dropout_probs(emb, head, 0.4, 7, random_state=rng), mask, 5, random_state=rng)
+    np.testing.assert_array_equal(bald_strategy(ctx, 5, random_state=np.random.RandomState(3)), expected)
+    # Passes the user gave win over the head's.
+    ctx.mc_probs = np.stack([probs, probs[::-1]])
+    np.testing.assert_array_equal(bald_strategy(ctx, 3, random_state=0),
+                                  bald_select(ctx.mc_probs, mask, 3, random_state=0))
+
+
+def test_bald_options_refuse_a_single_pass():
+    with pytest.raises(ValueError, match="n_passes must be an integer >= 2, got 1"):
+        BaldOptions(n_passes=1)
 
 
 # --------------------------------------------------------------------------- cluster_margin

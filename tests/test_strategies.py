@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
 import AL_functions as alf
 import anchoral
@@ -9,7 +11,8 @@ import checks
 import gnn
 import knn
 import strategies as st
-from strategies.base import Registered
+from strategies import modal
+from strategies.base import Registered, softmax_head
 
 
 def make_ctx(n=300, d=8, c=4, n_labeled=30, random_state=0, params=None):
@@ -183,6 +186,64 @@ def test_modal_entropy_matches_our_entropy_ranking():
     ours = st.select("entropy", ctx, 10, random_state=0)
     peer = st.select("modal_entropy", ctx, 10, random_state=0)
     assert set(ours) == set(peer)
+
+
+def test_modal_with_a_head_picks_what_it_picked_before():
+    # Indices recorded on the code before modal could fit its own head: a model head is used as is.
+    ctx = make_ctx(n=120, random_state=4)
+    assert st.select("modal_entropy", ctx, 8, random_state=2).tolist() == [54, 32, 80, 83, 21, 119, 23, 87]
+    assert st.select("modal_ranked_batch", ctx, 8, random_state=2).tolist() == [23, 119, 87, 21, 75, 46, 30, 88]
+    assert st.selection_note("modal_entropy", ctx, 8) is None
+
+
+@pytest.mark.parametrize("name", ["modal_entropy", "modal_ranked_batch", "anchoral_modal_entropy"])
+def test_modal_without_a_head_fits_one_on_the_labeled_rows_and_says_so(name):
+    ctx = make_ctx(n=120, random_state=4, params={})
+    ctx.head = None
+    rows = st.select(name, ctx, 8, random_state=2)
+    assert len(set(rows)) == 8 and not ctx.labeled_mask[rows].any()
+    np.testing.assert_array_equal(rows, st.select(name, ctx, 8, random_state=2))
+    note = st.selection_note(name, ctx, 8)
+    assert note.startswith("no softmax head of a model: modAL queries a multinomial logistic regression fitted on "
+                           "the 30 labeled embeddings") and "4 of 4 classes labeled" in note
+
+
+def test_modal_entropy_without_a_head_ranks_by_the_fitted_heads_entropy():
+    ctx = make_ctx(n=120, random_state=4)
+    ctx.head = None
+    labeled = ctx.labeled_mask
+    w, b = modal.fit_softmax_head(ctx.embeddings[labeled], ctx.labels[labeled], ctx.n_classes, random_state=0)
+    pool = ctx.pool_rows
+    p = softmax_head(ctx.embeddings[pool], w, b)
+    expected = pool[np.argsort(-alf.entropy_scores(p), kind="stable")[:8]]
+    assert set(st.select("modal_entropy", ctx, 8, random_state=2)) == set(expected)
+
+
+def test_fit_softmax_head_is_the_regression_on_raw_rows_with_absent_classes_at_zero():
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 2, 3], 10)
+    x = rng.randn(30, 3) * [1.0, 10.0, 0.1] + [5.0, 0.0, 0.0] + y[:, None]  # features of unequal scales
+    w, b = modal.fit_softmax_head(x, y, 5, random_state=0)
+    assert w.shape == (3, 5) and b.shape == (5,)
+    p = softmax_head(x, w, b)
+    np.testing.assert_array_equal(p[:, [1, 4]], 0.0)  # no labeled row of class 1 or 4
+    reg = LogisticRegression(max_iter=1000).fit(StandardScaler().fit_transform(x), y)
+    np.testing.assert_allclose(p[:, [0, 2, 3]], reg.predict_proba(StandardScaler().fit(x).transform(x)), atol=1e-6)
+    # Two classes: sklearn's single logit becomes two softmax columns.
+    two = y != 3
+    p2 = softmax_head(x[two], *modal.fit_softmax_head(x[two], y[two], 3, random_state=0))
+    reg2 = LogisticRegression(max_iter=1000).fit(StandardScaler().fit_transform(x[two]), y[two])
+    np.testing.assert_allclose(p2[:, [0, 2]], reg2.predict_proba(StandardScaler().fit(x[two]).transform(x[two])), atol=1e-6)
+
+
+def test_fit_softmax_head_needs_two_classes():
+    with pytest.raises(ValueError, match=r"needs labeled rows of at least 2 classes, got 1 \(\[2\]\)"):
+        modal.fit_softmax_head(np.ones((4, 2)), [2, 2, 2, 2], 3)
+
+
+def test_context_refuses_a_dropout_rate_outside_zero_one():
+    with pytest.raises(ValueError, match=r"dropout_rate must be a number in \[0.0, 1.0\), got 1.5"):
+        st.SelectionContext(np.full((3, 2), 0.5), np.ones((3, 2)), np.zeros(3, dtype=bool), dropout_rate=1.5)
 
 
 def test_composite_subpool_hook_with_fake_subpool():
