@@ -23,7 +23,9 @@ Command line (``--help`` lists the flags)::
     python inference.py --model models/500_train --images FOLDER --out DIR
     python inference.py --model models/500_train/best_model.keras --array pool.npy --out DIR
 """
+import functools
 import hashlib
+import itertools
 import os
 import sys
 import time
@@ -60,8 +62,9 @@ class ArraySource:
     """
 
     def __init__(self, x):
+        self.path = None
         if isinstance(x, (str, os.PathLike)):
-            path = Path(x)
+            path = self.path = Path(x)
             if not path.is_file():
                 raise ValueError(f"source {str(path)!r} is not a file: pass a .npy array or a folder of images")
             try:
@@ -82,6 +85,13 @@ class ArraySource:
     @property
     def numeric(self):
         return self.x.dtype.kind in "biuf"
+
+    def reader(self, start, stop):
+        """A picklable callable returning rows ``start:stop``: a ``.npy`` opened from a path is
+        read where the call runs (a Dask worker); otherwise the rows travel with it."""
+        if self.path is not None:
+            return functools.partial(_npy_rows, str(self.path), start, stop)
+        return functools.partial(np.asarray, self.x[start:stop])
 
     def read(self, start, stop):
         """Rows ``start:stop`` as an ndarray (read from disk for a memmap)."""
@@ -141,9 +151,14 @@ class ImageFolderSource:
     def item_shape(self):
         return (self.image_size, self.image_size, 3)
 
+    def reader(self, start, stop):
+        """A picklable callable decoding images ``start:stop`` where it runs (it carries their paths only)."""
+        return functools.partial(read_images, [os.path.join(self.folder, p) for p in self.paths[start:stop]],
+                                 self.image_size)
+
     def read(self, start, stop):
         """Images ``start:stop`` decoded: ndarray of shape (stop - start, size, size, 3), uint8."""
-        return read_images([os.path.join(self.folder, p) for p in self.paths[start:stop]], self.image_size)
+        return self.reader(start, stop)()
 
     def items(self):
         return self.paths
@@ -152,6 +167,10 @@ class ImageFolderSource:
         """Count, image size and a digest of the relative paths and file sizes (not the folder's
         own path: a moved folder resumes)."""
         return {"kind": "images", "n": len(self.paths), "image_size": self.image_size, "digest": self._digest}
+
+
+def _npy_rows(path, start, stop):
+    return np.asarray(np.load(path, mmap_mode="r")[start:stop])
 
 
 def _image_side(model):
@@ -264,18 +283,25 @@ def _eta(seconds):
 
 
 # --------------------------------------------------------------------------- the pass
-def stream_predict(model, source, out_dir, *, block_rows=None, batch_size=PREDICT_BATCH, overwrite=False, progress=True):
+def stream_predict(model, source, out_dir, *, block_rows=None, batch_size=PREDICT_BATCH, overwrite=False, progress=True,
+                   client=None):
     """One inference pass written to ``out_dir`` block by block, resumable after a crash.
 
     Every argument, the source and ``out_dir``'s earlier run are checked before anything is
-    written. While block k is predicted, block k + 1 is read (decoded) by a second thread.
+    written. Locally, block k + 1 is read (decoded) by a second thread while block k is
+    predicted; with a Dask ``client``, blocks are predicted by its workers, a few per worker
+    in flight, and written here as they come back.
 
     Parameters
     ----------
-    model : keras.Model with a layer named ``embedding`` (:func:`architectures.build_model`)
+    model : keras.Model with a layer named ``embedding`` (:func:`architectures.build_model`), or
+        the path of a run folder / ``.keras`` file (required with ``client``: each worker loads it
+        once, so it must be readable there).
     source : ndarray of shape (n, ...), a ``.npy`` path, a folder of images, or a source object
-        (:class:`ArraySource`, :class:`ImageFolderSource`: ``read(start, stop)``, ``items()``,
-        ``fingerprint()``, ``item_shape``, ``numeric``, ``len``).
+        (:class:`ArraySource`, :class:`ImageFolderSource`: ``read(start, stop)``,
+        ``reader(start, stop)``, ``items()``, ``fingerprint()``, ``item_shape``, ``numeric``, ``len``).
+        With ``client``, a path (folder or ``.npy``) is read by the workers; an in-memory
+        array's blocks are sent to them.
     out_dir : str or Path
         Folder of ``probs.npy``, ``embeddings.npy``, ``state.json`` [, ``items.txt``].
     block_rows : int or None
@@ -286,6 +312,7 @@ def stream_predict(model, source, out_dir, *, block_rows=None, batch_size=PREDIC
         Start again when ``out_dir`` holds the outputs of another model or source.
     progress : bool
         One line per block on stderr: items done / total, items per second, time left.
+    client : distributed.Client or None
 
     Returns
     -------
@@ -298,9 +325,15 @@ def stream_predict(model, source, out_dir, *, block_rows=None, batch_size=PREDIC
         A bad argument or source, or ``out_dir`` holding another run's outputs (without ``overwrite``).
     """
     check_int(batch_size, "batch_size", low=1)
+    model_path = None
+    if isinstance(model, (str, os.PathLike)):
+        model, model_path = load_model(model)
+    elif client is not None:
+        raise ValueError("model must be the path of a run folder or .keras file when a client is given: "
+                         "each worker loads it")
     try:
         model.get_layer("embedding")
-    except ValueError:
+    except (ValueError, AttributeError):
         raise ValueError("model has no layer named 'embedding': build it with architectures.build_model") from None
     source = as_source(source, model)
     n = len(source)
@@ -318,35 +351,98 @@ def stream_predict(model, source, out_dir, *, block_rows=None, batch_size=PREDIC
         state = _read_state(out_dir, fingerprint, overwrite)
         if state is None:
             state = _start(out_dir, source, fingerprint)
-        _run_blocks(both, source, out_dir, state, block_rows, batch_size, progress)
+        blocks = [(start, min(start + block_rows, n)) for start in range(state["rows_done"], n, block_rows)]
+        if client is None:
+            results = _local_blocks(both, source, blocks, batch_size)
+        else:
+            results = _worker_blocks(client, model_path, fingerprint["model"], source, blocks, batch_size)
+        _record_blocks(results, blocks, out_dir, state, progress)
     return np.load(out_dir / PROBS_FILE, mmap_mode="r"), np.load(out_dir / EMBEDDINGS_FILE, mmap_mode="r")
 
 
-def _run_blocks(both, source, out_dir, state, block_rows, batch_size, progress):
+def _local_blocks(both, source, blocks, batch_size):
+    """``(start, stop, probs, embeddings)`` of each block, in order."""
+    if not blocks:
+        return
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(source.read, *blocks[0])
+        for i, (start, stop) in enumerate(blocks):
+            x = pending.result()
+            # Read the next block while this one is predicted (decoding and TensorFlow overlap).
+            pending = reader.submit(source.read, *blocks[i + 1]) if i + 1 < len(blocks) else None
+            yield (start, stop, *predict_two_outputs(both, x, batch_size))
+
+
+# Per worker process: (model path, fingerprint) -> two-output model, loaded on its first block.
+_WORKER_MODELS = {}
+
+
+def predict_block(model_path, model_digest, reader, batch_size):
+    """On a Dask worker: probabilities and embeddings of the block ``reader()`` returns.
+
+    The model is loaded once per process and must have the fingerprint the client computed
+    (a model file replaced under a running job is refused, not mixed in).
+    """
+    key = (str(model_path), model_digest)
+    if key not in _WORKER_MODELS:
+        model, _ = load_model(model_path)
+        if model_fingerprint(model) != model_digest:
+            raise ValueError(f"model_path {str(model_path)!r} on this worker is not the client's model: "
+                             f"give every worker the same file")
+        _WORKER_MODELS[key] = two_output_model(model)
+    return predict_two_outputs(_WORKER_MODELS[key], reader(), batch_size)
+
+
+def _worker_blocks(client, model_path, model_digest, source, blocks, batch_size):
+    """``(start, stop, probs, embeddings)`` of each block as Dask workers finish them (any order).
+    At most two blocks per worker are in flight: an in-memory source is sent as it is needed."""
+    from distributed import as_completed  # optional dependency, only for a client
+
+    in_flight = 2 * max(1, len(client.scheduler_info()["workers"]))
+    todo, where = iter(blocks), {}
+
+    def submit(block):
+        future = client.submit(predict_block, str(model_path), model_digest, source.reader(*block), batch_size,
+                               pure=False)
+        where[future.key] = block
+        return future
+
+    done = as_completed([submit(b) for b in itertools.islice(todo, in_flight)])
+    for future in done:
+        start, stop = where.pop(future.key)
+        probs, emb = future.result()
+        following = next(todo, None)
+        if following is not None:
+            done.add(submit(following))
+        yield start, stop, probs, emb
+
+
+def _record_blocks(results, blocks, out_dir, state, progress):
+    """Write each block's rows, then record the finished prefix of rows in ``state.json``."""
     n, first = state["fingerprint"]["n"], state["rows_done"]
-    starts = list(range(first, n, block_rows))
-    if not starts:
+    if not blocks:
         cli.progress(f"inference: {out_dir} is complete ({n:,} items): nothing to do", progress)
         return
     resumed = f", resuming at item {first:,}" if first else ""
-    cli.progress(f"inference: {n:,} items in blocks of {block_rows:,} -> {out_dir}{resumed}", progress)
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        pending = reader.submit(source.read, starts[0], min(starts[0] + block_rows, n))
-        for i, start in enumerate(starts):
-            stop = min(start + block_rows, n)
-            x = pending.result()
-            # Read the next block while this one is predicted (decoding and TensorFlow overlap).
-            pending = reader.submit(source.read, stop, min(stop + block_rows, n)) if i + 1 < len(starts) else None
-            probs, emb = predict_two_outputs(both, x, batch_size)
-            _write_rows(out_dir / PROBS_FILE, start, probs)
-            _write_rows(out_dir / EMBEDDINGS_FILE, start, emb)
-            # Recorded only once both blocks are on disk: a crash before this line redoes the block.
-            state.update(rows_done=stop, last_block=[start, stop], complete=stop == n)
-            save_json(out_dir / STATE_FILE, state)
-            rate = (stop - first) / max(time.perf_counter() - t0, 1e-9)
-            cli.progress(f"inference: {stop:,}/{n:,} items ({100 * stop / n:.0f}%), {rate:,.0f} items/s, "
-                         f"{_eta((n - stop) / rate)} left", progress)
+    cli.progress(f"inference: {n:,} items in blocks of {blocks[0][1] - blocks[0][0]:,} -> {out_dir}{resumed}", progress)
+    t0, written, finished = time.perf_counter(), 0, {}
+    for start, stop, probs, emb in results:
+        _write_rows(out_dir / PROBS_FILE, start, probs)
+        _write_rows(out_dir / EMBEDDINGS_FILE, start, emb)
+        # Recorded only once the rows are on disk, and only as far as every earlier block is
+        # too (workers finish out of order): a crash redoes the blocks past the recorded rows.
+        finished[start] = stop
+        while state["rows_done"] in finished:
+            begin = state["rows_done"]
+            end = finished.pop(begin)
+            state.update(rows_done=end, last_block=[begin, end])
+        state["complete"] = state["rows_done"] == n
+        save_json(out_dir / STATE_FILE, state)
+        written += stop - start
+        done = first + written
+        rate = written / max(time.perf_counter() - t0, 1e-9)
+        cli.progress(f"inference: {done:,}/{n:,} items ({100 * done / n:.0f}%), {rate:,.0f} items/s, "
+                     f"{_eta((n - done) / rate)} left", progress)
 
 
 # --------------------------------------------------------------------------- command line
@@ -370,6 +466,8 @@ def build_parser():
                    help="rows per block written and recorded, a multiple of --batch-size; None: about 64 MB of float32 input")
     p.add_argument("--batch-size", type=int, default=PREDICT_BATCH, help="rows per model call")
     p.add_argument("--overwrite", action="store_true", help="start again when --out holds the outputs of another model or source")
+    p.add_argument("--scheduler", default=None, help="address of a Dask scheduler (tcp://host:8786) whose workers "
+                   "predict the blocks; --model and --images / --array must be readable on every worker")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -389,10 +487,16 @@ def main(argv=None):
     if not Path(args.model).exists():
         raise ValueError(f"--model {args.model!r} does not exist: pass a run folder or a .keras file (python train.py writes one)")
     check_output_folder(args.out)
-    model, _ = load_model(args.model)
-    probs, emb = stream_predict(model, args.images if args.images is not None else args.array, args.out,
-                                block_rows=args.block_rows, batch_size=args.batch_size, overwrite=args.overwrite,
-                                progress=not args.quiet)
+    run = functools.partial(stream_predict, args.model, args.images if args.images is not None else args.array, args.out,
+                            block_rows=args.block_rows, batch_size=args.batch_size, overwrite=args.overwrite,
+                            progress=not args.quiet)
+    if args.scheduler is None:
+        probs, emb = run()
+    else:
+        from distributed import Client  # optional dependency, only for --scheduler
+
+        with Client(args.scheduler) as client:
+            probs, emb = run(client=client)
     print(f"wrote {Path(args.out) / PROBS_FILE} {probs.shape} and {Path(args.out) / EMBEDDINGS_FILE} {emb.shape}")
 
 

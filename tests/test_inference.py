@@ -226,3 +226,52 @@ def test_cli_bad_paths_exit_2_with_nothing_written(tmp_path, capsys):
         inference.main(model + ["--out", str(tmp_path / "o")])  # neither --images nor --array
     assert exited.value.code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "imgs", "m.keras"]
+
+
+# --------------------------------------------------------------------------- blocks out of order, Dask workers
+def test_only_the_finished_prefix_of_blocks_out_of_order_is_recorded(model, tmp_path):
+    x = images(96, seed=7)
+    out = tmp_path / "out"
+    fingerprint = {"model": inference.model_fingerprint(model), "source": inference.ArraySource(x).fingerprint(),
+                   "n": 96, "n_classes": N_CLASSES, "n_features": 96}
+    state = inference._start(out, inference.ArraySource(x), fingerprint)
+    p, e = architectures.predict_with_embeddings(model, x, batch_size=BATCH)
+    blocks = [(0, 32), (32, 64), (64, 96)]
+
+    def finished_then_killed():  # workers return block 1, then block 0, then die
+        for start, stop in ((32, 64), (0, 32)):
+            yield start, stop, p[start:stop], e[start:stop]
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        inference._record_blocks(finished_then_killed(), blocks, out, state, progress=False)
+    saved = json.loads((out / "state.json").read_text())
+    assert (saved["rows_done"], saved["last_block"], saved["complete"]) == (64, [32, 64], False)
+    assert np.array_equal(np.load(out / "embeddings.npy")[:64], e[:64])
+
+
+def test_a_worker_refuses_a_model_file_other_than_the_clients(model, other_model, tmp_path):
+    model.save(tmp_path / "m.keras")
+    digest = inference.model_fingerprint(other_model)
+    with pytest.raises(ValueError, match="on this worker is not the client's model"):
+        inference.predict_block(tmp_path / "m.keras", digest, inference.ArraySource(images(4)).reader(0, 4), BATCH)
+
+
+def test_dask_workers_predict_blocks_equal_to_the_in_memory_pass(model, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    model.save(tmp_path / "m.keras")
+    names = _write_images(tmp_path / "imgs")
+    x = images(100, seed=8)
+    np.save(tmp_path / "pool.npy", x)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, memory_limit="2GiB") as cluster, \
+            distributed.Client(cluster) as client:
+        got = inference.stream_predict(tmp_path / "m.keras", tmp_path / "pool.npy", tmp_path / "a", block_rows=BLOCK,
+                                       batch_size=BATCH, progress=False, client=client)
+        got_images = inference.stream_predict(tmp_path / "m.keras", tmp_path / "imgs", tmp_path / "b", block_rows=4,
+                                              batch_size=4, progress=False, client=client)
+    for (probs, emb), want in ((got, architectures.predict_with_embeddings(model, x, batch_size=BATCH)),
+                               (got_images, architectures.predict_with_embeddings(
+                                   model, read_images([tmp_path / "imgs" / n for n in names], SIDE), batch_size=4))):
+        assert np.array_equal(probs, want[0]) and np.array_equal(emb, want[1])
+    assert json.loads((tmp_path / "a" / "state.json").read_text())["complete"] is True
