@@ -18,9 +18,10 @@ so neither the items nor the outputs are ever held whole in memory. It writes, i
     after the last finished block; a rerun with another model or source is refused in one line
     (``overwrite=True``, ``--overwrite``: start again).
 
-Command line (``--help`` lists the flags)::
+With a Dask ``client`` (``--scheduler``) the blocks are predicted by its workers, each loading
+the model file once (:func:`predict_block`). Command line (``--help`` lists the flags)::
 
-    python inference.py --model models/500_train --images FOLDER --out DIR
+    python inference.py --model models/500_train --images FOLDER --out DIR [--scheduler tcp://host:8786]
     python inference.py --model models/500_train/best_model.keras --array pool.npy --out DIR
 """
 import functools
@@ -161,6 +162,7 @@ class ImageFolderSource:
         return self.reader(start, stop)()
 
     def items(self):
+        """The images' paths relative to the folder, in row order (``items.txt``)."""
         return self.paths
 
     def fingerprint(self):

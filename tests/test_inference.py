@@ -275,3 +275,12 @@ def test_dask_workers_predict_blocks_equal_to_the_in_memory_pass(model, tmp_path
                                    model, read_images([tmp_path / "imgs" / n for n in names], SIDE), batch_size=4))):
         assert np.array_equal(probs, want[0]) and np.array_equal(emb, want[1])
     assert json.loads((tmp_path / "a" / "state.json").read_text())["complete"] is True
+
+
+def test_an_unreadable_image_stops_the_pass_after_the_blocks_before_it(model, tmp_path):
+    names = _write_images(tmp_path / "imgs")
+    (tmp_path / "imgs" / names[5]).write_bytes(b"not a png")  # in the second block of four
+    with pytest.raises(ValueError, match=f"cannot read image .*{names[5]}"):
+        inference.stream_predict(model, tmp_path / "imgs", tmp_path / "out", block_rows=4, batch_size=4, progress=False)
+    state = json.loads((tmp_path / "out" / "state.json").read_text())
+    assert (state["rows_done"], state["complete"]) == (4, False)
