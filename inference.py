@@ -65,7 +65,8 @@ class ArraySource:
     def __init__(self, x):
         self.path = None
         if isinstance(x, (str, os.PathLike)):
-            path = self.path = Path(x)
+            # Absolute: a Dask worker may run elsewhere than the client's working folder.
+            path = self.path = Path(x).absolute()
             if not path.is_file():
                 raise ValueError(f"source {str(path)!r} is not a file: pass a .npy array or a folder of images")
             try:
@@ -129,7 +130,7 @@ class ImageFolderSource:
     numeric = True
 
     def __init__(self, folder, image_size):
-        self.folder = Path(folder)
+        self.folder = Path(folder).absolute()  # read by Dask workers too, whatever their working folder
         if not self.folder.is_dir():
             raise ValueError(f"source {str(folder)!r} is not a folder of images")
         self.image_size = check_int(image_size, "image_size", low=8, high=1024)
@@ -215,28 +216,26 @@ def default_block_rows(item_shape, batch_size=PREDICT_BATCH):
 
 def _read_state(out_dir, fingerprint, overwrite):
     """The state to resume from, None to start afresh; raises (before any write) when ``out_dir``
-    holds another run's outputs and ``overwrite`` is false."""
-    state_file = out_dir / STATE_FILE
-    if not state_file.exists():
+    holds another run's outputs, or damaged ones, and ``overwrite`` is false."""
+    state, problem = _saved_state(out_dir, fingerprint)
+    if problem is None or overwrite:
+        return state if problem is None else None
+    raise ValueError(f"out_dir {str(out_dir)!r} {problem}: start again with overwrite (--overwrite), or use another out_dir")
+
+
+def _saved_state(out_dir, fingerprint):
+    """(state, None) to resume from; (None, None) when none of our files is there; else (None, what is wrong)."""
+    if not (out_dir / STATE_FILE).exists():
         ours = [f for f in OUTPUT_FILES if (out_dir / f).exists()]
-        if ours and not overwrite:
-            raise ValueError(f"out_dir {str(out_dir)!r} holds {ours[0]} but no {STATE_FILE} (not written by "
-                             f"stream_predict): replace it with overwrite (--overwrite), or use another out_dir")
-        return None
+        return None, (f"holds {ours[0]} but no {STATE_FILE} (not written by stream_predict)" if ours else None)
     try:
-        state = load_json(state_file)
+        state = load_json(out_dir / STATE_FILE)
         done, old = int(state["rows_done"]), state["fingerprint"]
     except (ValueError, KeyError, TypeError):
-        if overwrite:
-            return None
-        raise ValueError(f"out_dir {str(out_dir)!r} has a damaged {STATE_FILE}: start again with overwrite (--overwrite)") from None
+        return None, f"has a damaged {STATE_FILE}"
     if old != fingerprint:
-        if overwrite:
-            return None
         what = " and ".join(k for k in ("model", "source") if old.get(k) != fingerprint[k]) or "model"
-        n = fingerprint["n"]
-        raise ValueError(f"out_dir {str(out_dir)!r} holds the outputs of another {what} ({done:,}/{n:,} rows done): "
-                         f"start again with overwrite (--overwrite), or use another out_dir")
+        return None, f"holds the outputs of another {what} ({done:,}/{fingerprint['n']:,} rows done)"
     for name, cols in ((PROBS_FILE, fingerprint["n_classes"]), (EMBEDDINGS_FILE, fingerprint["n_features"])):
         try:
             mm = np.load(out_dir / name, mmap_mode="r")
@@ -245,10 +244,8 @@ def _read_state(out_dir, fingerprint, overwrite):
         except (OSError, ValueError):
             ok = False
         if not ok:
-            if overwrite:
-                return None
-            raise ValueError(f"out_dir {str(out_dir)!r}: {name} is missing or damaged: start again with overwrite (--overwrite)")
-    return state
+            return None, f"has a missing or damaged {name}"
+    return state, None
 
 
 def _start(out_dir, source, fingerprint):
@@ -330,6 +327,7 @@ def stream_predict(model, source, out_dir, *, block_rows=None, batch_size=PREDIC
     model_path = None
     if isinstance(model, (str, os.PathLike)):
         model, model_path = load_model(model)
+        model_path = model_path.absolute()
     elif client is not None:
         raise ValueError("model must be the path of a run folder or .keras file when a client is given: "
                          "each worker loads it")

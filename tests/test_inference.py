@@ -100,6 +100,9 @@ def test_another_model_or_source_is_refused_unless_overwrite(model, other_model,
                                           progress=False)
     want_p, want_e = architectures.predict_with_embeddings(other_model, x, batch_size=BATCH)
     assert np.array_equal(probs, want_p) and np.array_equal(emb, want_e)
+    (out / "embeddings.npy").write_bytes(b"truncated")
+    with pytest.raises(ValueError, match="has a missing or damaged embeddings.npy: start again with overwrite"):
+        inference.stream_predict(other_model, x, out, block_rows=BLOCK, batch_size=BATCH, progress=False)
 
 
 def test_bad_arguments_raise_before_anything_is_written(model, tmp_path):
