@@ -235,7 +235,7 @@ def _saved_state(out_dir, fingerprint):
         return None, f"has a damaged {STATE_FILE}"
     if old != fingerprint:
         what = " and ".join(k for k in ("model", "source") if old.get(k) != fingerprint[k]) or "model"
-        return None, f"holds the outputs of another {what} ({done:,}/{fingerprint['n']:,} rows done)"
+        return None, f"holds the outputs of another {what} ({done:,}/{int(old.get('n', 0)):,} rows done)"
     for name, cols in ((PROBS_FILE, fingerprint["n_classes"]), (EMBEDDINGS_FILE, fingerprint["n_features"])):
         try:
             mm = np.load(out_dir / name, mmap_mode="r")

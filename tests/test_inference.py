@@ -153,7 +153,7 @@ def test_a_folder_of_images_is_decoded_block_by_block_in_recorded_order(model, t
     want_p, want_e = architectures.predict_with_embeddings(model, x, batch_size=4)
     assert np.array_equal(probs, want_p) and np.array_equal(emb, want_e)
     Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(tmp_path / "imgs" / "new.png")
-    with pytest.raises(ValueError, match="holds the outputs of another source"):
+    with pytest.raises(ValueError, match=r"holds the outputs of another source \(10/10 rows done\)"):
         inference.stream_predict(model, tmp_path / "imgs", tmp_path / "out", block_rows=4, batch_size=4)
 
 
