@@ -283,7 +283,7 @@ def _image_files(folder):
 def list_image_files(root):
     """Every image file under ``root``, sub-folders included (hidden ones and ``__MACOSX`` skipped),
     as ``(path relative to root, size in bytes)`` sorted by that path: the same order on every run."""
-    root = Path(root)
+    root = Path(root).absolute()  # "." would list "a/x.png" below it, not "./a/x.png"
     skip = len(os.path.join(str(root), ""))  # scandir yields "<folder>/<name>": cheaper than relpath
     found, stack = [], [root]
     while stack:

@@ -1,6 +1,7 @@
 """Streaming inference (inference.py): outputs equal to the in-memory pass, resume after a crash,
 refusal of another model or source, the command line, a folder of images read lazily."""
 import json
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import architectures
 import cli
 import inference
 import shards
-from datasets.images import read_images
+from datasets.images import list_image_files, read_images
 
 SIDE, N_CLASSES, BATCH, BLOCK = 8, 3, 16, 32
 
@@ -142,10 +143,14 @@ def _write_images(folder):
     return sorted(names)
 
 
-def test_a_folder_of_images_is_decoded_block_by_block_in_recorded_order(model, tmp_path):
+def test_a_folder_of_images_is_decoded_block_by_block_in_recorded_order(model, tmp_path, monkeypatch):
     names = _write_images(tmp_path / "imgs")
     source = inference.ImageFolderSource(tmp_path / "imgs", SIDE)
     assert source.paths == names
+    monkeypatch.chdir(tmp_path / "imgs")
+    assert [p for p, _ in list_image_files(".")] == names
+    assert list_image_files("a") == [("1.png", (tmp_path / "imgs" / "a" / "1.png").stat().st_size),
+                                     ("10.jpeg", (tmp_path / "imgs" / "a" / "10.jpeg").stat().st_size), ("2.jpg", ANY)]
     probs, emb = inference.stream_predict(model, tmp_path / "imgs", tmp_path / "out", block_rows=4, batch_size=4,
                                           progress=False)
     assert (tmp_path / "out" / "items.txt").read_text().splitlines() == names
