@@ -259,7 +259,9 @@ def _start(out_dir, source, fingerprint):
         save_text(out_dir / ITEMS_FILE, "".join(f"{p}\n" for p in items))
     n = fingerprint["n"]
     for name, cols in ((PROBS_FILE, fingerprint["n_classes"]), (EMBEDDINGS_FILE, fingerprint["n_features"])):
-        # A sparse file: no disk blocks are written until rows are.
+        # A new file (a reader mapping the old one keeps it, instead of faulting on a truncated
+        # one), sparse: no disk blocks are written until rows are.
+        (out_dir / name).unlink(missing_ok=True)
         mm = np.lib.format.open_memmap(out_dir / name, mode="w+", dtype=np.float32, shape=(n, cols))
         del mm
     state = {"version": STATE_VERSION, "fingerprint": fingerprint, "rows_done": 0, "last_block": None, "complete": False}
