@@ -93,14 +93,18 @@ def resolve_model_path(model_path):
     return path
 
 
-def load_run(model_path):
-    """Load a saved model with its labeled set and metadata.
+def load_model(model_path):
+    """Load a saved model (a run folder or a ``.keras`` file) that has an ``embedding`` layer.
 
     Returns
     -------
     model : keras.Model
-    labeled_indices : ndarray of int64 (absolute dataset indices)
-    metadata : dict
+    path : Path of the ``.keras`` file
+
+    Raises
+    ------
+    ValueError
+        The path does not exist, is not a Keras model, or the model has no ``embedding`` layer.
     """
     keras = load_keras()
     path = resolve_model_path(model_path)
@@ -112,6 +116,19 @@ def load_run(model_path):
         model.get_layer("embedding")
     except ValueError:
         raise ValueError(f"model {str(path)!r} has no layer named 'embedding': build it with train.build_model") from None
+    return model, path
+
+
+def load_run(model_path):
+    """Load a saved model with its labeled set and metadata.
+
+    Returns
+    -------
+    model : keras.Model
+    labeled_indices : ndarray of int64 (absolute dataset indices)
+    metadata : dict
+    """
+    model, path = load_model(model_path)
     run = path.parent
     labeled_file, meta_file = run / "labeled_indices.npy", run / "metadata.json"
     if not labeled_file.exists() or not meta_file.exists():

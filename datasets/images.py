@@ -280,6 +280,26 @@ def _image_files(folder):
     return [(e.path, e.stat()) for e in sorted(entries, key=lambda e: e.name)]
 
 
+def list_image_files(root):
+    """Every image file under ``root``, sub-folders included (hidden ones and ``__MACOSX`` skipped),
+    as ``(path relative to root, size in bytes)`` sorted by that path: the same order on every run."""
+    root = Path(root).absolute()  # "." would list "a/x.png" below it, not "./a/x.png"
+    skip = len(os.path.join(str(root), ""))  # scandir yields "<folder>/<name>": cheaper than relpath
+    found, stack = [], [root]
+    while stack:
+        folder = stack.pop()
+        found += [(path[skip:], st.st_size) for path, st in _image_files(folder)]
+        stack += _visible_dirs(folder)
+    found.sort()
+    return found
+
+
+def read_images(paths, size):
+    """Decode image files as every loader does (EXIF rotation, RGB, bilinear resize) to an ndarray of
+    shape (len(paths), size, size, 3), uint8; :class:`DatasetError` names a file that cannot be read."""
+    return _decode_images(list(paths), _check_image_size(size, "size"))
+
+
 def _class_files(class_dir):
     files = _image_files(class_dir)
     if not files:
