@@ -278,8 +278,8 @@ def main(argv=None):
     p.add_argument("--scheduler", default=None, help="dask: address of an existing scheduler (tcp://HOST:8786) instead "
                                                      "of a local cluster; its workers must see --workdir")
     p.add_argument("--ranks", choices=("exact", "sketch"), default="exact", help="dask: exact ranks or sketch + top-k merge")
-    p.add_argument("--kmeans", choices=("workers", "client"), default="workers",
-                   help="dask: KMeans reduced across the workers or fitted on the client")
+    p.add_argument("--kmeans", choices=("client", "workers"), default="client",
+                   help="dask: KMeans fitted on the client (analyze()'s centres) or reduced across the workers")
     p.add_argument("--knn", default="auto", help="--compare faiss: novelty's method for analyze() (auto, ivf, faiss, ...)")
     p.add_argument("--shard-rows", type=int, default=250_000, help="disk, dask: rows per .npy shard")
     p.add_argument("--compare", choices=("none", "faiss", "local"), default=None,

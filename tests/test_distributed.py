@@ -57,7 +57,7 @@ def _jaccard(a, b):
 def test_exact_ranks_give_the_single_machine_selection(client, pool, local):
     emb, probs, mask, root = pool
     dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, PARAMS, BUDGET, random_state=0,
-                                  kmeans="client", rows_per_task=25_000)
+                                  rows_per_task=25_000)  # kmeans='client', the default
     np.testing.assert_array_equal(dist["intersection"]["rows"], local["intersection"]["rows"])
     for name in alf.ANALYSES:
         np.testing.assert_array_equal(dist[name]["mask"], local[name]["mask"])
@@ -85,7 +85,7 @@ def test_kmeans_on_the_workers_fits_as_well_as_the_single_machine_kmeans(client,
     this size: Jaccard 0.71 against seed 0, while seed 1 of analyze() gives 0.49)."""
     _, _, mask, root = pool
     dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, PARAMS, BUDGET, random_state=0,
-                                  rows_per_task=25_000)
+                                  kmeans="workers", rows_per_task=25_000)
     for name in ("uncertainty", "novelty"):
         np.testing.assert_array_equal(dist[name]["mask"], local[name]["mask"])
     info = dist["engine"]["kmeans"]
