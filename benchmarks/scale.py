@@ -1,6 +1,15 @@
 """Selection at scale: time and peak memory of every stage on synthetic clustered pools.
 
     python benchmarks/scale.py --pool 1000000 --dim 576 --labeled 5000 --classes 10 --json results/scale.json
+    python benchmarks/scale.py --pool 1000000 --sizes 1000000 --skip-baseline --recall-size 0 --compare faiss
+    python benchmarks/scale.py --pool 10000000 --engine disk --shard-rows 1000000
+    python benchmarks/scale.py --pool 1000000 --engine dask --workers 2 [--ranks sketch] [--scheduler tcp://HOST:8786]
+
+``--engine local`` (the default) is the analyzer in memory, described below. ``disk`` and
+``dask`` run one child per size (default: ``--pool`` only) from :mod:`benchmarks.scale_engines`:
+seconds per stage, passes of ``X @ W``, peak memory per worker and, for ``dask``, the Jaccard
+overlap with ``analyze`` on the same shards. ``--json`` writes ``engine`` and ``workers`` at the
+top and, per size, ``seconds`` (per stage), ``jaccard_vs_local`` and ``peak_memory_mb_per_worker``.
 
 For each size (``--sizes``, default 10k, 100k and ``--pool``) a fresh process builds
 the pool and runs ``ActiveLearningAnalyzer.from_arrays(...).run_all(...)`` and
@@ -31,7 +40,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -46,67 +54,11 @@ from sklearn.metrics import pairwise_distances  # noqa: E402
 import AL_functions as alf  # noqa: E402
 import knn  # noqa: E402
 from AL_cycle import ActiveLearningAnalyzer  # noqa: E402
+from benchmarks.memprobe import PeakMemory, stage_recorder  # noqa: E402
+from benchmarks.scale_engines import CHILDREN as ENGINE_CHILDREN  # noqa: E402
 from benchmarks.synthetic import make_pool  # noqa: E402
 
 STAGES = ("prepare", "uncertainty", "diversity", "novelty", "intersection")
-
-
-# --------------------------------------------------------------------------- memory
-
-def _stage_recorder(rec, mem):
-    """``stage(name, fn)``: run ``fn``, record its seconds and peak memory in ``rec['stages'][name]``."""
-    def stage(name, fn):
-        mem.reset()
-        t = time.perf_counter()
-        out = fn()
-        rec["stages"][name] = dict(seconds=round(time.perf_counter() - t, 3), **mem.read())
-        return out
-
-    return stage
-
-
-def status_kb(field):
-    """A field of /proc/self/status in kB (VmHWM, RssAnon, ...); 0 when absent."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class PeakMemory:
-    """Peak RSS (VmHWM, kernel-exact) and sampled peak RssAnon of this process, per stage."""
-
-    def __init__(self, interval=0.02):
-        self.interval = interval
-        self._anon = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self._anon = max(self._anon, status_kb("RssAnon"))
-            time.sleep(self.interval)
-
-    @staticmethod
-    def reset_hwm():
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-        except OSError:
-            pass
-
-    def reset(self):
-        self.reset_hwm()
-        self._anon = status_kb("RssAnon")
-
-    def read(self):
-        self._anon = max(self._anon, status_kb("RssAnon"))
-        return {"peak_rss_mb": round(status_kb("VmHWM") / 1024), "peak_anon_mb": round(self._anon / 1024)}
-
-    def close(self):
-        self._stop.set()
 
 
 # --------------------------------------------------------------------------- children
@@ -130,7 +82,7 @@ def child_pipeline(args):
     rec = {"n": args.n, "dim": args.dim, "labeled": int(mask.sum()), "mmap": bool(args.mmap), "stages": {}}
     sel = {}
     t_all = time.perf_counter()
-    stage = _stage_recorder(rec, mem)
+    stage = stage_recorder(rec, mem)
 
     an = stage("prepare", lambda: _prepare(probs, emb, mask, labels, args.seed))
     sel["uncertainty"] = stage("uncertainty", lambda: an.run_uncertainty(write=False))
@@ -172,7 +124,7 @@ def child_baseline(args):
     mem = PeakMemory()
     rec = {"n": args.n, "stages": {}}
     t_all = time.perf_counter()
-    stage = _stage_recorder(rec, mem)
+    stage = stage_recorder(rec, mem)
 
     x = stage("prepare", lambda: knn.standardize(emb))
     pool, lab = ~mask, mask
@@ -261,7 +213,9 @@ def child_recall(args):
             "novelty_mask_jaccard": round(float((m_a & m_e).sum() / (m_a | m_e).sum()), 5)}
 
 
-CHILDREN = {"pipeline": child_pipeline, "baseline": child_baseline, "modal": child_modal, "recall": child_recall}
+CHILDREN = {"pipeline": child_pipeline, "baseline": child_baseline, "modal": child_modal, "recall": child_recall,
+            **ENGINE_CHILDREN}
+ENGINES = ("local", "disk", "dask")
 
 
 # --------------------------------------------------------------------------- parent
@@ -271,6 +225,10 @@ def run_child(kind, n, args, workdir, labeled, mmap=False):
            "--centers", str(args.centers)]
     if mmap:
         cmd.append("--mmap")
+    if kind in ENGINE_CHILDREN:
+        cmd += ["--shard-rows", str(args.shard_rows), "--workers", str(args.workers), "--ranks", args.ranks,
+                "--kmeans", args.kmeans, "--knn", args.knn, "--compare", args.compare]
+        cmd += ["--scheduler", args.scheduler] if args.scheduler else []
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     load_before = os.getloadavg()[0]
@@ -313,27 +271,52 @@ def main(argv=None):
     p.add_argument("--modal-sizes", default="10000", help="sizes at which modAL's ranked batch query is timed")
     p.add_argument("--recall-size", type=int, default=100_000, help="size for HNSW-vs-exact recall (0: skip)")
     p.add_argument("--workdir", default=None, help="temporary folder (selections, the .npy for --mmap)")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: the analyzer in memory (the table above); disk: analyze() on .npy shards read lazily; "
+                        "dask: engine.analyze_sharded on a Dask cluster")
+    p.add_argument("--workers", type=int, default=2, help="dask: worker processes of the local cluster (1 thread each)")
+    p.add_argument("--scheduler", default=None, help="dask: address of an existing scheduler (tcp://HOST:8786) instead "
+                                                     "of a local cluster; its workers must see --workdir")
+    p.add_argument("--ranks", choices=("exact", "sketch"), default="exact", help="dask: exact ranks or sketch + top-k merge")
+    p.add_argument("--kmeans", choices=("client", "workers"), default="client",
+                   help="dask: KMeans fitted on the client (analyze()'s centres) or reduced across the workers")
+    p.add_argument("--knn", default="auto", help="--compare faiss: novelty's method for analyze() (auto, ivf, faiss, ...)")
+    p.add_argument("--shard-rows", type=int, default=250_000, help="disk, dask: rows per .npy shard")
+    p.add_argument("--compare", choices=("none", "faiss", "local"), default=None,
+                   help="local: 'faiss' also times analyze() in passes of X @ W against the exact flat search; "
+                        "dask: 'local' (default) runs analyze() on the same shards for jaccard_vs_local")
     p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.compare is None:
+        args.compare = "local" if args.engine == "dask" else "none"
     if args.child:
         print(json.dumps(CHILDREN[args.child](args)))
         return 0
 
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [10_000, 100_000, args.pool]
+    default_sizes = [10_000, 100_000, args.pool] if args.engine == "local" else [args.pool]
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else default_sizes
     modal_sizes = {int(s) for s in args.modal_sizes.split(",") if s} if not args.skip_baseline else set()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="scale-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     results = {"command": " ".join([Path(sys.argv[0]).as_posix()] + (argv if argv is not None else sys.argv[1:])),
-               "cpus": os.cpu_count(), "sizes": []}
+               "cpus": os.cpu_count(), "engine": args.engine, "workers": args.workers if args.engine == "dask" else 1,
+               "sizes": []}
 
     def labeled_for(n):
         return args.labeled if n >= args.pool else min(args.labeled, max(20, n // 20))
 
+    if args.engine != "local":
+        return _run_engine(args, sizes, labeled_for, workdir, results)
     for n in sizes:
-        row = {"n": n, "labeled": labeled_for(n)}
+        row = {"n": n, "labeled": labeled_for(n), "engine": "local", "workers": 1, "jaccard_vs_local": 1.0}
         _log(f"[{n}] our pipeline ...")
         row["ours"] = run_child("pipeline", n, args, workdir, labeled_for(n))
+        row["seconds"] = {k: v["seconds"] for k, v in row["ours"]["stages"].items()}
+        row["peak_memory_mb_per_worker"] = [{"peak_rss": row["ours"]["peak_rss_mb"], "peak_anon": row["ours"]["peak_anon_mb"]}]
+        if args.compare == "faiss":
+            _log(f"[{n}] analyze() in passes of X @ W, against the exact flat search ...")
+            row["analyze"] = run_child("analyze", n, args, workdir, labeled_for(n))
         ours = np.load(workdir / f"selection_{n}_memory.npz")
         if args.mmap:
             _log(f"[{n}] our pipeline from a memory-mapped .npy ...")
@@ -368,10 +351,34 @@ def main(argv=None):
         _print_row(row)
     _extrapolate_modal(results)
     _print_table(results)
+    _write_json(args, results)
+    return 0
+
+
+def _write_json(args, results):
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
         _log(f"wrote {args.json}")
+
+
+def _run_engine(args, sizes, labeled_for, workdir, results):
+    """--engine disk|dask: one child per size (``benchmarks.scale_engines``), one line per size."""
+    print(f"\n{'items':>10} {'engine':>6} {'workers':>7} {'total s':>8} {'passes':>7} {'seconds per stage':<60} "
+          f"{'peak MB per worker':<28} {'Jaccard vs local':>16} {'load':>10}")
+    for n in sizes:
+        _log(f"[{n}] engine {args.engine} ...")
+        rec = run_child(args.engine, n, args, workdir, labeled_for(n))
+        row = {"n": n, "labeled": labeled_for(n), "engine": args.engine, "workers": rec["workers"],
+               "seconds": rec["seconds"], "jaccard_vs_local": rec.get("jaccard_vs_local"),
+               "peak_memory_mb_per_worker": rec.get("peak_memory_mb_per_worker") or
+               [{"peak_rss": rec["peak_rss_mb"], "peak_anon": rec["peak_anon_mb"]}], "record": rec}
+        results["sizes"].append(row)
+        stages = " ".join(f"{k}={v:.1f}" for k, v in rec["seconds"].items())
+        mem = ",".join(str(m.get("peak_rss")) for m in row["peak_memory_mb_per_worker"])
+        print(f"{n:>10} {args.engine:>6} {row['workers']:>7} {rec['total_seconds']:>8.1f} {rec['passes']:>7.1f} "
+              f"{stages:<60} {mem:<28} {str(row['jaccard_vs_local']):>16} {str(rec['load_avg_1min']):>10}")
+    _write_json(args, results)
     return 0
 
 

@@ -134,3 +134,24 @@ def test_scale_benchmark_runs_and_checks_the_memory_mapped_path(tmp_path, capsys
     assert row["ours"]["knn"] == knn.knn_method_for(1500 - 60, 60, 16)
     assert all(row["mmap_identical"].values())
     assert "seconds / peak RSS MB per stage" in capsys.readouterr().out
+
+
+def test_scale_benchmark_engines_report_seconds_memory_per_worker_and_overlap(tmp_path):
+    """--engine disk and --engine dask (a 2-worker local cluster) through the same command line;
+    the KMeans fitted on the client makes the engine's selection the local one (Jaccard 1)."""
+    pytest.importorskip("distributed")
+    common = ["--pool", "3000", "--dim", "8", "--labeled", "100", "--budget", "40", "--shard-rows", "700",
+              "--workdir", str(tmp_path / "work")]
+    assert scale.main(common + ["--engine", "dask", "--workers", "2", "--kmeans", "client",
+                                "--json", str(tmp_path / "dask.json")]) == 0
+    res = json.loads((tmp_path / "dask.json").read_text())
+    assert res["engine"] == "dask" and res["workers"] == 2 and [r["n"] for r in res["sizes"]] == [3000]
+    row = res["sizes"][0]
+    assert row["workers"] == 2 and row["jaccard_vs_local"] == 1.0
+    assert set(row["seconds"]) == {"statistics", "kmeans", "plan", "scoring", "selection"}
+    assert len(row["peak_memory_mb_per_worker"]) == 2 and all(m["peak_rss"] > 0 for m in row["peak_memory_mb_per_worker"])
+    assert scale.main(common + ["--engine", "disk", "--json", str(tmp_path / "disk.json")]) == 0
+    row = json.loads((tmp_path / "disk.json").read_text())["sizes"][0]
+    assert row["engine"] == "disk" and set(row["seconds"]) == {"uncertainty", "diversity", "novelty"}
+    assert row["peak_memory_mb_per_worker"][0]["peak_anon"] > 0
+    assert list((tmp_path / "work").iterdir()) == []  # the shards are deleted
