@@ -182,6 +182,74 @@ def standardized_view(embeddings):
     return StandardizedView(embeddings)
 
 
+# :func:`pca_project` fits its components on at most this many seeded rows (576-d: the
+# covariance of 20k rows costs about one pass over 20k rows; the leading components of a
+# clustered pool are stable at that size).
+PCA_SAMPLE_ROWS = 20_000
+
+
+def pca_project(x, n_components, *, sample_size=PCA_SAMPLE_ROWS, random_state=None):
+    """Rows projected on the leading principal components of a seeded sample of rows.
+
+    The components are the top eigenvectors of the sample's covariance (float64);
+    every row is then centred on the sample mean and projected, block by block (works
+    on memory-mapped arrays and :class:`StandardizedView`). Signs of the components
+    are arbitrary; distances between projected rows are not.
+
+    Parameters
+    ----------
+    x : ndarray, memmap or StandardizedView of shape (n_samples, n_features)
+    n_components : int, 1 <= n_components <= n_features
+    sample_size : int, default=PCA_SAMPLE_ROWS
+        Rows the components are fitted on (all rows when fewer), at least 2.
+    random_state : int, RandomState or None
+        Seeds the sample.
+
+    Returns
+    -------
+    projected : ndarray of shape (n_samples, n_components), float32
+    """
+    n, d = x.shape
+    check_int(n_components, "n_components", low=1, high=d)
+    check_int(sample_size, "sample_size", low=2)
+    if n < 2:
+        raise ValueError(f"pca_project needs at least 2 rows, got {n}")
+    rng = check_random_state(random_state)
+    rows = np.sort(rng.choice(n, sample_size, replace=False)) if n > sample_size else np.arange(n)
+    sample = np.asarray(x[rows], dtype=np.float64)
+    mean = sample.mean(axis=0)
+    sample -= mean
+    _, vectors = np.linalg.eigh(sample.T @ sample)  # eigenvalues ascending
+    components = np.ascontiguousarray(vectors[:, ::-1][:, :n_components], dtype=np.float32)
+    mean = mean.astype(np.float32)
+    out = np.empty((n, n_components), dtype=np.float32)
+    for start, stop in chunks(n, rows_per_block(d)):
+        out[start:stop] = (np.asarray(x[start:stop], dtype=np.float32) - mean) @ components
+    return out
+
+
+def neighbour_recall(found, exact):
+    """Mean share of each row's exact neighbours that a search found.
+
+    Parameters
+    ----------
+    found : array-like of int, shape (n_rows, k_found)
+        Neighbour ids returned by a search (-1 pads count as misses).
+    exact : array-like of int, shape (n_rows, k)
+        The exact neighbour ids of the same rows.
+
+    Returns
+    -------
+    recall : float in [0, 1]
+    """
+    found, exact = np.asarray(found), np.asarray(exact)
+    if found.ndim != 2 or exact.ndim != 2 or found.shape[0] != exact.shape[0] or 0 in exact.shape:
+        raise ValueError(f"found and exact must be 2-d with the same (>= 1) rows and k >= 1, got shapes "
+                         f"{found.shape} and {exact.shape}")
+    hits = (exact[:, :, None] == found[:, None, :]).any(axis=2)
+    return float(hits.mean())
+
+
 def knn_method_for(n_query, n_reference, n_features):
     """What ``knn_search(method='auto')`` runs for a problem of this size.
 

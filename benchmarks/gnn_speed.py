@@ -3,7 +3,11 @@
     python benchmarks/gnn_speed.py --nodes 10000 100000 --dim 576
 
 Prints graph-build and training seconds separately (plus prediction), with the
-epochs run and the pool accuracy reached, so that "to convergence" can be checked.
+epochs run and the pool accuracy reached, so that "to convergence" can be checked, and
+the graph's ``recall``: on 1,000 seeded nodes, the share of each node's exact full-width
+cosine neighbours that are among its graph neighbours (``--graph-dim 0`` searches the
+full width; the default searches the leading principal components, see
+``gnn.graph.graph_neighbours``).
 The pool is :func:`synthetic.make_pool` with one Gaussian cluster per class.
 Nothing is written to disk.
 """
@@ -20,14 +24,35 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import knn  # noqa: E402
+from knn_backends import drop_self  # noqa: E402
 import seeding  # noqa: E402
 from gnn.graph import build_graph, edge_homophily, to_adjacency  # noqa: E402
+from gnn.options import GRAPH_DIM  # noqa: E402
 from gnn.model import build_model, predict_proba, split_labeled, train  # noqa: E402
 from synthetic import make_pool  # noqa: E402
 
 
-def bench_one(n, dim, *, n_classes=10, k_neighbors=10, hidden=64, epochs=200, patience=20, spread=0.2,
-              labeled_fraction=0.05, random_state=0):
+RECALL_NODES = 1000
+
+
+def graph_recall(features, adj_t, k_neighbors, *, n_nodes=RECALL_NODES, random_state=0):
+    """Share of the exact full-width cosine ``k_neighbors`` of ``n_nodes`` seeded nodes
+    that are among their neighbours in the graph (CSR ``adj_t``, both directions)."""
+    n = features.shape[0]
+    rows = np.sort(np.random.default_rng(random_state).choice(n, min(n, n_nodes), replace=False))
+    normed = knn.l2_normalize(features)
+    _, exact = knn.knn_search(normed[rows], normed, k_neighbors + 1, metric="cosine", method="exact")
+    exact = drop_self(exact, exact.astype(np.float32), rows, k_neighbors)[0]
+    crow, col = adj_t.crow_indices().numpy(), adj_t.col_indices().numpy()
+    width = int(np.diff(crow).max())
+    found = np.full((rows.size, width), -1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        found[i, :crow[r + 1] - crow[r]] = col[crow[r]:crow[r + 1]]
+    return knn.neighbour_recall(found, exact)
+
+
+def bench_one(n, dim, *, n_classes=10, k_neighbors=10, graph_dim=GRAPH_DIM, hidden=64, epochs=200, patience=20,
+              spread=0.2, labeled_fraction=0.05, random_state=0):
     """Time one graph build, one training run and one prediction.
 
     Parameters
@@ -36,6 +61,8 @@ def bench_one(n, dim, *, n_classes=10, k_neighbors=10, hidden=64, epochs=200, pa
         Nodes, embedding width and classes (one cluster per class).
     k_neighbors, hidden, epochs, patience : int
         As in :class:`gnn.GNNOptions`.
+    graph_dim : int or None
+        As in :class:`gnn.GNNOptions` (None: full width).
     spread : float
         Scale of the cluster centres against the unit noise (higher = easier).
     labeled_fraction : float
@@ -47,7 +74,7 @@ def bench_one(n, dim, *, n_classes=10, k_neighbors=10, hidden=64, epochs=200, pa
     row : dict
         ``nodes``, ``dim``, ``edges``, ``graph_s``, ``train_s``, ``epochs``,
         ``best_epoch``, ``predict_s``, ``pool_acc``, ``homophily``, ``knn`` (the
-        nearest-neighbour backend the cost model picked).
+        nearest-neighbour backend the cost model picked), ``recall`` (:func:`graph_recall`).
     """
     n_labeled = max(2 * n_classes, int(labeled_fraction * n))
     embeddings, _, labels, mask = make_pool(n, dim, n_classes, n_labeled, n_centers=n_classes, spread=spread,
@@ -56,7 +83,7 @@ def bench_one(n, dim, *, n_classes=10, k_neighbors=10, hidden=64, epochs=200, pa
 
     start = time.perf_counter()
     features = knn.standardize(embeddings)
-    edge_index = build_graph(features, k_neighbors, random_state=random_state)
+    edge_index = build_graph(features, k_neighbors, graph_dim=graph_dim, random_state=random_state)
     adj_t = to_adjacency(edge_index, n)
     graph_s = time.perf_counter() - start
 
@@ -77,7 +104,8 @@ def bench_one(n, dim, *, n_classes=10, k_neighbors=10, hidden=64, epochs=200, pa
             "train_s": train_s, "epochs": history["epochs_run"], "best_epoch": history["best_epoch"],
             "predict_s": predict_s, "pool_acc": float(np.mean(pred[pool] == labels[pool])),
             "homophily": edge_homophily(edge_index, labels),
-            "knn": knn.knn_method_for(n, n, dim)}
+            "knn": knn.knn_method_for(n, n, dim if graph_dim is None else min(dim, graph_dim)),
+            "recall": graph_recall(features, adj_t, k_neighbors, random_state=random_state)}
 
 
 def main(argv=None):
@@ -88,6 +116,8 @@ def main(argv=None):
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--k-neighbors", "--k", dest="k_neighbors", type=int, default=10,
                         help="neighbours per node in the kNN graph (--k is an alias)")
+    parser.add_argument("--graph-dim", type=int, default=GRAPH_DIM,
+                        help="principal components the graph is searched in (0 = full width)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--patience", type=int, default=20)
@@ -97,14 +127,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'nodes':>8} {'dim':>4} {'knn':>5} {'edges':>9} {'graph_s':>8} {'train_s':>8} {'epochs':>6} "
-          f"{'best':>5} {'predict_s':>9} {'pool_acc':>8} {'homoph':>6}")
+          f"{'best':>5} {'predict_s':>9} {'pool_acc':>8} {'homoph':>6} {'recall':>6}")
     for n in args.nodes:
-        r = bench_one(n, args.dim, n_classes=args.classes, k_neighbors=args.k_neighbors, hidden=args.hidden,
+        r = bench_one(n, args.dim, n_classes=args.classes, k_neighbors=args.k_neighbors,
+                      graph_dim=args.graph_dim or None, hidden=args.hidden,
                       epochs=args.epochs, patience=args.patience, spread=args.spread,
                       labeled_fraction=args.labeled_fraction, random_state=args.seed)
         print(f"{r['nodes']:>8} {r['dim']:>4} {r['knn']:>5} {r['edges']:>9} {r['graph_s']:>8.2f} "
               f"{r['train_s']:>8.2f} {r['epochs']:>6} {r['best_epoch']:>5} {r['predict_s']:>9.2f} "
-              f"{r['pool_acc']:>8.3f} {r['homophily']:>6.3f}", flush=True)
+              f"{r['pool_acc']:>8.3f} {r['homophily']:>6.3f} {r['recall']:>6.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import gnn
 from cli import ArgumentParser, fmt_metric, run_cli
 
 # Python parameter -> the flag a user typed, for one-line errors.
-FLAGS = {"k_neighbors": "--k-neighbors", "random_state": "--seed", "mc_passes": "--mc-passes",
-         "embeddings_dir": "--embeddings-dir", "out_dir": "--out-dir"}
+FLAGS = {"k_neighbors": "--k-neighbors", "graph_dim": "--graph-dim", "random_state": "--seed",
+         "mc_passes": "--mc-passes", "embeddings_dir": "--embeddings-dir", "out_dir": "--out-dir"}
 
 
 def build_parser():
@@ -26,6 +26,8 @@ def build_parser():
     parser.add_argument("--out-dir", default="results/gnn", help="folder for indices, scores and figures")
     parser.add_argument("--k-neighbors", "--k", dest="k_neighbors", type=int, default=10,
                         help="neighbours per node in the cosine kNN graph (--k is an alias)")
+    parser.add_argument("--graph-dim", type=int, default=gnn.GNNOptions.graph_dim,
+                        help="principal components the graph's neighbours are searched in (0 = full width)")
     parser.add_argument("--hidden", type=int, default=64, help="hidden units of the 2-layer GraphSAGE")
     parser.add_argument("--epochs", type=int, default=200, help="maximum training epochs")
     parser.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs)")
@@ -53,7 +55,8 @@ def main(argv=None):
 def _run(argv):
     args = build_parser().parse_args(argv)
     result = gnn.run_gnn(
-            args.embeddings_dir, args.out_dir, k_neighbors=args.k_neighbors, hidden=args.hidden,
+            args.embeddings_dir, args.out_dir, k_neighbors=args.k_neighbors,
+            graph_dim=args.graph_dim or None, hidden=args.hidden,
             epochs=args.epochs, patience=args.patience, dropout=args.dropout, lr=args.lr, alpha=args.alpha,
             score=args.score, budget=args.budget, mc_passes=args.mc_passes, random_state=args.seed,
             device=args.device, plots=not args.no_plots, progress=not args.quiet,

@@ -61,9 +61,15 @@ class SAGE(torch.nn.Module):
 
     def forward(self, x, adj_t):
         """Logits of shape (n, n_classes) from features (n, d) and CSR ``adj_t`` (n, n)."""
-        x = self.conv1(x, adj_t).relu()
-        x = F.dropout(x, p=self.dropout, training=self.training)
-        return self.conv2(x, adj_t)
+        return self.head(self.hidden(x, adj_t), adj_t)
+
+    def hidden(self, x, adj_t):
+        """First layer and ReLU, shape (n, hidden): the same in training and evaluation mode."""
+        return self.conv1(x, adj_t).relu()
+
+    def head(self, h, adj_t):
+        """Dropout (training mode only) and the second layer: logits of shape (n, n_classes)."""
+        return self.conv2(F.dropout(h, p=self.dropout, training=self.training), adj_t)
 
 
 def build_model(in_channels, hidden, n_classes, *, dropout=0.5):
@@ -110,9 +116,17 @@ def train(model, x, adj_t, y, train_rows, val_rows, *, epochs=200, patience=20, 
     The weights of the best validation epoch are restored at the end. With an empty
     validation split the training loss is monitored instead.
 
+    Each epoch's first layer is computed once: the weights evaluated after step ``e``
+    are the weights step ``e + 1`` starts from, and the first layer (the d-wide
+    products, most of an epoch) does not depend on dropout or mode, so its output
+    serves both the evaluation of epoch ``e`` and the training forward of epoch
+    ``e + 1`` (measured at 100k nodes x 576-d: 2 of the 3 d-wide products per
+    epoch instead of 3; the same weights, losses and epochs as evaluating separately).
+
     Parameters
     ----------
-    model : torch.nn.Module
+    model : SAGE
+        Needs ``hidden(x, adj_t)`` and ``head(h, adj_t)`` (see :class:`SAGE`).
     x : Tensor of shape (n, d)
     adj_t : sparse CSR Tensor of shape (n, n)
     y : LongTensor of shape (n,)
@@ -130,41 +144,53 @@ def train(model, x, adj_t, y, train_rows, val_rows, *, epochs=200, patience=20, 
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     has_val = len(val_rows) > 0
-    best_loss, best_epoch, best_state = float("inf"), 0, None
+    rows = val_rows if has_val else train_rows
+    kind = "val" if has_val else "train"
+    best = {"loss": float("inf"), "epoch": 0, "state": None}
     start = time.perf_counter()
-    epoch = 0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        optimizer.zero_grad()
-        out = model(x, adj_t)
-        loss = F.cross_entropy(out[train_rows], y[train_rows])
-        loss.backward()
-        optimizer.step()
+    loss = None
 
+    def evaluate(epoch, h):
+        """Book-keeping for the weights after step ``epoch``, whose first layer is ``h``;
+        True when patience has run out."""
         model.eval()
         with torch.no_grad():
-            out = model(x, adj_t)
-            rows = val_rows if has_val else train_rows
+            out = model.head(h.detach(), adj_t)
             monitor = float(F.cross_entropy(out[rows], y[rows]))
             val_acc = float((out[rows].argmax(1) == y[rows]).float().mean())
-        if monitor < best_loss - 1e-4:
-            best_loss, best_epoch = monitor, epoch
-            best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+        if monitor < best["loss"] - 1e-4:
+            best.update(loss=monitor, epoch=epoch,
+                        state={name: t.detach().clone() for name, t in model.state_dict().items()})
         if progress and (epoch % log_every == 0 or epoch == 1):
-            print(f"gnn: epoch {epoch:4d}  loss {loss.item():.4f}  "
-                  f"{'val' if has_val else 'train'}_loss {monitor:.4f}  "
-                  f"{'val' if has_val else 'train'}_acc {val_acc:.3f}", file=sys.stderr)
-        if epoch - best_epoch >= patience:
+            print(f"gnn: epoch {epoch:4d}  loss {loss:.4f}  {kind}_loss {monitor:.4f}  {kind}_acc {val_acc:.3f}",
+                  file=sys.stderr)
+        return epoch - best["epoch"] >= patience
+
+    epoch = 0
+    stopped = False
+    for step in range(1, epochs + 1):
+        h = model.hidden(x, adj_t)
+        if step > 1 and evaluate(step - 1, h):
+            stopped = True
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        model.train()
+        optimizer.zero_grad()
+        out = model.head(h, adj_t)
+        step_loss = F.cross_entropy(out[train_rows], y[train_rows])
+        step_loss.backward()
+        optimizer.step()
+        loss, epoch = step_loss.item(), step
+    if not stopped:
+        with torch.no_grad():
+            evaluate(epoch, model.hidden(x, adj_t))
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     seconds = time.perf_counter() - start
     if progress:
-        print(f"gnn: stopped at epoch {epoch}, best epoch {best_epoch} "
-              f"({'val' if has_val else 'train'} loss {best_loss:.4f}), {seconds:.1f} s", file=sys.stderr)
-    return {"epochs_run": epoch, "best_epoch": best_epoch, "best_val_loss": best_loss,
-            "monitored": "val_loss" if has_val else "train_loss",
-            "stopped_early": epoch < epochs, "seconds": seconds}
+        print(f"gnn: stopped at epoch {epoch}, best epoch {best['epoch']} "
+              f"({kind} loss {best['loss']:.4f}), {seconds:.1f} s", file=sys.stderr)
+    return {"epochs_run": epoch, "best_epoch": best["epoch"], "best_val_loss": best["loss"],
+            "monitored": f"{kind}_loss", "stopped_early": epoch < epochs, "seconds": seconds}
 
 
 @torch.no_grad()

@@ -6,6 +6,9 @@ import re
 import checks
 
 SCORES = ("hybrid", "margin", "entropy", "disagreement", "mc_dropout")
+# Principal components the kNN graph is searched in (gnn.graph.graph_neighbours): at 100k
+# nodes x 576-d the full-width search took most of the sidecar's time.
+GRAPH_DIM = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +19,9 @@ class GNNOptions:
     ----------
     k_neighbors : int, default=10
         Neighbours per node in the cosine kNN graph.
+    graph_dim : int or None, default=GRAPH_DIM
+        The graph's neighbours are searched among this many leading principal
+        components of the normalised embeddings; None searches the full width.
     hidden : int, default=64
         Hidden units of the 2-layer GraphSAGE.
     epochs, patience : int, default=200, 20
@@ -41,6 +47,7 @@ class GNNOptions:
     """
 
     k_neighbors: int = 10
+    graph_dim: int = GRAPH_DIM
     hidden: int = 64
     epochs: int = 200
     patience: int = 20
@@ -56,6 +63,8 @@ class GNNOptions:
 
     def __post_init__(self):
         checks.check_int(self.k_neighbors, "k_neighbors", low=1)
+        if self.graph_dim is not None:
+            checks.check_int(self.graph_dim, "graph_dim", low=1)
         checks.check_int(self.hidden, "hidden", low=1)
         checks.check_int(self.epochs, "epochs", low=1)
         checks.check_int(self.patience, "patience", low=1)

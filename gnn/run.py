@@ -107,8 +107,8 @@ def score_pool(export, *, budget, random_state=None, **options):
         Seeds Python, NumPy, torch and PyG (see :func:`int_seed`); also the split,
         the nearest-neighbour index and tie-breaking.
     **options
-        The fields of :class:`GNNOptions` (``k_neighbors``, ``hidden``, ``epochs``,
-        ``patience``, ``dropout``, ``lr``, ``weight_decay``, ``alpha``, ``score``,
+        The fields of :class:`GNNOptions` (``k_neighbors``, ``graph_dim``, ``hidden``,
+        ``epochs``, ``patience``, ``dropout``, ``lr``, ``weight_decay``, ``alpha``, ``score``,
         ``mc_passes``, ``val_fraction``, ``device``, ``progress``).
 
     Returns
@@ -156,7 +156,7 @@ def _fit_and_rank(export, budget, seed, opts):
 
     start = time.perf_counter()
     features = knn.standardize(export["embeddings"])
-    edge_index = build_graph(features, opts.k_neighbors, random_state=seed)
+    edge_index = build_graph(features, opts.k_neighbors, graph_dim=opts.graph_dim, random_state=seed)
     graph_seconds = time.perf_counter() - start
     _log(opts.progress, f"graph: {n} nodes, {edge_index.shape[1] // 2} undirected edges, "
                         f"built in {graph_seconds:.2f} s")

@@ -427,6 +427,28 @@ def test_speed_benchmark_reaches_planted_clusters():
     row = gnn_speed.bench_one(400, 8, n_classes=3, k_neighbors=5, epochs=60, spread=4.0, random_state=0)
     assert row["nodes"] == 400 and row["knn"] == "exact"
     assert row["pool_acc"] >= 0.95 and row["homophily"] >= 0.95
+    # 8-d is below graph_dim: the exact full-width search, so every exact neighbour is in the graph.
+    assert row["recall"] == 1.0
+
+
+@pytest.mark.parametrize("graph_dim", [None, 2, 64])
+def test_graph_neighbours_on_an_arc_are_the_nearest_angles(graph_dim):
+    from gnn.graph import graph_neighbours
+
+    # Unit points on an arc (gaps 10, 15, 20, ... degrees) in a plane of 6-d space: the nearest
+    # other point is the one across the smaller gap; the 2 leading components span the plane.
+    basis = np.linalg.qr(np.random.default_rng(0).standard_normal((6, 2)))[0]
+    angles = np.radians([0, 10, 25, 45, 70, 100, 135])
+    x = (np.stack([np.cos(angles), np.sin(angles)], axis=1) @ basis.T).astype(np.float32)
+    neighbours = graph_neighbours(x, 1, graph_dim=graph_dim, random_state=0)
+    np.testing.assert_array_equal(neighbours[:, 0], [1, 0, 1, 2, 3, 4, 5])
+
+
+def test_graph_dim_is_checked():
+    from gnn.graph import graph_neighbours
+
+    with pytest.raises(ValueError, match="graph_dim"):
+        graph_neighbours(np.eye(4, dtype=np.float32), 1, graph_dim=0)
 
 
 @pytest.mark.parametrize("case", BAD_CASES + ["k", "missing"])
@@ -469,3 +491,60 @@ def test_a_full_disk_leaves_the_previous_gnn_results_whole(export, tmp_path, mon
     with pytest.raises(OSError, match="No space left"):
         gnn.run_gnn(export, out, budget=7, epochs=5, plots=False, progress=False, random_state=3)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # new indices never beside the old summary
+
+
+# ---------------------------------------------------------------------- training
+
+
+def _train_evaluating_separately(model, x, adj_t, y, train_rows, val_rows, epochs, patience):
+    """The plain loop (a training forward, then a full evaluation forward per epoch)."""
+    import torch.nn.functional as F
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+    best_loss, best_epoch, best_state, epoch = float("inf"), 0, None, 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        optimizer.zero_grad()
+        F.cross_entropy(model(x, adj_t)[train_rows], y[train_rows]).backward()
+        optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            monitor = float(F.cross_entropy(model(x, adj_t)[val_rows], y[val_rows]))
+        if monitor < best_loss - 1e-4:
+            best_loss, best_epoch = monitor, epoch
+            best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+        if epoch - best_epoch >= patience:
+            break
+    model.load_state_dict(best_state)
+    return epoch, best_epoch, best_loss
+
+
+@pytest.mark.parametrize("epochs, patience", [(60, 3), (7, 50)])
+def test_train_sharing_the_first_layer_matches_evaluating_separately(epochs, patience):
+    from gnn.graph import build_graph, to_adjacency
+    from gnn.model import build_model, split_labeled, train
+
+    data = make_clusters(separation=1.0)
+    n, dim = data["embeddings"].shape
+    adj_t = to_adjacency(build_graph(data["embeddings"], 5, random_state=0), n)
+    x, y = torch.from_numpy(data["embeddings"]), torch.from_numpy(data["labels"])
+    tr, va = (torch.from_numpy(r) for r in split_labeled(np.arange(n), data["labels"], random_state=0))
+    runs = []
+    for fit in ("shared", "separate"):
+        torch.manual_seed(0)
+        model = build_model(dim, 8, 5)
+        if fit == "shared":
+            calls = []
+            model.conv1.register_forward_hook(lambda *_: calls.append(1))
+            h = train(model, x, adj_t, y, tr, va, epochs=epochs, patience=patience, progress=False)
+            summary = (h["epochs_run"], h["best_epoch"], h["best_val_loss"])
+            # One first layer per epoch (plus the last evaluation), not two.
+            assert len(calls) == h["epochs_run"] + 1
+        else:
+            summary = _train_evaluating_separately(model, x, adj_t, y, tr, va, epochs, patience)
+        runs.append((summary, [t.clone() for t in model.state_dict().values()]))
+    (shared, w_shared), (separate, w_separate) = runs
+    assert shared == separate
+    assert all(torch.equal(a, b) for a, b in zip(w_shared, w_separate))
+    # The first case stops early, the second runs every epoch: both branches are covered.
+    assert (shared[0] < epochs) == (patience == 3)

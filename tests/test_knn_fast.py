@@ -1,6 +1,7 @@
 """The inverted-file search (knn.ivf_knn, method='ivf'): recall against exact on planted
 clusters, exact distances for the neighbours it returns, the exact fallback on data with
-no cell structure, self-exclusion, reproducibility and what 'auto' picks."""
+no cell structure, self-exclusion, reproducibility and what 'auto' picks; the recall of
+neighbour lists and the PCA projection (knn.neighbour_recall, knn.pca_project)."""
 import numpy as np
 import pytest
 
@@ -19,10 +20,6 @@ def _planted(n_query=6000, n_ref=2000, dim=32, n_centres=40, seed=0):
     return query, ref
 
 
-def _recall(found, exact):
-    return (found[:, :, None] == exact[:, None, :]).any(axis=2).mean()
-
-
 def test_ivf_recall_against_exact_on_planted_clusters():
     query, ref = _planted()
     d_e, i_e = knn.knn_search(query, ref, 5, method="exact")
@@ -30,7 +27,7 @@ def test_ivf_recall_against_exact_on_planted_clusters():
     assert not info["fallback"]
     assert info["scan_fraction"] <= knn.IVF_MAX_SCAN
     assert info["recalls"][info["n_probe"]] >= knn.IVF_TARGET_RECALL
-    assert _recall(i_i, i_e) >= 0.995
+    assert knn.neighbour_recall(i_i, i_e) >= 0.995
     np.testing.assert_allclose(d_i.mean(axis=1), d_e.mean(axis=1), rtol=1e-3)
 
 
@@ -67,7 +64,7 @@ def test_ivf_exclude_self_never_returns_the_query(metric):
     d_i, i_i = knn.knn_search(ref, ref, 4, method="ivf", metric=metric, exclude_self=True, random_state=0)
     assert not (i_i == np.arange(len(ref))[:, None]).any()
     d_e, i_e = knn.knn_search(ref, ref, 4, method="exact", metric=metric, exclude_self=True)
-    assert _recall(i_i, i_e) >= 0.995
+    assert knn.neighbour_recall(i_i, i_e) >= 0.995
     # A missed neighbour is replaced by a farther one: never nearer than exact.
     assert (d_i >= d_e * (1 - 1e-4) - 1e-5).all()
     assert np.isclose(d_i, d_e, rtol=1e-3, atol=1e-5).all(axis=1).mean() >= 0.98
@@ -110,3 +107,45 @@ def test_auto_picks_ivf_only_for_large_flat_searches():
     assert knn.knn_method_for(100_000, 5_000, 576) == "faiss"
     assert knn.knn_method_for(1_000_000, knn.IVF_MIN_REFERENCE - 1, 576) == "faiss"
     assert knn.knn_method_for(10_000, 5_000, 576) == "exact"
+
+
+def test_neighbour_recall_counts_exact_neighbours_found():
+    exact = np.array([[1, 2], [0, 2], [0, 1]])
+    found = np.array([[2, 1], [2, 3], [-1, -1]])  # both, one, none (-1 pads are misses)
+    assert knn.neighbour_recall(found, exact) == pytest.approx(0.5)
+    # A longer found list: the share of the exact k that it contains.
+    assert knn.neighbour_recall(np.array([[5, 1, 2], [0, 9, 8], [7, 0, 1]]), exact) == pytest.approx(5 / 6)
+
+
+def test_neighbour_recall_rejects_mismatched_rows():
+    with pytest.raises(ValueError, match=r"same \(>= 1\) rows"):
+        knn.neighbour_recall(np.zeros((2, 3), int), np.zeros((3, 3), int))
+
+
+def test_pca_project_keeps_the_high_variance_axes():
+    rng = np.random.default_rng(0)
+    # Centred, mutually orthogonal columns: the covariance is diagonal, so the principal axes are the axes.
+    a = rng.standard_normal((500, 5))
+    cols = np.linalg.qr(a - a.mean(axis=0))[0]
+    x = (cols * np.array([10.0, 5.0, 1.0, 0.1, 0.01]) * np.sqrt(500) + 7.0).astype(np.float32)
+    z = knn.pca_project(x, 2, random_state=0)
+    assert z.shape == (500, 2) and z.dtype == np.float32
+    centred = x[:, :2] - x[:, :2].mean(axis=0)
+    # Up to sign, the components are the first two axes (a sample of all 500 rows).
+    np.testing.assert_allclose(np.abs(z), np.abs(centred), atol=1e-3)
+
+
+def test_pca_project_preserves_distances_within_the_components_and_is_seeded():
+    rng = np.random.default_rng(1)
+    basis = np.linalg.qr(rng.standard_normal((8, 3)))[0]  # 3 orthonormal directions in 8-d
+    x = (rng.standard_normal((3000, 3)) * [4.0, 2.0, 1.0] @ basis.T).astype(np.float32)
+    z = knn.pca_project(x, 3, sample_size=500, random_state=0)
+    pairs = rng.integers(0, 3000, (200, 2))
+    np.testing.assert_allclose(np.linalg.norm(z[pairs[:, 0]] - z[pairs[:, 1]], axis=1),
+                               np.linalg.norm(x[pairs[:, 0]] - x[pairs[:, 1]], axis=1), rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(z, knn.pca_project(x, 3, sample_size=500, random_state=0))
+
+
+def test_pca_project_rejects_more_components_than_features():
+    with pytest.raises(ValueError, match="n_components"):
+        knn.pca_project(np.zeros((10, 4), np.float32), 5)
