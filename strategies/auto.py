@@ -4,9 +4,9 @@ With few labels per class the model's uncertainty is not yet worth much, and the
 that cover the data's dense regions win (typicality / coverage: TypiClust, Hacohen et al.
 2022; ProbCover, Yehuda et al. 2022); once the model is decent, uncertainty with diversity
 wins (DBAL, Zhdanov 2019; BADGE, Ash et al. 2020; Cluster-Margin, Citovsky et al. 2021).
-Hacohen et al. call this the "phase transition" between the low- and the high-budget regime. ``auto`` switches
-at a number of labels per class measured on the label-efficiency benchmark (see
-:data:`SWITCH_LABELS_PER_CLASS`), and :func:`auto_choice` says which method it picked and why.
+Hacohen et al. call this the "phase transition" between the low- and the high-budget
+regime. ``auto`` switches at a number of labels per class measured on the label-efficiency
+benchmark (see :data:`SWITCH_LABELS_PER_CLASS`), and :func:`auto_choice` says which method it picked and why.
 """
 from dataclasses import dataclass
 
