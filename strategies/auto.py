@@ -6,7 +6,8 @@ that cover the data's dense regions win (typicality / coverage: TypiClust, Hacoh
 wins (DBAL, Zhdanov 2019; BADGE, Ash et al. 2020; Cluster-Margin, Citovsky et al. 2021).
 Hacohen et al. call this the "phase transition" between the low- and the high-budget
 regime. ``auto`` switches at a number of labels per class measured on the label-efficiency
-benchmark (see :data:`SWITCH_LABELS_PER_CLASS`), and :func:`auto_choice` says which method it picked and why.
+benchmark (see :data:`SWITCH_LABELS_PER_CLASS`), and :func:`auto_choice` says which method it
+picked and why.
 """
 from dataclasses import dataclass
 
