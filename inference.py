@@ -39,6 +39,7 @@ import cli
 from architectures import PREDICT_BATCH, predict_two_outputs, two_output_model
 from checks import check_int
 from datasets.images import list_image_files, read_images
+from datasets.record import hash_rows
 from results_io import check_output_folder, folder_lock, load_json, save_json, save_text
 from runs import load_model
 
@@ -106,10 +107,8 @@ class ArraySource:
         """Shape, dtype and a digest of :data:`FINGERPRINT_ROWS` evenly spaced rows (an edit
         elsewhere in the array is not seen)."""
         rows = np.unique(np.linspace(0, len(self.x) - 1, FINGERPRINT_ROWS).astype(np.int64))
-        sample = np.asarray(self.x[rows])
         h = hashlib.blake2b(digest_size=16)
-        # Object (text) arrays' bytes are pointers: hash their text instead.
-        h.update(np.ascontiguousarray(sample).tobytes() if self.numeric else "\0".join(map(str, sample.ravel())).encode())
+        hash_rows(h, np.asarray(self.x[rows]))  # texts by their characters, not object pointers
         return {"kind": "array", "shape": list(self.x.shape), "dtype": str(self.x.dtype), "digest": h.hexdigest()}
 
 

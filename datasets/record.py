@@ -163,13 +163,13 @@ def dataset_fingerprint(ds):
             h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
     for arr in (ds.x_train, ds.x_test):
         if arr is not None:
-            _hash_rows(h, arr)
+            hash_rows(h, arr)
     n = len(ds.x_train)
     size = ds.x_train.shape[1] if ds.x_train.ndim == 4 else 0
     return f"{_slug(ds.name)}-{size}px-n{n}-{h.hexdigest()}"
 
 
-def _hash_rows(h, arr, block=4096):
+def hash_rows(h, arr, block=4096):
     """Feed an array to a hash block by block (no contiguous copy of a large pool)."""
     if arr.dtype == object:  # texts: hash the characters, not the object pointers
         for text in arr:
