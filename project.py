@@ -5,7 +5,7 @@ A project folder holds everything that lasts::
     project.json        data set source + fingerprint, classes, seed, model settings
     labels.sqlite       the label store (every label with its source, round and time)
     round-000/          one folder per round, written as a unit:
-        model/              the run trained on every label the store had (train.save_run)
+        model/              the run trained on every label the store had (train.write_run)
         selection.csv       the items chosen for labeling, best first, with scores
         round.json          strategy, budget, labels used, test accuracy and macro-F1
     learning_curve.png  test accuracy per round (rewritten by ``status``)
@@ -141,7 +141,6 @@ class LabelingProject:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         # Built beside its final place and renamed in: a failed init leaves nothing.
-        path.parent.mkdir(parents=True, exist_ok=True)
         with staged_folder(path) as tmp:
             save_json(tmp / PROJECT_FILE, config)
             with LabelStore(tmp / STORE_FILE, n_items=config["n_items"], class_names=config["class_names"]) as store:
@@ -250,7 +249,7 @@ class LabelingProject:
         finished, is replaced)."""
         final = _round_dir(self.path, number)
         with staged_folder(final) as tmp:
-            train.save_run(model, tmp / "model", train_rows, {
+            train.write_run(tmp / "model", model, train_rows, {
                 "dataset": self.config["dataset"]["name"], "classes": self.class_names, "arch": self.config["arch"],
                 "seed": self.config["seed"], "round": number, "labeled_size": int(len(train_rows)),
                 "n_classes": len(self.class_names), "input_shape": list(self.data.x_train.shape[1:]),

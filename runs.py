@@ -71,10 +71,19 @@ def save_run(model, out_dir, labeled_indices, metadata, *, overwrite=True):
     check_run_target(out_dir, overwrite)
     with staged_folder(out_dir) as tmp:
         check_run_target(out_dir, overwrite)  # again under the folder lock: another writer may have won
-        model.save(tmp / MODEL_FILE)
-        save_npy(tmp / "labeled_indices.npy", np.asarray(labeled_indices, dtype=np.int64))
-        save_json(tmp / "metadata.json", metadata)
+        write_run(tmp, model, labeled_indices, metadata)
     return out_dir
+
+
+def write_run(folder, model, labeled_indices, metadata):
+    """The files of a run (model, labeled set, metadata) written into ``folder``, which the
+    caller stages: :func:`save_run`, or a folder that is itself part of a staged one (a
+    project's round), which needs no lock or swap of its own."""
+    folder = Path(folder)
+    folder.mkdir(exist_ok=True)
+    model.save(folder / MODEL_FILE)
+    save_npy(folder / "labeled_indices.npy", np.asarray(labeled_indices, dtype=np.int64))
+    save_json(folder / "metadata.json", metadata)
 
 
 def resolve_model_path(model_path):

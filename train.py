@@ -30,7 +30,7 @@ from datasets import load_dataset
 from results_io import atomic_path
 # Run folders live in runs.py; callers keep importing them from here (train.save_run, ...).
 from runs import (DEFAULT_RUN, MODEL_FILE, REPO, check_run_target, is_run_folder, load_run,  # noqa: F401
-                  resolve_model_path, save_run)
+                  resolve_model_path, save_run, write_run)
 from seeding import seed_everything
 
 SCHEDULES = ("constant", "cosine")
