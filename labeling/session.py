@@ -139,16 +139,15 @@ class LabelingSession:
         for r in rows:
             newest = self._newest(r["index"])
             items.append(dict(r, label=newest, flag=flags.get(str(r["index"]))))
-        counts = self.store.counts_per_class()
+        counts = self.counts()
         n_done = sum(it["label"] is not None for it in items)
         # The balanced share of the labels the store will hold once this selection is labeled.
-        target = math.ceil((int(counts.sum()) + len(items) - n_done) / len(self.class_names))
+        target = math.ceil((sum(counts.values()) + len(items) - n_done) / len(self.class_names))
         return {
             "project": Path(self.project.path).name, "round": number, "kind": self.data.kind,
             "classes": self.class_names, "annotator": self.annotator, "items": items,
             "n_selected": len(items), "n_labeled": n_done,
-            "counts": dict(zip(self.class_names, map(int, counts))), "target": target,
-            "budget": len(items), "job": self.job.as_dict(),
+            "counts": counts, "target": target, "job": self.job.as_dict(),
         }
 
     # ------------------------------------------------------------------ writes

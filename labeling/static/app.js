@@ -79,7 +79,7 @@ async function loadState(first) {
       notice(`Another labeler changed ${changed.length} item(s): ${what}`, "warn");
     }
   }
-  if (!$("budget").value) $("budget").value = S.budget || 20;
+  if (!$("budget").value) $("budget").value = S.n_selected || 20;
   render();
   if (S.job.state === "running") watchJob();
 }
