@@ -50,8 +50,9 @@ BLOCKS_PER_TASK = 64
 
 
 # --------------------------------------------------------------------------- worker tasks
-def _pool_view(path, mean, std, start, stop, labeled):
-    """Standardised pool rows of [start, stop) (lazy) and their global row numbers."""
+def _pool_view(path, mean, std, start, labeled):
+    """Standardised pool rows of the range starting at ``start`` whose labeled mask is
+    ``labeled`` (lazy), and their global row numbers."""
     rows = start + np.flatnonzero(~labeled)
     return knn.StandardizedView(shards.open_rows(path), mean, std, rows=rows), rows
 
@@ -72,7 +73,7 @@ def task_sums(path, start, stop, block_rows):
 
 def task_score(emb_path, probs_path, mean, std, start, stop, labeled, centers, searcher, method):
     """Per pool item of [start, stop): uncertainty scores, distance to the nearest centre, novelty."""
-    view, rows = _pool_view(emb_path, mean, std, start, stop, labeled)
+    view, rows = _pool_view(emb_path, mean, std, start, labeled)
     probs = alf.check_probs(shards.open_rows(probs_path)[rows], name=f"probs rows {start}-{stop - 1}")
     out = {"n": rows.size}
     if method == "combined":
@@ -338,8 +339,6 @@ def _select_sketch(client, scored, params, budget, seed):
     if combined_unc:
         scored = [client.submit(task_uncertainty_sketch, f, sketch, pure=False) for f in scored]
         sketch.update(_histograms(client, scored, ["uncertainty"]))
-    else:
-        thresholds["uncertainty"] = {"uncertainty": thresholds["uncertainty"]["uncertainty"]}
     sizes = client.gather([client.submit(task_size, f, pure=False) for f in scored])
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     seeds = np.random.SeedSequence(seed).spawn(len(scored))

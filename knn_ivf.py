@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from checks import check_choice, check_int
-from knn_backends import drop_self, faiss_knn, l2_normalize, search_inchunks
+from knn_backends import drop_self, faiss_knn, l2_normalize, search_inchunks, smallest_k
 
 # Cells per sqrt(reference rows): 5,000 labeled rows -> 35 cells of ~140 rows
 # (measured at 100k x 5k x 576: 32 cells probed 2 at a time ran 4.5x faster than
@@ -154,11 +154,8 @@ class IVFIndex:
             list(pool.map(cell, range(self.n_lists)))
         cand_d = cand_d.reshape(nq, p * k)
         cand_i = cand_i.reshape(nq, p * k)
-        part = np.argpartition(cand_d, k - 1, axis=1)[:, :k] if k < p * k else np.tile(np.arange(k), (nq, 1))
-        part_d = np.take_along_axis(cand_d, part, axis=1)
-        order = np.argsort(part_d, axis=1, kind="stable")
-        d2 = np.take_along_axis(part_d, order, axis=1)
-        labels = np.take_along_axis(np.take_along_axis(cand_i, part, axis=1), order, axis=1)
+        d2, cols = smallest_k(cand_d, k)
+        labels = np.take_along_axis(cand_i, cols, axis=1)
         short = np.flatnonzero(~np.isfinite(d2[:, -1]))
         if short.size:
             d2[short], labels[short] = faiss.knn(np.ascontiguousarray(q[short]), self.reference, k)
