@@ -243,10 +243,11 @@ def curves_by_pair(rows):
 def _stopping(curves):
     """Per criterion: the labels at which it fired in each seed, and the accuracy then."""
     out = {}
+    stops = {seed: stop_rounds(rs) for seed, rs in curves.items()}
     for name in ("stabilizing_predictions", "overall_uncertainty", "max_confidence"):
         fired = {}
         for seed, rs in curves.items():
-            r = stop_rounds(rs)[name]
+            r = stops[seed][name]
             if r is not None:
                 fired[str(seed)] = {"round": r, "n_labeled": rs[r]["n_labeled"], "accuracy": rs[r]["accuracy"],
                                     "final_accuracy": rs[-1]["accuracy"]}

@@ -46,7 +46,7 @@ import checks
 import strategies as st
 from AL_functions import entropy_scores
 from architectures import ARCHS_BY_KIND, default_arch
-from benchmarks.curves import (append_curve, check_run_args, prepare_resume, read_curves, summary_table,
+from benchmarks.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
 from cli import progress, run_cli
 from datasets import load_dataset
@@ -422,8 +422,7 @@ def main(argv=None):
     trainer = GrowingTrainer(make, args.steps, args.epochs_per_fit, args.batch_size)
     run_args = {k: getattr(args, k) for k in RUN_KEYS}
     out = Path(args.out)
-    check_run_args(out, run_args, KEY_DEFAULTS)
-    # From here on files are written: run.json first (atomically), then rows as rounds finish.
+    # Checks run.json against these arguments, then writes it (atomically) before any row.
     done = prepare_resume(out, run_args, KEY_DEFAULTS)
     curves_path = out / "curves.csv"
     seeds = list(range(args.seeds))
