@@ -26,11 +26,8 @@ __all__ = ["ActiveLearningAnalyzer", "analyzer_parser", "analyzer_from_args", "a
            "analysis_params_from_args", "run_all_from_args", "analysis_main", "build_parser", "main"]
 
 REPO = Path(__file__).resolve().parent
-# Mirrors of analyzer.DEFAULT_MODEL / TARGET_PER_CLASS / keras_run.COMPARE_SEEDS for the flags
-# (importing those modules costs seconds); tests/test_promises.py checks they agree.
-DEFAULT_MODEL = REPO / "models" / "500_train" / "best_model.keras"
-TARGET_PER_CLASS = 20
-COMPARE_SEEDS = 3
+DEFAULT_MODEL = defaults.DEFAULT_RUN / defaults.MODEL_FILE
+TARGET_PER_CLASS, COMPARE_SEEDS = defaults.TARGET_PER_CLASS, defaults.COMPARE_SEEDS
 
 
 def __getattr__(name):

@@ -21,12 +21,10 @@ import results_io
 import strategies
 import train
 from cli import progress
+from defaults import TARGET_PER_CLASS
 from pool import Pool
 
 DEFAULT_MODEL = train.DEFAULT_RUN / train.MODEL_FILE
-# Items per class wanted from the selection before retraining: the one default of the
-# Python API and of --target-per-class (the demo's retraining is sized by it).
-TARGET_PER_CLASS = 20
 ANALYSES = alf.ANALYSES
 
 

@@ -18,10 +18,7 @@ import AL_functions as alf
 import checks
 import train
 from datasets import dataset_fingerprint, load_dataset
-
-# Seeds the "AL vs random" comparison runs over by default: one seed decides nothing
-# (the same run read +0.037 and +0.002 on two machines).
-COMPARE_SEEDS = 3
+from defaults import COMPARE_SEEDS
 
 
 class KerasModel:

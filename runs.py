@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from architectures import load_keras
+from defaults import DEFAULT_RUN, MODEL_FILE  # noqa: F401  (runs.DEFAULT_RUN stays importable)
 from results_io import (
     check_output_folder,
     load_json,
@@ -19,8 +20,6 @@ from results_io import (
 )
 
 REPO = Path(__file__).resolve().parent
-DEFAULT_RUN = REPO / "models" / "500_train"
-MODEL_FILE = "best_model.keras"
 
 
 def is_run_folder(path):
