@@ -127,18 +127,12 @@ class LabelingSession:
             raise RequestError(404, f"index {index} is not in round {number}'s selection")
         return number
 
-    def _newest(self, index):
-        history = self.store.history(index)
-        return history[-1] if history else None
-
     def state(self):
         """Everything the page shows: the queue with each item's label and mark, counts, the job."""
         number, rows = self.selection()
         flags = self._flags.get(str(number), {}) if number is not None else {}
-        items = []
-        for r in rows:
-            newest = self._newest(r["index"])
-            items.append(dict(r, label=newest, flag=flags.get(str(r["index"]))))
+        newest = self.store.newest([r["index"] for r in rows])
+        items = [dict(r, label=newest.get(r["index"]), flag=flags.get(str(r["index"]))) for r in rows]
         counts = self.counts()
         n_done = sum(it["label"] is not None for it in items)
         # The balanced share of the labels the store will hold once this selection is labeled.
@@ -203,7 +197,7 @@ class LabelingSession:
         """
         annotator = check_annotator(annotator, self.annotator)
         removed = self.store.remove_last(source=SOURCE, annotator=annotator)
-        current = None if removed is None else self._newest(removed["item"])
+        current = None if removed is None else self.store.newest([removed["item"]]).get(removed["item"])
         return {"removed": removed, "current": current, "counts": self.counts()}
 
     def flag(self, index, flag):

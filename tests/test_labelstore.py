@@ -42,6 +42,20 @@ def test_add_current_and_history_newest_wins(store):
     assert labels[5] == 2 and labels[0] == -1
 
 
+def test_newest_is_each_items_last_history_row_in_few_queries(store):
+    store.add(list(range(600)), [i % 3 for i in range(600)], source="seed", round=0)
+    store.add([5, 599], ["bird", "cat"], source="csv", round=1, annotator="ana")
+    asked = [5, 599, 3, 800, 42]  # 800 has no label; 599 sits past the first chunk of 500
+    newest = store.newest(asked + list(range(100, 600)))
+    for item in asked:
+        history = store.history(item)
+        assert newest.get(item) == (history[-1] if history else None)
+    assert newest[5]["class_name"] == "bird" and newest[599]["annotator"] == "ana"
+    assert set(newest) == set(range(100, 600)) | {5, 3, 42}
+    with pytest.raises(ValueError, match="item must be an integer"):
+        store.newest([N])
+
+
 def test_later_row_of_one_call_wins(store):
     store.add(np.array([3, 3]), np.array([0, 2]), source="web", round=2)
     assert store.label_array()[3] == 2
