@@ -13,8 +13,8 @@ from sklearn.utils import check_random_state
 
 from checks import check_choice, check_embeddings, check_int, chunks, rows_per_block
 from defaults import KNN_METHODS, KNN_METRICS  # noqa: F401  (knn.KNN_METHODS stays importable)
-from knn_backends import (HNSW_SERIAL_BUILD_MAX_ROWS, exact_knn, faiss_available, faiss_knn, hnsw_index, hnsw_knn,  # noqa: F401
-                          l2_normalize, search_inchunks)
+from knn_backends import (HNSW_SERIAL_BUILD_MAX_ROWS, cosine_distance, exact_knn, faiss_available,  # noqa: F401
+                          faiss_knn, hnsw_index, hnsw_knn, l2_normalize, search_inchunks)
 from knn_ivf import (IVF_BLOCK_ROWS, IVF_MAX_SCAN, IVF_MIN_REFERENCE, IVF_SAMPLE_QUERIES, IVF_TARGET_RECALL,  # noqa: F401
                      ivf_knn, ivf_knn_raw, ivf_plan)
 
@@ -329,10 +329,7 @@ def knn_search(query, reference, k, *, metric="euclidean", method="auto", exclud
             dist, idx, _ = ivf_knn_raw(query, reference, k, exclude_self, normalize, random_state, IVF_TARGET_RECALL)
     else:
         dist, idx = hnsw_knn(query, reference, k, exclude_self, random_state, ef, normalize)
-    if metric == "cosine":
-        # Unit vectors: squared euclidean = 2 - 2 cos.
-        dist = np.square(dist) / 2.0
-    return dist, idx
+    return (cosine_distance(dist) if metric == "cosine" else dist), idx
 
 
 
@@ -384,7 +381,7 @@ class BlockSearcher:
                                          block_rows=IVF_BLOCK_ROWS)
         else:  # 'faiss', and 'ivf' that fell back to the exact flat search
             dist, idx = faiss_knn(rows, self.reference, k, False, norm)
-        return (np.square(dist) / 2.0 if self.metric == "cosine" else dist), idx
+        return (cosine_distance(dist) if self.metric == "cosine" else dist), idx
 
 
 def assign_to_centers(embeddings, centers):

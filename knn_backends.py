@@ -35,6 +35,11 @@ def read_rows(x, start, stop, normalize):
     return l2_normalize(block) if normalize else block
 
 
+def cosine_distance(dist):
+    """Cosine distance ``1 - cos`` from the euclidean distances of unit rows (``|a - b|^2 = 2 - 2 cos``)."""
+    return np.square(dist) / 2.0
+
+
 def smallest_k(d2, k):
     """The ``k`` smallest values of each row, ascending, and their columns."""
     if k < d2.shape[1]:

@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from checks import check_choice, check_int
-from knn_backends import drop_self, faiss_knn, l2_normalize, search_inchunks, smallest_k
+from knn_backends import cosine_distance, drop_self, faiss_knn, l2_normalize, search_inchunks, smallest_k
 
 # Cells per sqrt(reference rows): 5,000 labeled rows -> 35 cells of ~140 rows
 # (measured at 100k x 5k x 576: 32 cells probed 2 at a time ran 4.5x faster than
@@ -235,9 +235,7 @@ def ivf_knn(query, reference, k, *, metric="euclidean", exclude_self=False, targ
     check_choice(metric, "metric", ("euclidean", "cosine"))
     check_int(k, "k", low=1, high=reference.shape[0] - 1 if exclude_self else reference.shape[0])
     dist, idx, info = ivf_knn_raw(query, reference, k, exclude_self, metric == "cosine", random_state, target)
-    if metric == "cosine":
-        dist = np.square(dist) / 2.0
-    return dist, idx, info
+    return (cosine_distance(dist) if metric == "cosine" else dist), idx, info
 
 
 def ivf_plan(query, reference, k, exclude_self, normalize, rng, target):
