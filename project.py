@@ -273,8 +273,7 @@ class LabelingProject:
         if ds.kind == "text":
             return " ".join(str(ds.x_train[index]).split())[:SNIPPET_CHARS]
         if ds.kind == "tabular":
-            names = ds.feature_names or [f"f{j}" for j in range(ds.x_train.shape[1])]
-            return "; ".join(f"{n}={v:g}" for n, v in zip(names, ds.x_train[index]))[:SNIPPET_CHARS]
+            return "; ".join(f"{n}={v:g}" for n, v in zip(ds.column_names, ds.x_train[index]))[:SNIPPET_CHARS]
         if ds.train_paths is not None:
             return ds.train_paths[index]
         thumb = Path(out_dir) / f"{index}.png"

@@ -70,6 +70,11 @@ class Dataset:
         return len(self.class_names)
 
     @property
+    def column_names(self) -> list:
+        """A table's feature names, or ``f0, f1, ...`` when its file had no header."""
+        return self.feature_names or [f"f{j}" for j in range(self.x_train.shape[1])]
+
+    @property
     def has_labels(self) -> bool:
         """True when at least one training label is known."""
         return bool((np.asarray(self.y_train) >= 0).any())

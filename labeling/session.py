@@ -236,8 +236,7 @@ class LabelingSession:
             text = str(ds.x_train[index])
             return {"kind": "text", "text": text[:TEXT_MAX_CHARS], "cut": len(text) > TEXT_MAX_CHARS}
         if ds.kind == "tabular":
-            names = ds.feature_names or [f"f{j}" for j in range(ds.x_train.shape[1])]
-            return {"kind": "tabular", "rows": [[n, float(v)] for n, v in zip(names, ds.x_train[index])]}
+            return {"kind": "tabular", "rows": [[n, float(v)] for n, v in zip(ds.column_names, ds.x_train[index])]}
         return {"kind": "image", "url": f"image/{index}"}
 
     def image(self, index):
