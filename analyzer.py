@@ -193,10 +193,6 @@ class ActiveLearningAnalyzer:
         return gnn.write_export(out, np.asarray(self.embeddings_, dtype=np.float32), self.probs_, self.labels_,
                                 self.labeled_mask_, self.indices_, metadata)
 
-    def _pool_labels(self):
-        """Labels of pool items: known ones where there are any, else the model's predictions."""
-        return self.pool_.pool_labels(self.probs_[self.pool_mask_])
-
     @property
     def kind(self):
         """'image', 'tabular' or 'text': what the items are (decides the top-items figure)."""
@@ -211,13 +207,11 @@ class ActiveLearningAnalyzer:
     # ------------------------------------------------------------------ result records
     def _record(self, name, ranked_rows, scores, params, extra=None, *, score_label="score", fill=None):
         """The plain record :func:`reports.write_analysis` writes for pool rows ``ranked_rows`` (best first)."""
-        labels, source = self._pool_labels()
-        absolute = self.pool_indices_[ranked_rows]
         return reports.analysis_record(
-            name, ranked_rows, absolute, scores, params, extra, score_label=score_label, fill=fill, pool=self.pool_,
-            class_ids=labels, class_source=source, probs=self.probs_[self.pool_mask_],
-            items=self._items_for(absolute[:reports.TOP_GRID]), kind=self.kind,
-            feature_names=getattr(self.data, "feature_names", None), dataset=self.metadata.get("dataset", "arrays"),
+            name, ranked_rows, scores, params, extra, score_label=score_label, fill=fill, pool=self.pool_,
+            probs=self.probs_[self.pool_mask_], items=self._items_for(self.pool_indices_[ranked_rows[:reports.TOP_GRID]]),
+            kind=self.kind, feature_names=getattr(self.data, "feature_names", None),
+            dataset=self.metadata.get("dataset", "arrays"),
             model_path=str(self.model_path) if self.model_path else None,
             timings={"seconds": self.timings_.get(name), "inference_seconds": self.timings_.get("inference")})
 

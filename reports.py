@@ -168,8 +168,8 @@ def items_kind(items):
     return "tabular" if np.ndim(items) == 2 and np.issubdtype(np.asarray(items[:1]).dtype, np.number) else "text"
 
 
-def analysis_record(name, ranked_rows, absolute, scores, params, extra=None, *, pool, class_ids, class_source, probs,
-                    items, kind, feature_names, dataset, model_path, timings, score_label="score", fill=None):
+def analysis_record(name, ranked_rows, scores, params, extra=None, *, pool, probs, items, kind, feature_names, dataset,
+                    model_path, timings, score_label="score", fill=None):
     """The record :func:`write_analysis` writes, from an analysis' ranked pool rows.
 
     The top items show the PREDICTED class (what a person labeling sees); the true class
@@ -177,14 +177,16 @@ def analysis_record(name, ranked_rows, absolute, scores, params, extra=None, *, 
 
     Parameters
     ----------
-    ranked_rows : ndarray of int, pool rows best first; ``absolute`` their data set indices
+    ranked_rows : ndarray of int, pool rows best first
     scores : ndarray aligned with ``ranked_rows`` (a rank 1..k when ``score_label='rank'``)
     pool : pool.Pool
-    class_ids, class_source : what :meth:`pool.Pool.pool_labels` returns
+        Gives the rows' data set indices and their classes (:meth:`pool.Pool.pool_labels`).
     probs : ndarray of shape (n_pool, n_classes)
     items : images, table rows or texts of the first :data:`TOP_GRID` items, or None
     fill : ndarray of bool aligned with ``ranked_rows`` (intersection: added by rank), optional
     """
+    absolute = pool.pool_indices[ranked_rows]
+    class_ids, class_source = pool.pool_labels(probs)
     counts = np.bincount(class_ids[ranked_rows][class_ids[ranked_rows] >= 0], minlength=pool.n_classes)
     summary = {
         "analysis": name, "dataset": dataset, "model_path": model_path, "parameters": params,
