@@ -6,8 +6,8 @@ backbone from :data:`BACKBONES`: a new architecture is one function there.
 Images: ``mobilenetv3`` (MobileNetV3Small, the default), ``small_cnn``. Tables: ``mlp``,
 standardisation with statistics of the rows it trains on (a ``Normalization`` layer,
 saved with the model), then Dense + BatchNorm + Dropout blocks, as the "BeanNet" of the
-GNN active-learning study. Text: ``textmlp`` (TF-IDF over word uni- and bigrams, then a
-small MLP; the default, fast on a CPU) and ``lstm`` (token ids, an embedding and a
+GNN active-learning study. Text: ``textmlp`` (sublinear, L2-normalised term frequencies of
+word uni- and bigrams, then a small MLP; the default, fast on a CPU) and ``lstm`` (token ids, an embedding and a
 bidirectional LSTM, as the study's text model; several times slower). A text vocabulary
 is fitted on the pool's text (no labels needed) and saved with the model.
 :class:`train.Trainer` trains these models; the analyzer and the benchmark read
@@ -32,6 +32,10 @@ PREDICT_BATCH = 256
 # Vocabulary and sequence sizes: IMDB-scale reviews on a CPU.
 MAX_TOKENS = 20_000
 SEQUENCE_LENGTH = 200
+# Unit-length text rows have entries ~0.05: scaled by 10, Adam at the default 1e-3 trains the
+# first layer as far in a fit as 1e-2 does unscaled (measured: 0.819 vs 0.820 at 600 reviews;
+# 30 gave 0.809).
+TEXT_INPUT_SCALE = 10.0
 
 
 def load_keras():
@@ -52,7 +56,24 @@ def load_keras():
 
     # Retracing notices from tf.function are noise for users of a CLI.
     tf.get_logger().setLevel("ERROR")
+    if "SublinearTF" not in _LAYERS:
+        _define_layers(keras)
     return keras
+
+
+# Layers of our own, defined (and registered for loading saved models) on the first load_keras().
+_LAYERS = {}
+
+
+def _define_layers(keras):
+    @keras.saving.register_keras_serializable(package="active_learning")
+    class SublinearTF(keras.layers.Layer):
+        """Term counts -> log(1 + count), float32: sublinear term frequency (Salton & Buckley 1988)."""
+
+        def call(self, counts):
+            return keras.ops.log1p(keras.ops.cast(counts, "float32"))
+
+    _LAYERS["SublinearTF"] = SublinearTF
 
 
 # --------------------------------------------------------------------------- architectures
@@ -120,10 +141,20 @@ def _fitted_vectorizer(keras, texts, **kwargs):
 
 
 def _textmlp(keras, input_shape, weights, adapt=None):
-    """TF-IDF over word uni- and bigrams of the pool's vocabulary, then Dense(64)."""
+    """Sublinear term frequencies of word uni- and bigrams of the pool's vocabulary,
+    L2-normalised, then Dense(64).
+
+    log(1 + count) with unit-length rows, scaled by :data:`TEXT_INPUT_SCALE`. Measured on the
+    IMDB sample (random labeled sets of 100 / 300 / 600 reviews, 4 seeds, the benchmark's
+    recipe): 0.693 / 0.775 / 0.819 test accuracy, against 0.678 / 0.755 / 0.790 for raw TF-IDF
+    (the former front end), as good as a logistic regression on sublinear L2-normalised
+    TF-IDF (0.781 / 0.823 at 300 / 600).
+    """
     layers = keras.layers
     inputs = keras.Input(shape=(1,), dtype="string", name="text")
-    x = _fitted_vectorizer(keras, adapt, ngrams=2, output_mode="tf_idf")(inputs)
+    x = _fitted_vectorizer(keras, adapt, ngrams=2, output_mode="count")(inputs)
+    x = layers.UnitNormalization()(_LAYERS["SublinearTF"]()(x))
+    x = layers.Rescaling(TEXT_INPUT_SCALE)(x)
     x = layers.Dropout(0.3)(x)
     return inputs, layers.Dense(64, activation="relu")(x)
 
