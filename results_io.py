@@ -25,7 +25,15 @@ OLD_PREFIX = ".old-"
 
 
 def _umask():
-    # os.umask can only be read by setting it; set it straight back.
+    # Linux reports the umask in /proc without changing it; os.umask can only read it by
+    # setting it, which another thread creating a file in between would see.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -44,12 +44,12 @@ from sklearn.model_selection import train_test_split
 
 import checks
 import strategies as st
-from AL_functions import entropy_scores
 from architectures import ARCHS_BY_KIND, default_arch
 from benchmarks.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
 from cli import progress, run_cli
 from datasets import load_dataset
+from gnn.scores import entropy_uncertainty as normalized_entropy
 from train import ARCHS, SCHEDULES, Trainer, draw_labeled_set, metrics_from_probs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,11 +142,6 @@ def stop_set(n_pool, random_state, size=STOP_SET_SIZE):
     if n_pool <= size:
         return np.arange(n_pool)
     return np.sort(np.random.RandomState(random_state).choice(n_pool, size, replace=False))
-
-
-def normalized_entropy(probs):
-    """Entropy of each row divided by log(n_classes): 0 = certain, 1 = uniform."""
-    return entropy_scores(probs) / math.log(probs.shape[1])
 
 
 def fit_steps(n_labeled, steps, epochs_per_fit, batch_size):
