@@ -53,6 +53,10 @@ def build_parser():
     q.add_argument("--label-column", default=None, help="class column of a table or text file")
     q.add_argument("--text-column", default=None, help="text column of a text file")
     q.add_argument("--test", default=None, help="held-out file with the same columns (tables, text)")
+    q.add_argument("--selection-space", default="model", choices=("model", "lsa"),
+                   help="where auto's DBAL / TypiClust and the other distance-based strategies measure distances: "
+                   "each round's model embeddings, or (text) a latent semantic analysis of the pool's text learned "
+                   "without labels (on the IMDB sample it is what makes auto beat random; see the README)")
 
     q = sub.add_parser("round", help="train on every label, evaluate, select the next items", formatter_class=fmt)
     _add_project(q)
@@ -141,7 +145,8 @@ def main(argv=None):
         with LabelingProject.create(args.project, args.data, initial=args.initial, stratified=not args.no_stratify,
                                     random_state=args.seed, arch=args.arch, steps=args.steps,
                                     image_size=args.image_size, kind=args.kind, label_column=args.label_column,
-                                    text_column=args.text_column, test=args.test, progress=log) as proj:
+                                    text_column=args.text_column, test=args.test,
+                                    selection_space=args.selection_space, progress=log) as proj:
             st = proj.status(figure=False)
             print(f"project {args.project}: {proj.config['dataset']['name']} ({proj.config['dataset']['kind']}), "
                   f"{len(proj.class_names)} classes, {st['n_labeled']} seed labels, {st['n_pool']} items in the pool"

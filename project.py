@@ -27,6 +27,7 @@ from checks import check_choice, check_int
 from datasets import dataset_fingerprint, load_dataset
 from labelstore import LabelStore
 from results_io import load_json, save_figure, save_json, save_png, staged_folder
+from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
 from sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
 from strategies.auto import auto_choice
@@ -78,7 +79,8 @@ class LabelingProject:
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=400,
-               image_size=32, kind="auto", label_column=None, text_column=None, test=None, progress=None):
+               image_size=32, kind="auto", label_column=None, text_column=None, test=None, selection_space="model",
+               progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
 
         Parameters
@@ -94,6 +96,10 @@ class LabelingProject:
             data set's known labels are the seed set and its unlabeled items the pool.
         steps : int
             Optimiser steps per training (the same for every round).
+        selection_space : {'model', 'lsa'}
+            Where the distance-based strategies (``auto``'s DBAL and TypiClust among them)
+            measure distances each round: the round's model embeddings, or (text) a label-free
+            LSA space of the pool's text (:mod:`selection_space`).
 
         Returns
         -------
@@ -105,8 +111,10 @@ class LabelingProject:
                                "pick a new folder (a project is never written over)")
         check_int(steps, "--steps", low=1)
         check_int(random_state, "--seed", low=0)
+        check_choice(selection_space, "--selection-space", SELECTION_SPACES)
         ds = load_dataset(dataset, image_size=image_size, kind=kind, label_column=label_column,
                           text_column=text_column, test=test)
+        check_space(selection_space, ds.kind)
         known = np.flatnonzero(ds.y_train >= 0)
         if initial is not None:
             check_int(initial, "--initial", low=2, high=max(2, len(known) - 1))
@@ -137,6 +145,7 @@ class LabelingProject:
             "seed": int(random_state),
             "arch": arch,
             "steps": int(steps),
+            "selection_space": selection_space,
             "notes": list(ds.notes),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -225,6 +234,11 @@ class LabelingProject:
         ctx = strategies.SelectionContext(probs=probs, embeddings=embeddings, labeled_mask=labeled, labels=labels,
                                           head=tuple(model.get_layer("predictions").get_weights()),
                                           dropout_rate=train.head_dropout_rate(model))
+        space_name = self.config.get("selection_space", "model")  # projects made before it: the model's
+        space, space_seconds = pool_space(space_name, ds.x_train, random_state=seed)
+        if space is not None:
+            self.progress(f"round {number}: {space_name} selection space {space.shape} in {space_seconds:.1f} s")
+        ctx = selection_context(strategy, ctx, budget, space)
         choice = auto_choice(ctx, budget) if strategy == "auto" else (strategy, None)
         if choice[1]:
             self.progress(f"round {number}: auto: {choice[1]}")
@@ -233,6 +247,7 @@ class LabelingProject:
         select_seconds = time.perf_counter() - t
         record = {
             "round": number, "strategy": strategy, "method": choice[0], "method_reason": choice[1],
+            "selection_space": space_name if space is not None else "model",
             "budget": int(budget), "n_labeled": int(labeled.sum()),
             "n_pool": n_pool, "metrics": metrics, "train": info, "select_seconds": round(select_seconds, 3),
             "previous": None if previous is None else {"round": previous["round"], "n_labeled": previous["n_labeled"],

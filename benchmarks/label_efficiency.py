@@ -31,6 +31,8 @@ on a fixed stop set, the pool's mean entropy and the largest entropy among the s
 Data of every kind goes through the same loop: images (``small_cnn`` by default), tables
 (``mlp``, its standardisation fitted on the initial labeled rows) and text (``textmlp``, its
 vocabulary fitted on the pool's text); ``--model`` overrides.
+``--selection-space lsa``: on text, the distance-based strategies measure distances in a
+label-free LSA space of the pool (``selection_space.py``).
 """
 import argparse
 import math
@@ -47,6 +49,7 @@ import strategies as st
 from architectures import ARCHS_BY_KIND, default_arch
 from benchmarks.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
+from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
 from cli import progress, run_cli
 from datasets import load_dataset
 from gnn.scores import entropy_uncertainty as normalized_entropy
@@ -60,10 +63,10 @@ MODELS = ARCHS
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
             "epochs_per_fit", "batch_size", "lr", "schedule", "fine_tune", "pool_size", "test_size", "dbal_beta",
-            "gnn_epochs")
+            "gnn_epochs", "selection_space")
 # Keys added after a run was made compare equal to their value then: a folder of an older
 # version resumes with the recipe it was made with (constant rate, fixed steps) only.
-KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": None}
+KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": None, "selection_space": "model"}
 # Inference batch of the benchmark's passes over pool and test set.
 PREDICT_BATCH = 512
 # Stabilizing predictions compare consecutive models on this many pool rows, fixed per seed
@@ -230,7 +233,7 @@ def train_round0(trainer, seed, x_pool, y_initial, initial, x_test, y_test):
 
 
 def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer, round0, budget, rounds,
-             fine_tune=False, params=None, on_round=None, stop_rows=None):
+             fine_tune=False, params=None, on_round=None, stop_rows=None, space=None):
     """Simulate ``rounds`` labeling rounds of one strategy; returns the CSV rows.
 
     Besides accuracy, each row holds what the stopping criteria read: ``stop_kappa``
@@ -244,6 +247,9 @@ def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer
     ``oracle.known_labels()`` (-1 for the pool). ``trainer`` has the :class:`train.Trainer`
     methods ``fit(x, y, random_state, start_weights=)`` (returning itself, with
     ``info_['train_seconds']``), ``predict``, ``head``, ``dropout_rate`` and ``get_weights``.
+
+    ``space`` (ndarray of shape (n_pool, n_features), optional): label-free features of the
+    pool that replace the model's embeddings for the strategies of :func:`selection_space.uses_space`.
     """
     mask = np.zeros(len(oracle), dtype=bool)
     oracle.query(initial)
@@ -260,6 +266,7 @@ def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer
     for r in range(1, rounds + 1):
         ctx = st.SelectionContext(probs, emb, mask, labels=oracle.known_labels(), head=head,
                                   dropout_rate=round0["dropout_rate"], params=params or {})
+        ctx = selection_context(strategy, ctx, budget, space)
         start = time.perf_counter()
         picked = st.select(strategy, ctx, budget, random_state=np.random.RandomState(seed * 10_000 + r))
         select_seconds = time.perf_counter() - start
@@ -332,6 +339,10 @@ def build_parser():
     p.add_argument("--dbal-beta", type=int, default=10, help="dbal / uncertainty_clustering: cluster the beta x budget "
                    "most uncertain items")
     p.add_argument("--gnn-epochs", type=int, default=200, help="gnn: GraphSAGE epoch cap per round")
+    p.add_argument("--selection-space", default="model", choices=SELECTION_SPACES,
+                   help="where the distance-based strategies (typiclust, probcover, coreset, dbal, cluster_margin, "
+                   "and auto when it picks one) measure distances: the base model's embeddings, or (text) a "
+                   "latent semantic analysis of the pool's text learned without labels")
     p.add_argument("--out", default=str(REPO / "results" / "benchmark"), help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -398,6 +409,7 @@ def main(argv=None):
         args.image_size = None  # not a parameter of tables and text
     elif args.model == "mobilenetv3" and args.image_size < 32:
         raise ValueError(f"image_size must be >= 32 for mobilenetv3, got {args.image_size}")
+    check_space(args.selection_space, kind)
     n_pool = min(len(y_all), args.pool_size or len(y_all))
     if args.budget_ratio is not None:
         args.budget = max(1, int(round(args.budget_ratio * n_pool)))
@@ -442,6 +454,9 @@ def main(argv=None):
         say(f"seed {seed}: round 0 on {len(initial)} labels: accuracy {round0['accuracy']:.4f} "
             f"({round0['train_seconds']:.1f} s)")
         stop_rows = stop_set(len(pool), seed)
+        space, space_seconds = pool_space(args.selection_space, x_pool, random_state=seed)
+        if space is not None:
+            say(f"seed {seed}: {args.selection_space} features {space.shape} of the pool in {space_seconds:.1f} s")
         for name in todo:
             k += 1
 
@@ -453,7 +468,7 @@ def main(argv=None):
 
             run_pair(name, seed, x_pool=x_pool, oracle=Oracle(y_pool), initial=initial, x_test=x_test, y_test=y_test,
                      trainer=trainer, round0=round0, budget=args.budget, rounds=args.rounds,
-                     fine_tune=args.fine_tune, params=params, on_round=on_round, stop_rows=stop_rows)
+                     fine_tune=args.fine_tune, params=params, on_round=on_round, stop_rows=stop_rows, space=space)
     seconds = time.perf_counter() - wall
     rows = read_curves(curves_path)
     # Strategies finished by earlier invocations into the same folder are reported too
