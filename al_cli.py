@@ -56,7 +56,7 @@ def build_parser():
     q.add_argument("--selection-space", default="model", choices=("model", "lsa"),
                    help="where auto's DBAL / TypiClust and the other distance-based strategies measure distances: "
                    "each round's model embeddings, or (text) a latent semantic analysis of the pool's text learned "
-                   "without labels (on the IMDB sample it is what makes auto beat random; see the README)")
+                   "without labels (on the IMDB sample it moved auto from -0.002 to +0.007 AULC against random, 3 of 5 seeds above it; see the README)")
 
     q = sub.add_parser("round", help="train on every label, evaluate, select the next items", formatter_class=fmt)
     _add_project(q)

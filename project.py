@@ -247,7 +247,7 @@ class LabelingProject:
         select_seconds = time.perf_counter() - t
         record = {
             "round": number, "strategy": strategy, "method": choice[0], "method_reason": choice[1],
-            "selection_space": space_name if space is not None else "model",
+            "selection_space": space_name,
             "budget": int(budget), "n_labeled": int(labeled.sum()),
             "n_pool": n_pool, "metrics": metrics, "train": info, "select_seconds": round(select_seconds, 3),
             "previous": None if previous is None else {"round": previous["round"], "n_labeled": previous["n_labeled"],

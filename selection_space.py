@@ -6,7 +6,8 @@ TF-IDF of word uni- and bigrams, truncated SVD, unit-length rows; Deerwester et 
 computed once per seed, for the strategies whose embeddings only serve distances between
 items (:data:`SPACE_STRATEGIES`: typicality, coverage, diversity; ``auto`` when it picks
 one of them). The classifier is still the base model, and the strategies that need its
-head or gradients (BADGE, modAL, the analyzer's intersection, ...) keep its embeddings.
+head or gradients (BADGE, modAL, the analyzer's intersection, ...) and subpool composites
+(``anchoral_dbal``, whose retrieval reads the embeddings too) keep its embeddings.
 The label-efficiency benchmark (``--selection-space``) and the loop's rounds (``al init
 --selection-space``) read it from here.
 """
@@ -14,6 +15,8 @@ import time
 from dataclasses import replace
 
 import numpy as np
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from architectures import MAX_TOKENS
 from strategies.auto import auto_choice
@@ -32,9 +35,6 @@ def check_space(selection_space, kind):
 
 def lsa_features(texts, n_components=LSA_COMPONENTS, random_state=None):
     """Unit-length LSA rows of ``texts`` (array-like of str): ndarray (n, n_components), float32."""
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     tfidf = TfidfVectorizer(ngram_range=(1, 2), max_features=MAX_TOKENS, sublinear_tf=True)
     x = tfidf.fit_transform([str(t) for t in np.ravel(texts)])
     z = TruncatedSVD(min(n_components, x.shape[1] - 1), random_state=random_state).fit_transform(x)

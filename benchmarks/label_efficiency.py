@@ -49,10 +49,10 @@ import strategies as st
 from architectures import ARCHS_BY_KIND, default_arch
 from benchmarks.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
-from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
 from cli import progress, run_cli
 from datasets import load_dataset
 from gnn.scores import entropy_uncertainty as normalized_entropy
+from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
 from train import ARCHS, SCHEDULES, Trainer, draw_labeled_set, metrics_from_probs
 
 REPO = Path(__file__).resolve().parents[1]
