@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 
 # Callers of the model helpers import them from here too (train.build_model, train.evaluate, ...).
 from architectures import (ADAPTED_ARCHS, ARCHS, BACKBONES, PREDICT_BATCH, as_model_input, build_model,  # noqa: F401
-                           compile_model, default_arch, evaluate, head_dropout_rate, load_keras, metrics_from_probs,
+                           compile_model, default_arch, default_lr, evaluate, head_dropout_rate, load_keras, metrics_from_probs,
                            predict_two_outputs, predict_with_embeddings, two_output_model)
 from checks import check_choice, check_int
 from cli import ArgumentParser, run_cli
@@ -78,8 +78,9 @@ class Trainer:
     steps : int
         Optimiser steps per fit.
     batch_size : int
-    lr : float
-        Adam learning rate (the peak rate with ``schedule='cosine'``).
+    lr : float or None
+        Adam learning rate (the peak rate with ``schedule='cosine'``); None: the
+        architecture's (:func:`architectures.default_lr`: 1e-2 for ``mlp``, else 1e-3).
     schedule : {'constant', 'cosine'}
         ``cosine`` decays the rate to 0 over ``steps`` (the iteration counter is reset
         with the optimizer state at every fit): the last iterate is far less noisy.
@@ -105,7 +106,7 @@ class Trainer:
         ``best_val_accuracy`` (None without validation) and ``train_seconds``.
     """
 
-    def __init__(self, input_shape, n_classes, *, arch="small_cnn", weights=None, steps=200, batch_size=32, lr=1e-3,
+    def __init__(self, input_shape, n_classes, *, arch="small_cnn", weights=None, steps=200, batch_size=32, lr=None,
                  schedule="constant", validation_split=0.0, patience=15, exact_steps=True, dropout=0.2):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.n_classes = check_int(n_classes, "n_classes", low=2)
@@ -113,6 +114,7 @@ class Trainer:
         self.weights = check_choice(weights, "weights", (None, "imagenet"))
         self.steps = check_int(steps, "steps", low=1)
         self.batch_size = check_int(batch_size, "batch_size", low=1)
+        lr = default_lr(self.arch) if lr is None else lr
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
         self.lr = float(lr)
@@ -289,7 +291,7 @@ class Trainer:
 
 
 def train_classifier(x, y, n_classes, *, arch="mobilenetv3", weights=None, random_state=0, steps=800, batch_size=32,
-                     validation_split=0.1, patience=15, lr=1e-3, initial_weights=None, adapt=None, verbose=0):
+                     validation_split=0.1, patience=15, lr=None, initial_weights=None, adapt=None, verbose=0):
     """Train a fresh classifier for a step budget, keeping the best validation epoch.
 
     A fixed number of optimiser steps (not of epochs) keeps small labeled sets from

@@ -46,7 +46,7 @@ from sklearn.model_selection import train_test_split
 
 import checks
 import strategies as st
-from architectures import ARCHS_BY_KIND, default_arch
+from architectures import ARCHS_BY_KIND, default_arch, default_lr
 from benchmarks.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
 from cli import progress, run_cli
@@ -328,7 +328,8 @@ def build_parser():
                    help="grow the steps of a fit to this many passes over the labeled set when --steps is fewer, "
                    "rounded up to a multiple of --steps; 0 keeps --steps for every fit")
     p.add_argument("--batch-size", type=int, default=32, help="training batch size")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (the peak of the cosine schedule)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (the peak of the cosine schedule); "
+                   "default: the model's (0.01 for the table MLP, else 0.001)")
     p.add_argument("--schedule", default="cosine", choices=SCHEDULES,
                    help="learning rate over a fit's steps: cosine decay to 0 (the evaluated model is the end of an "
                    "annealed run, not a noisy last step), or constant")
@@ -374,7 +375,8 @@ def _check_args(args):
     if args.test_size is not None:
         checks.check_int(args.test_size, "test_size", low=1)
     # --lr inf or nan would train to NaN and fail only after rows were written.
-    checks.check_float(args.lr, "lr", 0.0, None, low_open=True)
+    if args.lr is not None:
+        checks.check_float(args.lr, "lr", 0.0, None, low_open=True)
     checks.check_int(args.dbal_beta, "dbal_beta", low=1)
     checks.check_int(args.gnn_epochs, "gnn_epochs", low=1)
     return names
@@ -405,6 +407,8 @@ def main(argv=None):
         args.image_size = 8 if args.dataset == "digits" and args.model in (None, "small_cnn") else 32
     x_all, y_all, xt_all, yt_all, n_classes, kind = load_data(args.dataset, args.image_size)
     args.model = _resolve_model(args, kind)
+    if args.lr is None:
+        args.lr = default_lr(args.model)  # recorded in run.json as the value used
     if kind != "image":
         args.image_size = None  # not a parameter of tables and text
     elif args.model == "mobilenetv3" and args.image_size < 32:

@@ -46,6 +46,15 @@ def test_a_new_architecture_is_one_function(monkeypatch, digits):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_the_learning_rate_defaults_by_architecture():
+    # The table MLP trains at 10x the rate of the others (architectures.ARCH_LR, measured on letter).
+    assert train.Trainer((16,), 3, arch="mlp").lr == 1e-2
+    assert train.Trainer((8, 8, 3), 3, arch="small_cnn").lr == 1e-3
+    assert train.Trainer((16,), 3, arch="mlp", lr=5e-4).lr == 5e-4
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        train.Trainer((16,), 3, arch="mlp", lr=0.0)
+
+
 def test_early_stopping_needs_whole_epochs():
     with pytest.raises(ValueError, match="validation_split must be 0 with exact_steps=True"):
         train.Trainer((8, 8, 3), 10, validation_split=0.1, exact_steps=True)
