@@ -24,16 +24,25 @@ TMP_PREFIX = ".tmp-"
 OLD_PREFIX = ".old-"
 
 
-def _umask():
-    # Linux reports the umask in /proc without changing it; os.umask can only read it by
-    # setting it, which another thread creating a file in between would see.
+def proc_status(field):
+    """The value of ``field`` in Linux's /proc/self/status (``'0022'`` for Umask, ``'1024'``
+    for VmHWM in kB), or None where there is no such file or field."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
+                if line.startswith(field + ":"):
+                    return line.split()[1]
     except OSError:
         pass
+    return None
+
+
+def _umask():
+    # Linux reports the umask in /proc without changing it; os.umask can only read it by
+    # setting it, which another thread creating a file in between would see.
+    value = proc_status("Umask")
+    if value is not None:
+        return int(value, 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -2,14 +2,17 @@
 import threading
 import time
 
+from results_io import proc_status
+
 
 def status_kb(field):
     """A field of /proc/self/status in kB (VmHWM, RssAnon, ...); 0 when absent."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+    return int(proc_status(field) or 0)
+
+
+def status_mb(field):
+    """A field of /proc/self/status in MB, rounded (``status_mb('VmHWM')``: this process's peak RSS)."""
+    return round(status_kb(field) / 1024)
 
 
 class PeakMemory:
@@ -41,7 +44,7 @@ class PeakMemory:
 
     def read(self):
         self._anon = max(self._anon, status_kb("RssAnon"))
-        return {"peak_rss_mb": round(status_kb("VmHWM") / 1024), "peak_anon_mb": round(self._anon / 1024)}
+        return {"peak_rss_mb": status_mb("VmHWM"), "peak_anon_mb": round(self._anon / 1024)}
 
     def close(self):
         self._stop.set()
@@ -62,4 +65,4 @@ def stage_recorder(rec, mem):
 def worker_memory_mb():
     """A Dask worker's peak RSS (VmHWM, mapped shard pages included) and its anonymous memory now
     (``client.run(worker_memory_mb)``)."""
-    return {"peak_rss": round(status_kb("VmHWM") / 1024), "anon_now": round(status_kb("RssAnon") / 1024)}
+    return {"peak_rss": status_mb("VmHWM"), "anon_now": status_mb("RssAnon")}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.memprobe import PeakMemory, status_kb, worker_memory_mb
+from benchmarks.memprobe import PeakMemory, status_mb, worker_memory_mb
 from benchmarks.synthetic import make_pool
 
 
@@ -114,7 +114,7 @@ def child_analyze(args):
     t = time.perf_counter()
     res = alf.analyze(probs, emb, mask, {"novelty": {"method": args.knn}}, args.budget, random_state=args.seed)
     rec["total_seconds"] = round(time.perf_counter() - t, 3)
-    rec["peak_rss_mb"] = round(status_kb("VmHWM") / 1024)
+    rec["peak_rss_mb"] = status_mb("VmHWM")
     rec["knn"] = knn.knn_method_for(int((~mask).sum()), int(mask.sum()), args.dim) if args.knn == "auto" else args.knn
     if args.compare == "faiss":
         t = time.perf_counter()
@@ -146,7 +146,7 @@ def child_disk(args):
         rec["total_seconds"] = round(time.perf_counter() - t, 3)
         rec["peak_anon_mb"] = memory.read()["peak_anon_mb"]
         memory.close()
-        rec["peak_rss_mb"] = round(status_kb("VmHWM") / 1024)
+        rec["peak_rss_mb"] = status_mb("VmHWM")
         rec["disk_gb"] = round(shards.folder_bytes(root / "emb") / 1e9, 2)
     finally:
         shutil.rmtree(root)
@@ -179,7 +179,7 @@ def child_dask(args):
             eng = res["engine"]
             rec.update(workers=eng["workers"], tasks=eng["tasks"], knn=eng["knn"]["method"], kmeans_info=eng["kmeans"])
             rec["peak_memory_mb_per_worker"] = list(client.run(worker_memory_mb).values())
-            rec["client_peak_rss_mb"] = round(status_kb("VmHWM") / 1024)
+            rec["client_peak_rss_mb"] = status_mb("VmHWM")
         finally:
             client.close()
             if cluster is not None:
