@@ -9,6 +9,7 @@ A project folder holds everything that lasts::
         selection.csv       the items chosen for labeling, best first, with scores
         round.json          strategy, budget, labels used, test accuracy and macro-F1
     learning_curve.png  test accuracy per round (rewritten by ``status``)
+    selection_space_lsa.npy  the label-free text features (``al init --selection-space lsa``), once
 
 :class:`LabelingProject` is the loop in Python; the ``al`` command (``al_cli.py``) calls
 its methods. Every round trains on ALL labels in the store and evaluates on the held-out
@@ -26,7 +27,7 @@ import train
 from checks import check_choice, check_int
 from datasets import dataset_fingerprint, load_dataset
 from labelstore import LabelStore
-from results_io import load_json, save_figure, save_json, save_png, staged_folder
+from results_io import load_json, save_figure, save_json, save_npy, save_png, staged_folder
 from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
 from sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
@@ -228,17 +229,13 @@ class LabelingProject:
         info = dict(trainer.info_, train_seconds=round(trainer.info_["train_seconds"], 2))
         metrics = None
         if ds.x_test is not None:
-            metrics = train.evaluate(model, ds.x_test, ds.y_test)
+            metrics = trainer.evaluate(ds.x_test, ds.y_test)
         self.progress(f"round {number}: one inference pass over {len(ds.y_train)} items ...")
-        probs, embeddings = train.predict_with_embeddings(model, ds.x_train)
+        probs, embeddings = trainer.predict(ds.x_train)
         ctx = strategies.SelectionContext(probs=probs, embeddings=embeddings, labeled_mask=labeled, labels=labels,
-                                          head=tuple(model.get_layer("predictions").get_weights()),
-                                          dropout_rate=train.head_dropout_rate(model))
+                                          head=trainer.head(), dropout_rate=trainer.dropout_rate())
         space_name = self.config.get("selection_space", "model")  # projects made before it: the model's
-        space, space_seconds = pool_space(space_name, ds.x_train, random_state=seed)
-        if space is not None:
-            self.progress(f"round {number}: {space_name} selection space {space.shape} in {space_seconds:.1f} s")
-        ctx = selection_context(strategy, ctx, budget, space)
+        ctx = selection_context(strategy, ctx, budget, self._selection_space(space_name, number))
         choice = auto_choice(ctx, budget) if strategy == "auto" else (strategy, None)
         if choice[1]:
             self.progress(f"round {number}: auto: {choice[1]}")
@@ -257,6 +254,21 @@ class LabelingProject:
         self.store.finish_round(number, n_labeled=int(labeled.sum()),
                                 metrics={"test": metrics, "strategy": strategy, "budget": int(budget)})
         return dict(record, selected=int(len(chosen)), folder=str(folder))
+
+    def _selection_space(self, name, number):
+        """The pool's label-free selection features (:mod:`selection_space`), None for the
+        model's embeddings. Computed on the first round that needs them and kept in the
+        folder: the data cannot change under a project (its fingerprint is checked), so
+        every round would compute the same array."""
+        if name == "model":
+            return None
+        path = self.path / f"selection_space_{name}.npy"
+        if path.exists():
+            return np.load(path)
+        space, seconds = pool_space(name, self.data.x_train, random_state=self.config["seed"])
+        self.progress(f"round {number}: {name} selection space {space.shape} in {seconds:.1f} s (kept in {path.name})")
+        save_npy(path, space)
+        return space
 
     def _write_round(self, number, model, train_rows, chosen, probs, record):
         """Write ``round-NNN/`` next to its final place, then rename it in (a round is

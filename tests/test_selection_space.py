@@ -88,6 +88,9 @@ def test_a_text_project_selects_in_the_lsa_space(tmp_path):
         assert proj.config["selection_space"] == "lsa"
         result = proj.run_round(5, strategy="auto")
         assert result["selection_space"] == "lsa" and result["method"] == "dbal" and result["selected"] == 5
+        # Computed once and kept: the next round reads the same features from the folder.
+        kept = np.load(tmp_path / "proj" / "selection_space_lsa.npy")
+        assert np.array_equal(kept, pool_space("lsa", proj.data.x_train, random_state=proj.config["seed"])[0])
     with pytest.raises(ValueError, match="needs text"):
         LabelingProject.create(tmp_path / "img", "digits", initial=20, selection_space="lsa", image_size=8)
     assert not (tmp_path / "img").exists()
