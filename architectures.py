@@ -245,6 +245,15 @@ def build_model(input_shape=(32, 32, 3), n_classes=10, arch="mobilenetv3", weigh
     return keras.Model(inputs, outputs, name=f"{arch}_classifier")
 
 
+def check_embedding_layer(model, name="model"):
+    """Refuse a model without the ``embedding`` layer the analyses read; returns ``model``."""
+    try:
+        model.get_layer("embedding")
+    except (ValueError, AttributeError):
+        raise ValueError(f"{name} has no layer named 'embedding': build it with architectures.build_model") from None
+    return model
+
+
 def head_dropout_rate(model):
     """The rate of the Dropout between the ``embedding`` layer and the ``predictions`` softmax.
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import cli
-from architectures import PREDICT_BATCH, predict_two_outputs, two_output_model
+from architectures import PREDICT_BATCH, check_embedding_layer, predict_two_outputs, two_output_model
 from checks import check_int
 from datasets.images import list_image_files, read_images
 from datasets.record import hash_rows
@@ -332,10 +332,7 @@ def stream_predict(model, source, out_dir, *, block_rows=None, batch_size=PREDIC
     elif client is not None:
         raise ValueError("model must be the path of a run folder or .keras file when a client is given: "
                          "each worker loads it")
-    try:
-        model.get_layer("embedding")
-    except (ValueError, AttributeError):
-        raise ValueError("model has no layer named 'embedding': build it with architectures.build_model") from None
+    check_embedding_layer(model)
     source = as_source(source, model)
     n = len(source)
     if block_rows is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from architectures import load_keras
+from architectures import check_embedding_layer, load_keras
 from defaults import DEFAULT_RUN, MODEL_FILE  # noqa: F401  (runs.DEFAULT_RUN stays importable)
 from results_io import (
     check_output_folder,
@@ -120,11 +120,7 @@ def load_model(model_path):
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:
         raise ValueError(f"model_path {str(path)!r} is not a readable Keras model ({type(exc).__name__}): retrain it with `python train.py`") from None
-    try:
-        model.get_layer("embedding")
-    except ValueError:
-        raise ValueError(f"model {str(path)!r} has no layer named 'embedding': build it with train.build_model") from None
-    return model, path
+    return check_embedding_layer(model, f"model {str(path)!r}"), path
 
 
 def load_run(model_path):

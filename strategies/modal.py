@@ -105,11 +105,16 @@ def fit_softmax_head(embeddings, labels, n_classes, *, C=1.0, random_state=None)
     return weights, bias
 
 
+def _labeled_rows(ctx):
+    """Rows of ``ctx`` whose label is revealed: what :func:`fit_softmax_head` is fitted on."""
+    return np.flatnonzero(ctx.labeled_mask & (ctx.labels >= 0))
+
+
 def head_note(ctx):
     """What a ``modal_*`` selection on ``ctx`` should say: None with a model head, else the fitted one."""
     if ctx.head is not None:
         return None
-    labels = ctx.labels[ctx.labeled_mask & (ctx.labels >= 0)]
+    labels = ctx.labels[_labeled_rows(ctx)]
     return (f"no softmax head of a model: modAL queries a multinomial logistic regression fitted on the "
             f"{len(labels)} labeled embeddings (standardised; {len(np.unique(labels))} of {ctx.n_classes} "
             f"classes labeled, the others get probability 0)")
@@ -120,9 +125,9 @@ def _modal_learner(ctx, query_strategy, random_state):
 
     head = ctx.head
     if head is None:
-        labeled = ctx.labeled_mask & (ctx.labels >= 0)
-        head = fit_softmax_head(np.asarray(ctx.embeddings[np.flatnonzero(labeled)]), ctx.labels[labeled],
-                                ctx.n_classes, random_state=random_state)
+        rows = _labeled_rows(ctx)
+        head = fit_softmax_head(np.asarray(ctx.embeddings[rows]), ctx.labels[rows], ctx.n_classes,
+                                random_state=random_state)
     # No X_training: passing it would make modAL fit (and on scikit-learn >= 1.8, fail).
     return ActiveLearner(estimator=SoftmaxHeadClassifier(*head), query_strategy=query_strategy)
 
