@@ -57,6 +57,10 @@ def build_parser():
                    help="where auto's DBAL / TypiClust and the other distance-based strategies measure distances: "
                    "each round's model embeddings, or (text) a latent semantic analysis of the pool's text learned "
                    "without labels (on the IMDB sample it moved auto from -0.002 to +0.007 AULC against random, 3 of 5 seeds above it; see the README)")
+    q.add_argument("--features", default="raw", choices=("raw", "patches"),
+                   help="what the model is trained on: the data as loaded, or (images) k-means patch features learned "
+                   "from the pool without labels (Coates et al. 2011), for a linear model (default) or --arch mlp; "
+                   "computed on the first round and kept in the project folder (see the README for what they gave on CIFAR-10)")
 
     q = sub.add_parser("round", help="train on every label, evaluate, select the next items", formatter_class=fmt)
     _add_project(q)
@@ -146,7 +150,8 @@ def main(argv=None):
                                     random_state=args.seed, arch=args.arch, steps=args.steps,
                                     image_size=args.image_size, kind=args.kind, label_column=args.label_column,
                                     text_column=args.text_column, test=args.test,
-                                    selection_space=args.selection_space, progress=log) as proj:
+                                    selection_space=args.selection_space, features=args.features,
+                                    progress=log) as proj:
             st = proj.status(figure=False)
             print(f"project {args.project}: {proj.config['dataset']['name']} ({proj.config['dataset']['kind']}), "
                   f"{len(proj.class_names)} classes, {st['n_labeled']} seed labels, {st['n_pool']} items in the pool"

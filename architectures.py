@@ -136,6 +136,18 @@ def _mlp(keras, input_shape, weights, adapt=None):
     return inputs, layers.Dense(32, activation="relu")(x)
 
 
+def _linear(keras, input_shape, weights, adapt=None):
+    """The features themselves, standardised with ``adapt``'s statistics: with build_model's head, a
+    softmax (multinomial logistic) regression, the linear probe on label-free features such as
+    :func:`patch_features.patch_features`."""
+    if adapt is None:
+        raise ValueError("arch='linear' needs rows (adapt=) to fit its standardisation")
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    norm = keras.layers.Normalization(name="standardize")
+    norm.adapt(np.asarray(adapt, dtype=np.float32))
+    return inputs, norm(inputs)
+
+
 def _fitted_vectorizer(keras, texts, **kwargs):
     texts = np.asarray([str(t) for t in np.ravel(texts)], dtype=object)
     if not len(texts):
@@ -181,12 +193,12 @@ def _lstm(keras, input_shape, weights, adapt=None):
 # arch name -> fn(keras, input_shape, weights, adapt) -> (inputs, pooled features); ``adapt``
 # is the data preprocessing layers are fitted on (training rows of a table, the pool's text). build_model puts
 # the ``embedding`` layer, dropout and the softmax head on top: a new architecture is one entry.
-BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn, "mlp": _mlp, "textmlp": _textmlp, "lstm": _lstm}
+BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn, "mlp": _mlp, "linear": _linear, "textmlp": _textmlp, "lstm": _lstm}
 # The built-in names (command-line choices); build_model accepts every key of BACKBONES.
 ARCHS = tuple(BACKBONES)
-ARCHS_BY_KIND = {"image": ("mobilenetv3", "small_cnn"), "tabular": ("mlp",), "text": ("textmlp", "lstm")}
+ARCHS_BY_KIND = {"image": ("mobilenetv3", "small_cnn"), "tabular": ("mlp", "linear"), "text": ("textmlp", "lstm")}
 # Preprocessing fitted on data: the caller passes adapt= (train_classifier does it for them).
-ADAPTED_ARCHS = ("mlp", "textmlp", "lstm")
+ADAPTED_ARCHS = ("mlp", "linear", "textmlp", "lstm")
 
 
 def default_arch(kind):

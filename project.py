@@ -10,6 +10,7 @@ A project folder holds everything that lasts::
         round.json          strategy, budget, labels used, test accuracy and macro-F1
     learning_curve.png  test accuracy per round (rewritten by ``status``)
     selection_space_lsa.npy  the label-free text features (``al init --selection-space lsa``), once
+    features_patches.npz  the label-free image features and their encoder (``al init --features patches``), once
 
 :class:`LabelingProject` is the loop in Python; the ``al`` command (``al_cli.py``) calls
 its methods. Every round trains on ALL labels in the store and evaluates on the held-out
@@ -27,11 +28,12 @@ import train
 from checks import check_choice, check_int
 from datasets import dataset_fingerprint, load_dataset
 from labelstore import LabelStore
-from results_io import load_json, save_figure, save_json, save_npy, save_png, staged_folder
+from patch_features import FEATURES, PatchEncoder, features_model
+from results_io import load_json, load_npz, save_figure, save_json, save_npy, save_npz, save_png, staged_folder
 from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
 from sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
-from strategies.auto import auto_choice
+from strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, auto_choice
 
 PROJECT_FILE = "project.json"
 STORE_FILE = "labels.sqlite"
@@ -81,7 +83,7 @@ class LabelingProject:
     @classmethod
     def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=400,
                image_size=32, kind="auto", label_column=None, text_column=None, test=None, selection_space="model",
-               progress=None):
+               features="raw", progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
 
         Parameters
@@ -101,6 +103,10 @@ class LabelingProject:
             Where the distance-based strategies (``auto``'s DBAL and TypiClust among them)
             measure distances each round: the round's model embeddings, or (text) a label-free
             LSA space of the pool's text (:mod:`selection_space`).
+        features : {'raw', 'patches'}
+            What the model is trained on and the strategies read: the data as loaded, or
+            (images) k-means patch features learned from the pool without labels
+            (:mod:`patch_features`), for a ``linear`` model (the default) or ``mlp``.
 
         Returns
         -------
@@ -116,6 +122,7 @@ class LabelingProject:
         ds = load_dataset(dataset, image_size=image_size, kind=kind, label_column=label_column,
                           text_column=text_column, test=test)
         check_space(selection_space, ds.kind)
+        arch = features_model(features, ds.kind, arch)
         known = np.flatnonzero(ds.y_train >= 0)
         if initial is not None:
             check_int(initial, "--initial", low=2, high=max(2, len(known) - 1))
@@ -147,6 +154,7 @@ class LabelingProject:
             "arch": arch,
             "steps": int(steps),
             "selection_space": selection_space,
+            "features": features,
             "notes": list(ds.notes),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -222,18 +230,23 @@ class LabelingProject:
         # The benchmark's stable recipe: every label trains (no validation split, which at a
         # few dozen labels is a handful of items and made early stopping pick noise), a fixed
         # step budget with cosine decay. Text models fit their vocabulary on the pool's text.
-        trainer = train.Trainer(ds.x_train.shape[1:], len(self.class_names), arch=self.config["arch"],
+        x, x_test = self._model_inputs(number)
+        arch = self.config["arch"]
+        trainer = train.Trainer(x.shape[1:], len(self.class_names), arch=arch,
                                 steps=self.config["steps"], schedule="cosine", exact_steps=True)
-        trainer.start(seed, adapt=ds.x_train if ds.kind == "text" else ds.x_train[rows])
-        model = trainer.fit(ds.x_train[rows], labels[rows], seed).model_
+        # Standardisation of a linear model and a text vocabulary need no labels: fitted on the whole pool.
+        trainer.start(seed, adapt=x if ds.kind == "text" or arch == "linear" else x[rows])
+        model = trainer.fit(x[rows], labels[rows], seed).model_
         info = dict(trainer.info_, train_seconds=round(trainer.info_["train_seconds"], 2))
         metrics = None
-        if ds.x_test is not None:
-            metrics = trainer.evaluate(ds.x_test, ds.y_test)
+        if x_test is not None:
+            metrics = trainer.evaluate(x_test, ds.y_test)
         self.progress(f"round {number}: one inference pass over {len(ds.y_train)} items ...")
-        probs, embeddings = trainer.predict(ds.x_train)
+        probs, embeddings = trainer.predict(x)
+        # A linear model on label-free features stays in auto's low-budget regime longer (strategies/auto.py).
+        params = {"auto": {"switch_labels_per_class": PROBE_SWITCH_LABELS_PER_CLASS}} if arch == "linear" else {}
         ctx = strategies.SelectionContext(probs=probs, embeddings=embeddings, labeled_mask=labeled, labels=labels,
-                                          head=trainer.head(), dropout_rate=trainer.dropout_rate())
+                                          head=trainer.head(), dropout_rate=trainer.dropout_rate(), params=params)
         space_name = self.config.get("selection_space", "model")  # projects made before it: the model's
         ctx = selection_context(strategy, ctx, budget, self._selection_space(space_name, number))
         choice = auto_choice(ctx, budget) if strategy == "auto" else (strategy, None)
@@ -244,7 +257,7 @@ class LabelingProject:
         select_seconds = time.perf_counter() - t
         record = {
             "round": number, "strategy": strategy, "method": choice[0], "method_reason": choice[1],
-            "selection_space": space_name,
+            "selection_space": space_name, "features": self.config.get("features", "raw"),
             "budget": int(budget), "n_labeled": int(labeled.sum()),
             "n_pool": n_pool, "metrics": metrics, "train": info, "select_seconds": round(select_seconds, 3),
             "previous": None if previous is None else {"round": previous["round"], "n_labeled": previous["n_labeled"],
@@ -254,6 +267,27 @@ class LabelingProject:
         self.store.finish_round(number, n_labeled=int(labeled.sum()),
                                 metrics={"test": metrics, "strategy": strategy, "budget": int(budget)})
         return dict(record, selected=int(len(chosen)), folder=str(folder))
+
+    def _model_inputs(self, number):
+        """What the model reads for the pool and the test split (None without one): the data, or
+        with ``features: patches`` the patch features, computed on the first round (the encoder is
+        fitted on the pool, no labels) and kept with the encoder in ``features_patches.npz``."""
+        ds = self.data
+        if self.config.get("features", "raw") == "raw":  # projects made before it: the data
+            return ds.x_train, ds.x_test
+        path = self.path / "features_patches.npz"
+        if path.exists():
+            pool, test = load_npz(path, ("pool", "test"))
+            return pool, (test if ds.x_test is not None else None)
+        t = time.perf_counter()
+        enc = PatchEncoder(random_state=self.config["seed"]).fit(ds.x_train)
+        pool = enc.transform(ds.x_train)
+        test = None if ds.x_test is None else enc.transform(ds.x_test)
+        self.progress(f"round {number}: patch features {pool.shape} of the pool in {time.perf_counter() - t:.1f} s "
+                      f"(kept in {path.name})")
+        save_npz(path, pool=pool, test=np.zeros((0, pool.shape[1]), np.float32) if test is None else test,
+                 **enc.state())
+        return pool, test
 
     def _selection_space(self, name, number):
         """The pool's label-free selection features (:mod:`selection_space`), None for the
@@ -279,7 +313,8 @@ class LabelingProject:
             train.write_run(tmp / "model", model, train_rows, {
                 "dataset": self.config["dataset"]["name"], "classes": self.class_names, "arch": self.config["arch"],
                 "seed": self.config["seed"], "round": number, "labeled_size": int(len(train_rows)),
-                "n_classes": len(self.class_names), "input_shape": list(self.data.x_train.shape[1:]),
+                "n_classes": len(self.class_names), "input_shape": list(model.input_shape[1:]),
+                "features": self.config.get("features", "raw"),
                 "test_accuracy": (record["metrics"] or {}).get("accuracy"),
             })
             pred = probs[chosen].argmax(axis=1)

@@ -52,7 +52,9 @@ from benchmarks.curves import (append_curve, prepare_resume, read_curves, summar
 from cli import progress, run_cli
 from datasets import load_dataset
 from gnn.scores import entropy_uncertainty as normalized_entropy
+from patch_features import FEATURES, N_CENTROIDS, features_model, patch_features
 from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
+from strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS
 from train import ARCHS, SCHEDULES, Trainer, draw_labeled_set, metrics_from_probs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,10 +65,12 @@ MODELS = ARCHS
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
             "epochs_per_fit", "batch_size", "lr", "schedule", "fine_tune", "pool_size", "test_size", "dbal_beta",
-            "gnn_epochs", "selection_space")
+            "gnn_epochs", "selection_space", "features", "auto_switch")
 # Keys added after a run was made compare equal to their value then: a folder of an older
 # version resumes with the recipe it was made with (constant rate, fixed steps) only.
-KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": None, "selection_space": "model"}
+KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": None, "selection_space": "model",
+                "features": "raw", "auto_switch": SWITCH_LABELS_PER_CLASS}
+
 # Inference batch of the benchmark's passes over pool and test set.
 PREDICT_BATCH = 512
 # Stabilizing predictions compare consecutive models on this many pool rows, fixed per seed
@@ -339,11 +343,18 @@ def build_parser():
     p.add_argument("--test-size", type=int, default=None, help="subsample the test set to this many items (per seed)")
     p.add_argument("--dbal-beta", type=int, default=10, help="dbal / uncertainty_clustering: cluster the beta x budget "
                    "most uncertain items")
+    p.add_argument("--auto-switch", type=float, default=None,
+                   help="auto: labels per class from which it runs DBAL instead of TypiClust; default "
+                   f"{SWITCH_LABELS_PER_CLASS:g}, or {PROBE_SWITCH_LABELS_PER_CLASS:g} for the linear model on patch features")
     p.add_argument("--gnn-epochs", type=int, default=200, help="gnn: GraphSAGE epoch cap per round")
     p.add_argument("--selection-space", default="model", choices=SELECTION_SPACES,
                    help="where the distance-based strategies (typiclust, probcover, coreset, dbal, cluster_margin, "
                    "and auto when it picks one) measure distances: the base model's embeddings, or (text) a "
                    "latent semantic analysis of the pool's text learned without labels")
+    p.add_argument("--features", default="raw", choices=FEATURES,
+                   help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
+                   "patch features learned from each seed's pool without labels (Coates et al. 2011), for a linear "
+                   "model (default) or --model mlp")
     p.add_argument("--out", default=str(REPO / "results" / "benchmark"), help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -384,6 +395,8 @@ def _check_args(args):
 
 def _resolve_model(args, kind):
     """The base model for the data kind (``--model`` overrides, when it fits the kind)."""
+    if args.features != "raw":
+        return features_model(args.features, kind, args.model)
     if args.model is None:
         return "small_cnn" if kind == "image" else default_arch(kind)
     if args.model not in ARCHS_BY_KIND[kind]:
@@ -391,9 +404,12 @@ def _resolve_model(args, kind):
     return args.model
 
 
-def _adapt_data(kind, x_pool, initial):
-    """What the preprocessing layers are fitted on: text -> the pool's text (no labels needed),
-    tables -> the initial labeled rows (standardisation from the labeled part only), images -> nothing."""
+def _adapt_data(kind, model, x_pool, initial):
+    """What the preprocessing layers are fitted on: text -> the pool's text, a linear model -> the
+    pool's features (both need no labels), tables -> the initial labeled rows (standardisation
+    from the labeled part only), images -> nothing."""
+    if model == "linear":
+        return x_pool
     return {"text": x_pool, "tabular": x_pool[initial]}.get(kind)
 
 
@@ -421,12 +437,16 @@ def main(argv=None):
     if need > n_pool:
         raise ValueError(f"budget: initial ({args.initial}) + rounds ({args.rounds}) x budget ({args.budget}) = {need} "
                          f"labels, more than the pool of {n_pool} items")
+    if args.auto_switch is None:  # recorded in run.json as the value used
+        args.auto_switch = PROBE_SWITCH_LABELS_PER_CLASS if args.model == "linear" else SWITCH_LABELS_PER_CLASS
     params = {"uncertainty_clustering": {"beta": args.dbal_beta}, "dbal": {"beta": args.dbal_beta},
-              "gnn": {"epochs": args.gnn_epochs}}
+              "gnn": {"epochs": args.gnn_epochs}, "auto": {"switch_labels_per_class": args.auto_switch}}
     st.check_params(params)
 
+    input_shape = (4 * N_CENTROIDS,) if args.features == "patches" else x_all.shape[1:]
+
     def make(steps):
-        return Trainer(x_all.shape[1:], n_classes, arch=args.model, steps=steps, batch_size=args.batch_size,
+        return Trainer(input_shape, n_classes, arch=args.model, steps=steps, batch_size=args.batch_size,
                        lr=args.lr, schedule=args.schedule, exact_steps=True)
 
     make(args.steps)  # checks the trainer's arguments before anything is written
@@ -449,9 +469,14 @@ def main(argv=None):
             continue
         pool, test = seed_split(len(y_all), len(yt_all), seed, args.pool_size, args.test_size)
         x_pool, y_pool, x_test, y_test = x_all[pool], y_all[pool], xt_all[test], yt_all[test]
+        if args.features == "patches":
+            start = time.perf_counter()
+            x_pool, x_test = patch_features(x_pool, x_test, random_state=seed)
+            say(f"seed {seed}: patch features {x_pool.shape} of the pool and the test set in "
+                f"{time.perf_counter() - start:.1f} s")
         initial = initial_rows(y_pool, args.initial, seed, args.initial_mode)
         # The seed's initial weights are saved once and reloaded on resume.
-        trainer.start(seed, adapt=_adapt_data(kind, x_pool, initial),
+        trainer.start(seed, adapt=_adapt_data(kind, args.model, x_pool, initial),
                       weights_file=out / "weights" / f"initial_weights_seed{seed}.npz")
         # The initial labels are revealed by an oracle of their own: round 0 is shared by all strategies.
         round0 = train_round0(trainer, seed, x_pool, Oracle(y_pool).query(initial), initial, x_test, y_test)

@@ -34,6 +34,9 @@ HIGH_BUDGET = {"badge": badge_strategy, "cluster_margin": cluster_margin_strateg
 # Switching later costs: TypiClust until 4 per class, then DBAL, gave AULC 0.905 against DBAL's
 # 0.916 on digits seed 0. DBAL replaced BADGE (the switch at 8 per class was measured against it).
 SWITCH_LABELS_PER_CLASS = 2.0
+# A linear model on label-free features (the benchmark's ``--features patches``) stays in the
+# low-budget regime far longer: measured below (CIFAR-10, "Switch point of auto" in docs/BENCHMARKS.md).
+PROBE_SWITCH_LABELS_PER_CLASS = 20.0
 LOW_DEFAULT, HIGH_DEFAULT = "typiclust", "dbal"
 
 

@@ -95,6 +95,7 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     (["--budget-ratio", "1.5"], "budget_ratio must be a number in"),
     (["--epochs-per-fit", "-1"], "epochs_per_fit must be a number in"),
     (["--model", "mlp"], "model must be one of"),
+    (["--features", "patches", "--model", "small_cnn"], r"model must be one of \['linear', 'mlp'\], got 'small_cnn'"),
 ])
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, args, match):
     # In-process: the end-to-end test checks that the script turns a ValueError into one line and exit 2.
@@ -181,6 +182,35 @@ def test_simulation_never_uses_unrevealed_labels(strategy, monkeypatch):
         np.testing.assert_array_equal(yt, y[revealed])
     assert [len(yt) for _, yt, _ in trainer.fits[1:]] == [20, 28, 36]
     assert len(seen_labels) == 3
+
+
+def test_tiny_run_with_patch_features(tmp_path):
+    out = tmp_path / "bench"
+    args = ["--dataset", "digits", "--strategies", "typiclust", "--seeds", "1", "--rounds", "1", "--initial", "20",
+            "--budget", "10", "--pool-size", "120", "--test-size", "50", "--steps", "10", "--quiet",
+            "--features", "patches"]
+    res = run(args, out)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = read_rows(out / "curves.csv")
+    assert [(r["strategy"], r["round"], r["n_labeled"]) for r in rows] == [("typiclust", "0", "20"),
+                                                                           ("typiclust", "1", "30")]
+    # A linear model on 8 x 8 digits' patch features learns something from 20 labels (chance: 0.1).
+    assert float(rows[0]["accuracy"]) > 0.3
+    saved = json.loads((out / "run.json").read_text())
+    assert (saved["features"], saved["model"]) == ("patches", "linear")
+    # The same folder on the raw images is another experiment: refused.
+    res = run(args[:-2], out)
+    assert res.returncode == 2 and "features: 'patches' then, 'raw' now" in res.stderr
+
+
+def test_patch_features_need_images(tmp_path):
+    table = tmp_path / "t.csv"
+    rng = np.random.RandomState(0)
+    rows = ["a,b,label"] + [f"{rng.rand():.3f},{rng.rand():.3f},{i % 2}" for i in range(60)]
+    table.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match="features 'patches' needs images, got tabular data"):
+        le.main(["--dataset", str(table), "--features", "patches", "--quiet", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()
 
 
 def test_summary_compares_each_seed_with_random():
