@@ -45,8 +45,8 @@ def build_parser():
                    "labels are the seed set and its unlabeled items the pool")
     q.add_argument("--no-stratify", action="store_true", help="draw --initial at random, not per class")
     q.add_argument("--seed", type=int, default=0, help="seed for every random step")
-    q.add_argument("--arch", default=None, help="model: mobilenetv3 / small_cnn (images), mlp (tables), "
-                   "textmlp / lstm (text); default: small_cnn, mlp or textmlp by data kind")
+    q.add_argument("--arch", default=None, help="model: mobilenetv3 / small_cnn (images), mlp / linear (tables and --features "
+                   "patches), textmlp / lstm (text); default: small_cnn, mlp or textmlp by data kind, linear on patches")
     q.add_argument("--steps", type=int, default=400, help="optimiser steps per training")
     q.add_argument("--image-size", type=int, default=32, help="image side in pixels")
     q.add_argument("--kind", default="auto", choices=("auto", "image", "tabular", "text"), help="data kind")

@@ -6,7 +6,8 @@ backbone from :data:`BACKBONES`: a new architecture is one function there.
 Images: ``mobilenetv3`` (MobileNetV3Small, the default), ``small_cnn``. Tables: ``mlp``,
 standardisation with statistics of the rows it trains on (a ``Normalization`` layer,
 saved with the model), then Dense + BatchNorm + Dropout blocks, as the "BeanNet" of the
-GNN active-learning study. Text: ``textmlp`` (sublinear, L2-normalised term frequencies of
+GNN active-learning study; ``linear``, a softmax regression on standardised features (the
+linear probe on label-free image features, ``patch_features.py``). Text: ``textmlp`` (sublinear, L2-normalised term frequencies of
 word uni- and bigrams, then a small MLP; the default, fast on a CPU) and ``lstm`` (token ids, an embedding and a
 bidirectional LSTM, as the study's text model; several times slower). A text vocabulary
 is fitted on the pool's text (no labels needed) and saved with the model.

@@ -25,10 +25,11 @@ import numpy as np
 import plots
 import strategies
 import train
+from architectures import ARCHS_BY_KIND
 from checks import check_choice, check_int
 from datasets import dataset_fingerprint, load_dataset
 from labelstore import LabelStore
-from patch_features import FEATURES, PatchEncoder, features_model
+from patch_features import PatchEncoder, features_model
 from results_io import load_json, load_npz, save_figure, save_json, save_npy, save_npz, save_png, staged_folder
 from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
 from sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
@@ -138,7 +139,10 @@ class LabelingProject:
         if len(np.unique(ds.y_train[seed_rows])) < 2:
             raise ProjectError(f"the seed labels cover {len(np.unique(ds.y_train[seed_rows]))} class; "
                                "label items of at least 2 classes first (or raise --initial)")
-        arch = arch or (LOOP_IMAGE_ARCH if ds.kind == "image" else train.default_arch(ds.kind))
+        if arch is None:
+            arch = LOOP_IMAGE_ARCH if ds.kind == "image" else train.default_arch(ds.kind)
+        elif features == "raw":  # e.g. the table MLP cannot read images
+            check_choice(arch, "--arch", ARCHS_BY_KIND[ds.kind])
         config = {
             "version": 1,
             # What load_dataset is given again each round: a name ('digits', 'cifar10') or an absolute path.

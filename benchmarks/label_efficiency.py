@@ -32,7 +32,11 @@ Data of every kind goes through the same loop: images (``small_cnn`` by default)
 (``mlp``, its standardisation fitted on the initial labeled rows) and text (``textmlp``, its
 vocabulary fitted on the pool's text); ``--model`` overrides.
 ``--selection-space lsa``: on text, the distance-based strategies measure distances in a
-label-free LSA space of the pool (``selection_space.py``).
+label-free LSA space of the pool (``selection_space.py``). ``--features patches``: on images,
+the model is a linear classifier (``--model mlp``: the MLP) on k-means patch features learned
+from each seed's pool without labels (``patch_features.py``), and every strategy reads its
+embeddings, i.e. those features standardised; ``auto`` then switches at
+``strategies.auto.PROBE_SWITCH_LABELS_PER_CLASS`` (``--auto-switch`` overrides).
 """
 import argparse
 import math

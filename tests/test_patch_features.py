@@ -136,4 +136,7 @@ def test_a_project_trains_a_linear_model_on_patch_features_kept_after_the_first_
         table = tmp_path / "t.csv"
         table.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
         LabelingProject.create(tmp_path / "tab", table, initial=6, features="patches")
-    assert not (tmp_path / "tab").exists()
+    # On the images themselves a table model is refused too.
+    with pytest.raises(ValueError, match=r"--arch must be one of \['mobilenetv3', 'small_cnn'\], got 'linear'"):
+        LabelingProject.create(tmp_path / "img", tmp_path / "photos", initial=6, arch="linear")
+    assert not (tmp_path / "tab").exists() and not (tmp_path / "img").exists()
