@@ -47,6 +47,8 @@ def build_parser():
     q.add_argument("--seed", type=int, default=0, help="seed for every random step")
     q.add_argument("--arch", default=None, help="model: mobilenetv3 / small_cnn (images), mlp / linear (tables and --features "
                    "patches), textmlp / lstm (text); default: small_cnn, mlp or textmlp by data kind, linear on patches")
+    q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "
+                   "once) or the path of a local weights file of MobileNetV3Small without its top; default: random")
     q.add_argument("--steps", type=int, default=400, help="optimiser steps per training")
     q.add_argument("--image-size", type=int, default=32, help="image side in pixels")
     q.add_argument("--kind", default="auto", choices=("auto", "image", "tabular", "text"), help="data kind")
@@ -150,7 +152,7 @@ def main(argv=None):
                                     random_state=args.seed, arch=args.arch, steps=args.steps,
                                     image_size=args.image_size, kind=args.kind, label_column=args.label_column,
                                     text_column=args.text_column, test=args.test,
-                                    selection_space=args.selection_space, features=args.features,
+                                    selection_space=args.selection_space, features=args.features, weights=args.weights,
                                     progress=log) as proj:
             st = proj.status(figure=False)
             print(f"project {args.project}: {proj.config['dataset']['name']} ({proj.config['dataset']['kind']}), "

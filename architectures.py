@@ -93,8 +93,11 @@ def _mobilenetv3(keras, input_shape, weights, adapt=None):
         if weights == "imagenet":
             raise ValueError(
                 f"could not fetch ImageNet weights for MobileNetV3Small ({type(exc).__name__}); "
-                "this needs network access once, or use --weights none"
+                "this needs network access once, or use --weights none or a local weights file"
             ) from None
+        if weights is not None:
+            raise ValueError(f"could not load the weights file {weights!r} into MobileNetV3Small without its top "
+                             f"(input {tuple(input_shape)}): {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         raise
     # Keras builds BatchNorm with momentum 0.999: after a few thousand steps the moving
     # statistics have barely moved and inference predicts at chance. 0.9 fixes it.
@@ -217,6 +220,19 @@ def as_model_input(x):
     return x.astype(np.float32, copy=False)
 
 
+def check_weights(weights, arch):
+    """``weights`` checked: None, 'imagenet' (fetched once), or the path of a local weights file of
+    MobileNetV3Small without its top (e.g. the ``..._no_top_v2.h5`` file Keras fetches for
+    'imagenet'), the way to pretrained features on a machine without network. Returns it (a path as str)."""
+    if weights is None or weights == "imagenet":
+        return weights
+    if not isinstance(weights, (str, os.PathLike)) or not Path(weights).is_file():
+        raise ValueError(f"weights must be none, 'imagenet' or an existing weights file, got {weights!r}")
+    if arch != "mobilenetv3":
+        raise ValueError(f"a weights file is for arch 'mobilenetv3' (MobileNetV3Small without its top), got arch {arch!r}")
+    return os.fspath(weights)
+
+
 def default_lr(arch):
     """Adam's learning rate for ``arch`` when the caller gives none (:data:`ARCH_LR`, else
     :data:`DEFAULT_LR`)."""
@@ -234,8 +250,9 @@ def build_model(input_shape=(32, 32, 3), n_classes=10, arch="mobilenetv3", weigh
     arch : str, one of :data:`ARCHS`
         ``small_cnn`` is a ~60k-parameter 3-block CNN, about 4x faster per step,
         for benchmarks and tests.
-    weights : None or 'imagenet'
-        ImageNet weights need network access once (cached under ``.keras/``).
+    weights : None, 'imagenet' or a path
+        ImageNet weights need network access once (cached under ``.keras/``); a path is a local
+        weights file of MobileNetV3Small without its top (:func:`check_weights`).
     dropout : float
         Dropout rate between the embedding and the softmax layer.
     adapt : ndarray, optional
@@ -249,7 +266,7 @@ def build_model(input_shape=(32, 32, 3), n_classes=10, arch="mobilenetv3", weigh
     """
     keras = load_keras()
     check_choice(arch, "arch", tuple(BACKBONES))
-    check_choice(weights, "weights", (None, "imagenet"))
+    weights = check_weights(weights, arch)
     check_int(n_classes, "n_classes", low=2)
     inputs, features = BACKBONES[arch](keras, input_shape, weights, adapt)
     embedding = keras.layers.Identity(name="embedding")(features)

@@ -25,7 +25,7 @@ import numpy as np
 import plots
 import strategies
 import train
-from architectures import ARCHS_BY_KIND
+from architectures import ARCHS_BY_KIND, check_weights
 from checks import check_choice, check_int
 from datasets import dataset_fingerprint, load_dataset
 from labelstore import LabelStore
@@ -84,7 +84,7 @@ class LabelingProject:
     @classmethod
     def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=400,
                image_size=32, kind="auto", label_column=None, text_column=None, test=None, selection_space="model",
-               features="raw", progress=None):
+               features="raw", weights=None, progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
 
         Parameters
@@ -108,6 +108,9 @@ class LabelingProject:
             What the model is trained on and the strategies read: the data as loaded, or
             (images) k-means patch features learned from the pool without labels
             (:mod:`patch_features`), for a ``linear`` model (the default) or ``mlp``.
+        weights : None, 'imagenet' or a path
+            Initial weights of ``mobilenetv3`` (:func:`architectures.check_weights`): pretrained
+            features for the model that every round trains on.
 
         Returns
         -------
@@ -143,6 +146,9 @@ class LabelingProject:
             arch = LOOP_IMAGE_ARCH if ds.kind == "image" else train.default_arch(ds.kind)
         elif features == "raw":  # e.g. the table MLP cannot read images
             check_choice(arch, "--arch", ARCHS_BY_KIND[ds.kind])
+        weights = check_weights(weights, arch)
+        if weights not in (None, "imagenet"):  # rounds may run from another folder
+            weights = str(Path(weights).resolve())
         config = {
             "version": 1,
             # What load_dataset is given again each round: a name ('digits', 'cifar10') or an absolute path.
@@ -156,6 +162,7 @@ class LabelingProject:
             "mode": mode,
             "seed": int(random_state),
             "arch": arch,
+            "weights": weights,
             "steps": int(steps),
             "selection_space": selection_space,
             "features": features,
@@ -236,7 +243,7 @@ class LabelingProject:
         # step budget with cosine decay. Text models fit their vocabulary on the pool's text.
         x, x_test = self._model_inputs(number)
         arch = self.config["arch"]
-        trainer = train.Trainer(x.shape[1:], len(self.class_names), arch=arch,
+        trainer = train.Trainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
                                 steps=self.config["steps"], schedule="cosine", exact_steps=True)
         # Standardisation of a linear model and a text vocabulary need no labels: fitted on the whole pool.
         trainer.start(seed, adapt=x if ds.kind == "text" or arch == "linear" else x[rows])

@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 
 # Callers of the model helpers import them from here too (train.build_model, train.evaluate, ...).
 from architectures import (ADAPTED_ARCHS, ARCHS, BACKBONES, PREDICT_BATCH, as_model_input, build_model,  # noqa: F401
-                           compile_model, default_arch, default_lr, evaluate, head_dropout_rate, load_keras, metrics_from_probs,
+                           check_weights, compile_model, default_arch, default_lr, evaluate, head_dropout_rate, load_keras, metrics_from_probs,
                            predict_two_outputs, predict_with_embeddings, two_output_model)
 from checks import check_choice, check_int
 from cli import ArgumentParser, run_cli
@@ -74,7 +74,7 @@ class Trainer:
         One item's shape, e.g. (height, width, 3).
     n_classes : int
     arch : str, one of :data:`ARCHS`
-    weights : None or 'imagenet'
+    weights : None, 'imagenet' or the path of a MobileNetV3Small weights file (architectures.check_weights)
     steps : int
         Optimiser steps per fit.
     batch_size : int
@@ -111,7 +111,7 @@ class Trainer:
         self.input_shape = tuple(int(s) for s in input_shape)
         self.n_classes = check_int(n_classes, "n_classes", low=2)
         self.arch = check_choice(arch, "arch", tuple(BACKBONES))
-        self.weights = check_choice(weights, "weights", (None, "imagenet"))
+        self.weights = check_weights(weights, self.arch)
         self.steps = check_int(steps, "steps", low=1)
         self.batch_size = check_int(batch_size, "batch_size", low=1)
         lr = default_lr(self.arch) if lr is None else lr
@@ -441,7 +441,9 @@ def build_parser():
     p.add_argument("--out", default=None, help="run folder (default models/<labeled-size>_train); an existing one is replaced only with --overwrite and only if it is one of our runs")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it already holds a run")
     p.add_argument("--arch", default=None, choices=ARCHS, help="model architecture (default: by data kind)")
-    p.add_argument("--weights", default="none", choices=("none", "imagenet"), help="initial weights; imagenet needs network once")
+    p.add_argument("--weights", default="none", help="initial weights of mobilenetv3: none, imagenet (needs network "
+                   "once), or the path of a local weights file of MobileNetV3Small without its top (e.g. Keras' "
+                   "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5)")
     p.add_argument("--steps", type=int, default=800, help="optimiser steps budget (epochs = steps / batches per epoch)")
     p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs on the validation split")
     p.add_argument("--image-size", type=int, default=32, help="model input height and width")

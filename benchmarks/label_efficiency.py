@@ -69,11 +69,12 @@ MODELS = ARCHS
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
             "epochs_per_fit", "batch_size", "lr", "schedule", "fine_tune", "pool_size", "test_size", "dbal_beta",
-            "gnn_epochs", "selection_space", "features", "auto_switch")
+            "gnn_epochs", "selection_space", "features", "auto_switch", "weights")
 # Keys added after a run was made compare equal to their value then: a folder of an older
 # version resumes with the recipe it was made with (constant rate, fixed steps) only.
 KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": None, "selection_space": "model",
-                "features": "raw", "auto_switch": SWITCH_LABELS_PER_CLASS}
+                "features": "raw", "auto_switch": SWITCH_LABELS_PER_CLASS,
+                "weights": None}
 
 # Inference batch of the benchmark's passes over pool and test set.
 PREDICT_BATCH = 512
@@ -329,6 +330,8 @@ def build_parser():
     p.add_argument("--model", default=None, choices=MODELS,
                    help="base model; default by data kind: small_cnn for images (a ~60k-parameter 3-block CNN, fast), "
                    "mlp for tables, textmlp for text")
+    p.add_argument("--weights", default=None, help="mobilenetv3's initial weights: imagenet (needs network once) or "
+                   "the path of a local weights file of MobileNetV3Small without its top; default: random")
     p.add_argument("--image-size", type=int, default=None,
                    help="model input side; default 8 for digits with small_cnn (their native 8x8), else 32")
     p.add_argument("--steps", type=int, default=200, help="optimiser steps per fit at least (see --epochs-per-fit)")
@@ -450,7 +453,7 @@ def main(argv=None):
     input_shape = (4 * N_CENTROIDS,) if args.features == "patches" else x_all.shape[1:]
 
     def make(steps):
-        return Trainer(input_shape, n_classes, arch=args.model, steps=steps, batch_size=args.batch_size,
+        return Trainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=steps, batch_size=args.batch_size,
                        lr=args.lr, schedule=args.schedule, exact_steps=True)
 
     make(args.steps)  # checks the trainer's arguments before anything is written
