@@ -197,12 +197,22 @@ def _lstm(keras, input_shape, weights, adapt=None):
 # arch name -> fn(keras, input_shape, weights, adapt) -> (inputs, pooled features); ``adapt``
 # is the data preprocessing layers are fitted on (training rows of a table, the pool's text). build_model puts
 # the ``embedding`` layer, dropout and the softmax head on top: a new architecture is one entry.
-BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn, "mlp": _mlp, "linear": _linear, "textmlp": _textmlp, "lstm": _lstm}
+BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn, "mlp": _mlp, "linear": _linear, "textmlp": _textmlp,
+             "lstm": _lstm}
 # The built-in names (command-line choices); build_model accepts every key of BACKBONES.
 ARCHS = tuple(BACKBONES)
 ARCHS_BY_KIND = {"image": ("mobilenetv3", "small_cnn"), "tabular": ("mlp", "linear"), "text": ("textmlp", "lstm")}
 # Preprocessing fitted on data: the caller passes adapt= (train_classifier does it for them).
 ADAPTED_ARCHS = ("mlp", "linear", "textmlp", "lstm")
+
+
+def adapt_data(arch, x_pool, labeled_rows):
+    """What ``arch``'s preprocessing layers are fitted on: the whole pool for a text vocabulary and a
+    linear model's standardisation (neither needs labels), the labeled rows for the MLP's
+    standardisation, nothing (None) for image models."""
+    if arch in ("textmlp", "lstm", "linear"):
+        return x_pool
+    return x_pool[labeled_rows] if arch in ADAPTED_ARCHS else None
 
 
 def default_arch(kind):

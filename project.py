@@ -34,7 +34,7 @@ from results_io import load_json, load_npz, save_figure, save_json, save_npy, sa
 from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
 from sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
-from strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, auto_choice
+from strategies.auto import auto_choice, switch_for
 
 PROJECT_FILE = "project.json"
 STORE_FILE = "labels.sqlite"
@@ -240,13 +240,12 @@ class LabelingProject:
         rows = np.flatnonzero(labeled)
         # The benchmark's stable recipe: every label trains (no validation split, which at a
         # few dozen labels is a handful of items and made early stopping pick noise), a fixed
-        # step budget with cosine decay. Text models fit their vocabulary on the pool's text.
+        # step budget with cosine decay. Preprocessing is fitted as architectures.adapt_data says.
         x, x_test = self._model_inputs(number)
         arch = self.config["arch"]
         trainer = train.Trainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
                                 steps=self.config["steps"], schedule="cosine", exact_steps=True)
-        # Standardisation of a linear model and a text vocabulary need no labels: fitted on the whole pool.
-        trainer.start(seed, adapt=x if ds.kind == "text" or arch == "linear" else x[rows])
+        trainer.start(seed, adapt=train.adapt_data(arch, x, rows))
         model = trainer.fit(x[rows], labels[rows], seed).model_
         info = dict(trainer.info_, train_seconds=round(trainer.info_["train_seconds"], 2))
         metrics = None
@@ -254,8 +253,7 @@ class LabelingProject:
             metrics = trainer.evaluate(x_test, ds.y_test)
         self.progress(f"round {number}: one inference pass over {len(ds.y_train)} items ...")
         probs, embeddings = trainer.predict(x)
-        # A linear model on label-free features stays in auto's low-budget regime longer (strategies/auto.py).
-        params = {"auto": {"switch_labels_per_class": PROBE_SWITCH_LABELS_PER_CLASS}} if arch == "linear" else {}
+        params = {"auto": {"switch_labels_per_class": switch_for(arch)}}
         ctx = strategies.SelectionContext(probs=probs, embeddings=embeddings, labeled_mask=labeled, labels=labels,
                                           head=trainer.head(), dropout_rate=trainer.dropout_rate(), params=params)
         space_name = self.config.get("selection_space", "model")  # projects made before it: the model's

@@ -21,9 +21,10 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 # Callers of the model helpers import them from here too (train.build_model, train.evaluate, ...).
-from architectures import (ADAPTED_ARCHS, ARCHS, BACKBONES, PREDICT_BATCH, as_model_input, build_model,  # noqa: F401
-                           check_weights, compile_model, default_arch, default_lr, evaluate, head_dropout_rate, load_keras, metrics_from_probs,
-                           predict_two_outputs, predict_with_embeddings, two_output_model)
+from architectures import (ADAPTED_ARCHS, ARCHS, BACKBONES, PREDICT_BATCH, adapt_data, as_model_input,  # noqa: F401
+                           build_model, check_weights, compile_model, default_arch, default_lr, evaluate,
+                           head_dropout_rate, load_keras, metrics_from_probs, predict_two_outputs,
+                           predict_with_embeddings, two_output_model)
 from checks import check_choice, check_int
 from cli import ArgumentParser, run_cli
 from datasets import load_dataset

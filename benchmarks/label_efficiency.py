@@ -29,7 +29,7 @@ that a run compiles few models). Each round also records what the stopping crite
 on a fixed stop set, the pool's mean entropy and the largest entropy among the selected items.
 
 Data of every kind goes through the same loop: images (``small_cnn`` by default), tables
-(``mlp``, its standardisation fitted on the initial labeled rows) and text (``textmlp``, its
+(``mlp``, its standardisation fitted on the initial labeled rows, :func:`architectures.adapt_data`) and text (``textmlp``, its
 vocabulary fitted on the pool's text); ``--model`` overrides.
 ``--selection-space lsa``: on text, the distance-based strategies measure distances in a
 label-free LSA space of the pool (``selection_space.py``). ``--features patches``: on images,
@@ -58,8 +58,8 @@ from datasets import load_dataset
 from gnn.scores import entropy_uncertainty as normalized_entropy
 from patch_features import FEATURES, N_CENTROIDS, features_model, patch_features
 from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
-from strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS
-from train import ARCHS, SCHEDULES, Trainer, draw_labeled_set, metrics_from_probs
+from strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
+from train import ARCHS, SCHEDULES, Trainer, adapt_data, draw_labeled_set, metrics_from_probs
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
@@ -411,15 +411,6 @@ def _resolve_model(args, kind):
     return args.model
 
 
-def _adapt_data(kind, model, x_pool, initial):
-    """What the preprocessing layers are fitted on: text -> the pool's text, a linear model -> the
-    pool's features (both need no labels), tables -> the initial labeled rows (standardisation
-    from the labeled part only), images -> nothing."""
-    if model == "linear":
-        return x_pool
-    return {"text": x_pool, "tabular": x_pool[initial]}.get(kind)
-
-
 def main(argv=None):
     """Run (or resume) the benchmark described by the command line ``argv``; prints the summary table."""
     args = build_parser().parse_args(argv)
@@ -445,7 +436,7 @@ def main(argv=None):
         raise ValueError(f"budget: initial ({args.initial}) + rounds ({args.rounds}) x budget ({args.budget}) = {need} "
                          f"labels, more than the pool of {n_pool} items")
     if args.auto_switch is None:  # recorded in run.json as the value used
-        args.auto_switch = PROBE_SWITCH_LABELS_PER_CLASS if args.model == "linear" else SWITCH_LABELS_PER_CLASS
+        args.auto_switch = switch_for(args.model)
     params = {"uncertainty_clustering": {"beta": args.dbal_beta}, "dbal": {"beta": args.dbal_beta},
               "gnn": {"epochs": args.gnn_epochs}, "auto": {"switch_labels_per_class": args.auto_switch}}
     st.check_params(params)
@@ -453,8 +444,8 @@ def main(argv=None):
     input_shape = (4 * N_CENTROIDS,) if args.features == "patches" else x_all.shape[1:]
 
     def make(steps):
-        return Trainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=steps, batch_size=args.batch_size,
-                       lr=args.lr, schedule=args.schedule, exact_steps=True)
+        return Trainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=steps,
+                       batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, exact_steps=True)
 
     make(args.steps)  # checks the trainer's arguments before anything is written
     trainer = GrowingTrainer(make, args.steps, args.epochs_per_fit, args.batch_size)
@@ -483,7 +474,7 @@ def main(argv=None):
                 f"{time.perf_counter() - start:.1f} s")
         initial = initial_rows(y_pool, args.initial, seed, args.initial_mode)
         # The seed's initial weights are saved once and reloaded on resume.
-        trainer.start(seed, adapt=_adapt_data(kind, args.model, x_pool, initial),
+        trainer.start(seed, adapt=adapt_data(args.model, x_pool, initial),
                       weights_file=out / "weights" / f"initial_weights_seed{seed}.npz")
         # The initial labels are revealed by an oracle of their own: round 0 is shared by all strategies.
         round0 = train_round0(trainer, seed, x_pool, Oracle(y_pool).query(initial), initial, x_test, y_test)

@@ -44,6 +44,12 @@ PROBE_SWITCH_LABELS_PER_CLASS = 20.0
 LOW_DEFAULT, HIGH_DEFAULT = "typiclust", "dbal"
 
 
+def switch_for(model):
+    """The switch point for a base model: :data:`PROBE_SWITCH_LABELS_PER_CLASS` for ``linear``, else
+    :data:`SWITCH_LABELS_PER_CLASS`."""
+    return PROBE_SWITCH_LABELS_PER_CLASS if model == "linear" else SWITCH_LABELS_PER_CLASS
+
+
 @dataclass(frozen=True)
 class AutoOptions(Options):
     """Options of ``auto``.
