@@ -140,3 +140,13 @@ def test_a_project_trains_a_linear_model_on_patch_features_kept_after_the_first_
     with pytest.raises(ValueError, match=r"--arch must be one of \['mobilenetv3', 'small_cnn'\], got 'linear'"):
         LabelingProject.create(tmp_path / "img", tmp_path / "photos", initial=6, arch="linear")
     assert not (tmp_path / "tab").exists() and not (tmp_path / "img").exists()
+
+
+def test_preprocessing_is_fitted_on_the_pool_only_where_it_needs_no_labels():
+    from architectures import adapt_data
+
+    x, rows = np.arange(10.0)[:, None], np.array([1, 3])
+    for arch in ("linear", "textmlp", "lstm"):
+        assert adapt_data(arch, x, rows) is x
+    np.testing.assert_array_equal(adapt_data("mlp", x, rows), x[rows])  # also on patch features
+    assert adapt_data("small_cnn", x, rows) is None
