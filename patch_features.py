@@ -1,8 +1,10 @@
-"""Label-free image features for selection: k-means on whitened patches (Coates, Lee & Ng 2011).
+"""Label-free image features: k-means on whitened patches (Coates, Lee & Ng 2011).
 
-A base model trained on a few labels gives a weak space to measure typicality, coverage
-and diversity in. This module learns a space from the pool's pixels alone, on a CPU, in
-the single-layer pipeline of Coates et al.:
+A CNN trained from scratch on a few labels is a weak classifier and gives a weak space to
+measure typicality, coverage and diversity in. This module learns features from the pool's
+pixels alone, on a CPU in seconds, in the single-layer pipeline of Coates et al.; a linear
+model trained on them (``--features patches`` in the benchmark and the loop) is both the
+classifier and the space every strategy reads:
 
 1. sample random ``p x p`` patches from the images;
 2. normalise each patch's brightness and contrast (subtract its mean, divide by

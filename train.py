@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 # Callers of the model helpers import them from here too (train.build_model, train.evaluate, ...).
-from architectures import (ADAPTED_ARCHS, ARCHS, BACKBONES, PREDICT_BATCH, adapt_data, as_model_input,  # noqa: F401
+from architectures import (ADAPTED_ARCHS, ARCHS, ARCHS_BY_KIND, BACKBONES, PREDICT_BATCH, adapt_data, as_model_input,  # noqa: F401
                            build_model, check_weights, compile_model, default_arch, default_lr, evaluate,
                            head_dropout_rate, load_keras, metrics_from_probs, predict_two_outputs,
                            predict_with_embeddings, two_output_model)
@@ -384,7 +384,8 @@ def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, rando
     """
     check_run_target(out_dir, overwrite)
     ds = data if data is not None else load_dataset(dataset, data_dir=data_dir, image_size=image_size)
-    arch = default_arch(ds.kind) if arch is None else check_choice(arch, "arch", ARCHS)
+    # A model of another data kind (the table MLP on images) would fail deep inside Keras.
+    arch = default_arch(ds.kind) if arch is None else check_choice(arch, "arch", ARCHS_BY_KIND[ds.kind])
     known = np.flatnonzero(ds.y_train >= 0)
     if labeled_indices is None:
         labeled_indices = known[draw_labeled_set(ds.y_train[known], labeled_size, random_state=random_state,

@@ -106,3 +106,9 @@ def test_head_dropout_rate_reads_the_layer_in_front_of_the_softmax():
     hidden = keras.layers.Dense(4)(keras.layers.Dropout(0.5)(emb))  # not a Dropout right in front of the head
     other = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(hidden))
     assert architectures.head_dropout_rate(other) is None
+
+
+def test_a_model_of_another_data_kind_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match=r"arch must be one of \['mobilenetv3', 'small_cnn'\], got 'linear'"):
+        train.train_base_model("digits", arch="linear", out_dir=tmp_path / "run", image_size=8)
+    assert not (tmp_path / "run").exists()
