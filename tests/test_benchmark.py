@@ -197,7 +197,8 @@ def test_tiny_run_with_patch_features(tmp_path):
     # A linear model on 8 x 8 digits' patch features learns something from 20 labels (chance: 0.1).
     assert float(rows[0]["accuracy"]) > 0.3
     saved = json.loads((out / "run.json").read_text())
-    assert (saved["features"], saved["model"]) == ("patches", "linear")
+    # auto's switch point for the linear model, recorded as the value used.
+    assert (saved["features"], saved["model"], saved["auto_switch"]) == ("patches", "linear", 20.0)
     # The same folder on the raw images is another experiment: refused.
     res = run(args[:-2], out)
     assert res.returncode == 2 and "features: 'patches' then, 'raw' now" in res.stderr
