@@ -246,6 +246,16 @@ def test_a_path_sent_raw_over_http_never_reaches_a_file(tmp_path):
             assert body.count(b"\n") <= 1 and b'"error"' in body
 
 
+def test_stop_ends_the_server_even_when_its_wake_up_pipe_is_gone(tmp_path):
+    server = LabelServer(copy_project(tmp_path), port=0).start()
+    thread = server._thread
+    server._server.trigger.close()  # what the loop does when poll reports the pipe closed
+    server.stop()
+    assert not thread.is_alive()
+    with pytest.raises(OSError):
+        http.client.HTTPConnection("127.0.0.1", server.port, timeout=2).request("GET", "/")
+
+
 # --------------------------------------------------------------------------- binding and the token
 def test_another_interface_needs_the_flag_and_then_a_token(tmp_path, proj):
     with pytest.raises(ValueError, match=r"--host 0\.0\.0\.0 makes the page reachable .* add --allow-remote"):
