@@ -204,7 +204,7 @@ class PatchEncoder:
     Parameters
     ----------
     patch_size : int, default 6
-    n_centroids : int, default 400
+    n_centroids : int, default :data:`N_CENTROIDS`
         ``K``; :meth:`transform` returns ``4 K`` features.
     n_patches : int, default 100_000
         Patches sampled from the images to fit the whitening and the centroids.
@@ -221,7 +221,7 @@ class PatchEncoder:
     centroids_ : ndarray of shape (n_centroids, d), in the whitened space
     """
 
-    def __init__(self, patch_size=6, n_centroids=400, n_patches=100_000, stride=1, norm_eps=NORM_EPS,
+    def __init__(self, patch_size=6, n_centroids=N_CENTROIDS, n_patches=100_000, stride=1, norm_eps=NORM_EPS,
                  zca_eps=ZCA_EPS, random_state=None):
         self.patch_size, self.n_centroids, self.n_patches, self.stride = patch_size, n_centroids, n_patches, stride
         self.norm_eps, self.zca_eps, self.random_state = norm_eps, zca_eps, random_state
