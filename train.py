@@ -374,7 +374,8 @@ def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, rando
     ``random_state`` seeds the labeled draw, the initial weights and training; it is
     written to the run's metadata as ``seed``. ``arch`` defaults to the data kind's
     (:func:`architectures.default_arch`: images ``mobilenetv3``, tables ``mlp``, text
-    ``textmlp``); a text model's vocabulary is fitted on the whole pool's text.
+    ``textmlp``); preprocessing is fitted as :func:`architectures.adapt_data` says (a text vocabulary on
+    the whole pool's text, the MLP's standardisation on the labeled rows).
     ``out_dir`` is checked before anything is loaded or trained (:func:`check_run_target`).
 
     Returns
@@ -396,7 +397,7 @@ def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, rando
     model, info = train_classifier(ds.x_train[labeled_indices], ds.y_train[labeled_indices], ds.n_classes, arch=arch,
                                    weights=weights, random_state=random_state, steps=steps,
                                    validation_split=validation_split, patience=patience, verbose=verbose,
-                                   adapt=ds.x_train if ds.kind == "text" else None)
+                                   adapt=adapt_data(arch, ds.x_train, labeled_indices))
     test = evaluate(model, ds.x_test, ds.y_test) if ds.x_test is not None and ds.y_test is not None else {}
     metadata = {
         "dataset": ds.name,
