@@ -271,14 +271,14 @@ class PatchEncoder:
             out[start:start + b] = quadrant_sum_pool(acts.reshape(b, rows, cols, -1))
         return out
 
-    def fit_transform(self, images):
-        return self.fit(images).transform(images)
+    # The names of :meth:`state`, in its order.
+    STATE_FIELDS = ("patch_size", "stride", "norm_eps", "mean", "whiten", "centroids")
 
     def state(self):
-        """What :meth:`from_state` needs to encode more images as this fitted encoder does: a dict of arrays."""
-        return {"patch_size": np.int64(self.patch_size), "stride": np.int64(self.stride),
-                "norm_eps": np.float64(self.norm_eps), "mean": self.mean_, "whiten": self.whiten_,
-                "centroids": self.centroids_}
+        """What :meth:`from_state` needs to encode more images as this fitted encoder does: a dict of
+        arrays named :attr:`STATE_FIELDS`."""
+        return dict(zip(self.STATE_FIELDS, (np.int64(self.patch_size), np.int64(self.stride),
+                                             np.float64(self.norm_eps), self.mean_, self.whiten_, self.centroids_)))
 
     @classmethod
     def from_state(cls, state):

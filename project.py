@@ -30,7 +30,7 @@ from checks import check_choice, check_int
 from datasets import dataset_fingerprint, load_dataset
 from labelstore import LabelStore
 from patch_features import PatchEncoder, features_model
-from results_io import load_json, load_npz, save_figure, save_json, save_npy, save_npz, save_png, staged_folder
+from results_io import cached_arrays, load_json, save_figure, save_json, save_npy, save_png, staged_folder
 from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
 from sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
@@ -285,18 +285,21 @@ class LabelingProject:
         if self.config.get("features", "raw") == "raw":  # projects made before it: the data
             return ds.x_train, ds.x_test
         path = self.path / "features_patches.npz"
-        if path.exists():
-            pool, test = load_npz(path, ("pool", "test"))
-            return pool, (test if ds.x_test is not None else None)
-        t = time.perf_counter()
-        enc = PatchEncoder(random_state=self.config["seed"]).fit(ds.x_train)
-        pool = enc.transform(ds.x_train)
-        test = None if ds.x_test is None else enc.transform(ds.x_test)
-        self.progress(f"round {number}: patch features {pool.shape} of the pool in {time.perf_counter() - t:.1f} s "
-                      f"(kept in {path.name})")
-        save_npz(path, pool=pool, test=np.zeros((0, pool.shape[1]), np.float32) if test is None else test,
-                 **enc.state())
-        return pool, test
+
+        def compute():
+            t = time.perf_counter()
+            enc = PatchEncoder(random_state=self.config["seed"]).fit(ds.x_train)
+            pool = enc.transform(ds.x_train)
+            # An empty test array where there is no test split: one file layout either way.
+            test = enc.transform(ds.x_test) if ds.x_test is not None else np.zeros((0, pool.shape[1]), np.float32)
+            self.progress(f"round {number}: patch features {pool.shape} of the pool in {time.perf_counter() - t:.1f} s "
+                          f"(kept in {path.name})")
+            state = enc.state()
+            return (pool, test, *(state[k] for k in PatchEncoder.STATE_FIELDS))
+
+        # A damaged file is said and recomputed (results_io.cached_arrays), never a dead end.
+        pool, test = cached_arrays(path, ("pool", "test", *PatchEncoder.STATE_FIELDS), compute, log=self.progress)[:2]
+        return pool, (test if ds.x_test is not None else None)
 
     def _selection_space(self, name, number):
         """The pool's label-free selection features (:mod:`selection_space`), None for the

@@ -132,6 +132,12 @@ def test_a_project_trains_a_linear_model_on_patch_features_kept_after_the_first_
         assert sum("patch features" in m for m in messages) == 1 and second["n_labeled"] == 9
         run = json.loads((tmp_path / "proj" / "round-001" / "model" / "metadata.json").read_text())
         assert run["features"] == "patches" and run["input_shape"] == [4 * pf.N_CENTROIDS]
+        # A damaged file is said and computed again, the same features (the encoder is seeded).
+        before = np.load(kept)["pool"]
+        kept.write_bytes(b"not an npz")
+        pool, _ = proj._model_inputs(2)
+        assert any("is damaged" in m for m in messages) and sum("patch features" in m for m in messages) == 2
+        np.testing.assert_array_equal(pool, before)
     with pytest.raises(ValueError, match="features 'patches' needs images, got tabular data"):
         table = tmp_path / "t.csv"
         table.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
