@@ -60,6 +60,12 @@ def uses_space(strategy, ctx, budget):
     return strategy in SPACE_STRATEGIES
 
 
+def may_use_space(strategies):
+    """Whether any of ``strategies`` (names) can read the selection space in some round: one of
+    :data:`SPACE_STRATEGIES`, or ``auto``. Where none can, the space need not be computed."""
+    return any(name == "auto" or name in SPACE_STRATEGIES for name in strategies)
+
+
 def selection_context(strategy, ctx, budget, space):
     """``ctx`` with ``space`` as its embeddings when ``space`` is given and ``strategy`` uses it."""
     if space is not None and uses_space(strategy, ctx, budget):

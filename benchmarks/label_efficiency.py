@@ -57,7 +57,7 @@ from cli import progress, run_cli
 from datasets import load_dataset
 from gnn.scores import entropy_uncertainty as normalized_entropy
 from patch_features import FEATURES, N_CENTROIDS, features_model, patch_features
-from selection_space import SELECTION_SPACES, check_space, pool_space, selection_context
+from selection_space import SELECTION_SPACES, check_space, may_use_space, pool_space, selection_context
 from strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
 from train import ARCHS, SCHEDULES, Trainer, adapt_data, draw_labeled_set, metrics_from_probs
 
@@ -481,7 +481,9 @@ def main(argv=None):
         say(f"seed {seed}: round 0 on {len(initial)} labels: accuracy {round0['accuracy']:.4f} "
             f"({round0['train_seconds']:.1f} s)")
         stop_rows = stop_set(len(pool), seed)
-        space, space_seconds = pool_space(args.selection_space, x_pool, random_state=seed)
+        # Computed only when a strategy of this seed can read it (seconds of LSA otherwise wasted).
+        space, space_seconds = pool_space(args.selection_space if may_use_space(todo) else "model", x_pool,
+                                          random_state=seed)
         if space is not None:
             say(f"seed {seed}: {args.selection_space} features {space.shape} of the pool in {space_seconds:.1f} s")
         for name in todo:

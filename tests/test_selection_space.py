@@ -8,7 +8,7 @@ import pytest
 import strategies as st
 from benchmarks import label_efficiency as le
 from project import LabelingProject
-from selection_space import check_space, lsa_features, pool_space, selection_context, uses_space
+from selection_space import check_space, lsa_features, may_use_space, pool_space, selection_context, uses_space
 
 TOPICS = {"sport": "goal match team score league coach player season",
           "cooking": "oven recipe flour butter sugar bake dough kitchen",
@@ -94,3 +94,8 @@ def test_a_text_project_selects_in_the_lsa_space(tmp_path):
     with pytest.raises(ValueError, match="needs text"):
         LabelingProject.create(tmp_path / "img", "digits", initial=20, selection_space="lsa", image_size=8)
     assert not (tmp_path / "img").exists()
+
+
+def test_the_space_is_wanted_only_where_a_strategy_can_read_it():
+    assert may_use_space(["random", "typiclust"]) and may_use_space(["auto"])
+    assert not may_use_space(["random", "margin", "badge", "anchoral_dbal"])
