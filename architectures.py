@@ -123,15 +123,20 @@ def _small_cnn(keras, input_shape, weights, adapt=None):
     return inputs, layers.GlobalAveragePooling2D()(x)
 
 
+def _standardized_input(keras, input_shape, adapt, arch):
+    """A features input and its standardisation with ``adapt``'s statistics (saved with the model)."""
+    if adapt is None:
+        raise ValueError(f"arch={arch!r} needs rows (adapt=) to fit its standardisation")
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    norm = keras.layers.Normalization(name="standardize")
+    norm.adapt(np.asarray(adapt, dtype=np.float32))
+    return inputs, norm(inputs)
+
+
 def _mlp(keras, input_shape, weights, adapt=None):
     """Dense blocks over features standardised with ``adapt``'s (the training rows') statistics."""
     layers = keras.layers
-    inputs = keras.Input(shape=tuple(input_shape), name="features")
-    norm = layers.Normalization(name="standardize")
-    if adapt is None:
-        raise ValueError("arch='mlp' needs the training rows (adapt=) to fit its standardisation")
-    norm.adapt(np.asarray(adapt, dtype=np.float32))
-    x = norm(inputs)
+    inputs, x = _standardized_input(keras, input_shape, adapt, "mlp")
     for units in (128, 64):
         x = layers.Dense(units, use_bias=False)(x)
         x = layers.BatchNormalization(momentum=0.9)(x)
@@ -144,12 +149,7 @@ def _linear(keras, input_shape, weights, adapt=None):
     """The features themselves, standardised with ``adapt``'s statistics: with build_model's head, a
     softmax (multinomial logistic) regression, the linear probe on label-free features such as
     :func:`patch_features.patch_features`."""
-    if adapt is None:
-        raise ValueError("arch='linear' needs rows (adapt=) to fit its standardisation")
-    inputs = keras.Input(shape=tuple(input_shape), name="features")
-    norm = keras.layers.Normalization(name="standardize")
-    norm.adapt(np.asarray(adapt, dtype=np.float32))
-    return inputs, norm(inputs)
+    return _standardized_input(keras, input_shape, adapt, "linear")
 
 
 def _fitted_vectorizer(keras, texts, **kwargs):
