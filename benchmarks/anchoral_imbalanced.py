@@ -1,6 +1,6 @@
 """AnchorAL on an imbalanced pool: CIFAR-10 with one class cut to 1% of the pool.
 
-    python benchmarks/anchoral_imbalanced.py --json results/anchoral_imbalanced.json
+    python -m benchmarks.anchoral_imbalanced --json results/anchoral_imbalanced.json
 
 Each strategy runs the same active-learning loop: train the small CNN of train.py
 (same initial weights, re-seeded, a fixed number of steps, as in the label-efficiency benchmark),
@@ -23,15 +23,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-from sklearn.metrics import f1_score, recall_score  # noqa: E402
+import numpy as np
+from sklearn.metrics import f1_score, recall_score
 
-import checks  # noqa: E402
-import strategies as st  # noqa: E402
-from datasets import load_dataset  # noqa: E402
-from train import build_model, predict_with_embeddings, train_classifier  # noqa: E402
+from labelnext.utils import checks
+from labelnext import strategies as st
+from labelnext.data import load_dataset
+from labelnext.training.trainer import build_model, predict_with_embeddings, train_classifier
 
 STRATEGIES = ("anchoral_entropy", "seals_entropy", "randsub_entropy", "entropy", "random")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"

@@ -1,6 +1,6 @@
 """Selection time with and without a subpool on a large synthetic pool.
 
-    python benchmarks/anchoral_speed.py --pool 1000000 --labeled 5000
+    python -m benchmarks.anchoral_speed --pool 1000000 --labeled 5000
 
 Times, on the same clustered pool as benchmarks/scale.py: full-pool entropy, the
 AnchorAL / SEALS / random subpools followed by entropy inside them, and the
@@ -14,15 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import AL_functions as alf  # noqa: E402
-import knn  # noqa: E402
-from anchoral import anchoral_subpool, random_subpool, seals_subpool  # noqa: E402
-from benchmarks.synthetic import make_pool  # noqa: E402
+from labelnext import heuristics as alf
+from labelnext import knn
+from labelnext.strategies.anchoral import anchoral_subpool, random_subpool, seals_subpool
+from benchmarks.synthetic import make_pool
 
 
 def intersection(probs, emb, mask, budget, seed):

@@ -1,6 +1,6 @@
 """Speed of the GraphSAGE sidecar: graph build and training on a synthetic clustered pool.
 
-    python benchmarks/gnn_speed.py --nodes 10000 100000 --dim 576
+    python -m benchmarks.gnn_speed --nodes 10000 100000 --dim 576
 
 Prints graph-build and training seconds separately (plus prediction), with the
 epochs run and the pool accuracy reached, so that "to convergence" can be checked, and
@@ -12,24 +12,19 @@ The pool is :func:`synthetic.make_pool` with one Gaussian cluster per class.
 Nothing is written to disk.
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-import knn  # noqa: E402
-from knn_backends import drop_self  # noqa: E402
-import seeding  # noqa: E402
-from gnn.graph import build_graph, edge_homophily, to_adjacency  # noqa: E402
-from gnn.options import GRAPH_DIM  # noqa: E402
-from gnn.model import build_model, predict_proba, split_labeled, train  # noqa: E402
-from synthetic import make_pool  # noqa: E402
+from labelnext import knn
+from labelnext.knn.backends import drop_self
+from labelnext.utils import seeding
+from labelnext.gnn.graph import build_graph, edge_homophily, to_adjacency
+from labelnext.gnn.options import GRAPH_DIM
+from labelnext.gnn.model import build_model, predict_proba, split_labeled, train
+from benchmarks.synthetic import make_pool
 
 
 RECALL_NODES = 1000
@@ -109,7 +104,7 @@ def bench_one(n, dim, *, n_classes=10, k_neighbors=10, graph_dim=GRAPH_DIM, hidd
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python benchmarks/gnn_speed.py", description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gnn_speed", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--nodes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--dim", type=int, default=576)

@@ -2,7 +2,7 @@
 import threading
 import time
 
-from results_io import proc_status
+from labelnext.io.files import proc_status
 
 
 def status_kb(field):

@@ -1,9 +1,9 @@
 """Selection at scale: time and peak memory of every stage on synthetic clustered pools.
 
-    python benchmarks/scale.py --pool 1000000 --dim 576 --labeled 5000 --classes 10 --json results/scale.json
-    python benchmarks/scale.py --pool 1000000 --sizes 1000000 --skip-baseline --recall-size 0 --compare faiss
-    python benchmarks/scale.py --pool 10000000 --engine disk --shard-rows 1000000
-    python benchmarks/scale.py --pool 1000000 --engine dask --workers 2 [--ranks sketch] [--scheduler tcp://HOST:8786]
+    python -m benchmarks.scale --pool 1000000 --dim 576 --labeled 5000 --classes 10 --json results/scale.json
+    python -m benchmarks.scale --pool 1000000 --sizes 1000000 --skip-baseline --recall-size 0 --compare faiss
+    python -m benchmarks.scale --pool 10000000 --engine disk --shard-rows 1000000
+    python -m benchmarks.scale --pool 1000000 --engine dask --workers 2 [--ranks sketch] [--scheduler tcp://HOST:8786]
 
 ``--engine local`` (the default) is the analyzer in memory, described below. ``disk`` and
 ``dask`` run one child per size (default: ``--pool`` only) from :mod:`benchmarks.scale_engines`:
@@ -45,18 +45,17 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-from sklearn.cluster import KMeans  # noqa: E402
-from sklearn.metrics import pairwise_distances  # noqa: E402
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances
 
-import AL_functions as alf  # noqa: E402
-import knn  # noqa: E402
-from AL_cycle import ActiveLearningAnalyzer  # noqa: E402
-from benchmarks.memprobe import PeakMemory, stage_recorder  # noqa: E402
-from benchmarks.scale_engines import CHILDREN as ENGINE_CHILDREN  # noqa: E402
-from benchmarks.synthetic import make_pool  # noqa: E402
+from labelnext import heuristics as alf
+from labelnext import knn
+from labelnext.analysis.main import ActiveLearningAnalyzer
+from benchmarks.memprobe import PeakMemory, stage_recorder
+from benchmarks.scale_engines import CHILDREN as ENGINE_CHILDREN
+from benchmarks.synthetic import make_pool
 
 STAGES = ("prepare", "uncertainty", "diversity", "novelty", "intersection")
 
@@ -220,7 +219,7 @@ ENGINES = ("local", "disk", "dask")
 
 # --------------------------------------------------------------------------- parent
 def run_child(kind, n, args, workdir, labeled, mmap=False):
-    cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--dim", str(args.dim), "--classes", str(args.classes),
+    cmd = [sys.executable, "-m", "benchmarks.scale", "--child", kind, "--n", str(n), "--dim", str(args.dim), "--classes", str(args.classes),
            "--labeled", str(labeled), "--budget", str(args.budget), "--seed", str(args.seed), "--workdir", str(workdir),
            "--centers", str(args.centers)]
     if mmap:
@@ -232,7 +231,7 @@ def run_child(kind, n, args, workdir, labeled, mmap=False):
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     load_before = os.getloadavg()[0]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} at n={n} failed:\n{proc.stderr[-3000:]}")
     rec = json.loads(proc.stdout.strip().splitlines()[-1])

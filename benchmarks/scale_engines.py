@@ -44,7 +44,7 @@ def jaccard(a, b):
 
 def pass_seconds(x, dim):
     """Seconds of one X @ W over all rows, read block by block (X may be lazy)."""
-    from shards import iter_blocks
+    from labelnext.scale.shards import iter_blocks
 
     w = np.random.default_rng(0).standard_normal((dim, 20)).astype(np.float32)
     t = time.perf_counter()
@@ -105,8 +105,8 @@ def _finish(rec, seconds):
 
 
 def child_analyze(args):
-    import AL_functions as alf
-    import knn
+    from labelnext import heuristics as alf
+    from labelnext import knn
 
     emb, probs, _, mask = _make(args)
     rec = _record("local", args, pass_seconds=round(pass_seconds(emb, args.dim), 5), workers=1)
@@ -128,8 +128,8 @@ def child_analyze(args):
 
 
 def child_disk(args):
-    import AL_functions as alf
-    import shards
+    from labelnext import heuristics as alf
+    from labelnext.scale import shards
 
     t = time.perf_counter()
     root = _write_pool(args)
@@ -156,8 +156,8 @@ def child_disk(args):
 def child_dask(args):
     from distributed import Client, LocalCluster
 
-    import engine
-    import shards
+    from labelnext.scale import engine
+    from labelnext.scale import shards
 
     root = _write_pool(args)
     cluster = None
@@ -185,7 +185,7 @@ def child_dask(args):
             if cluster is not None:
                 cluster.close()
         if args.compare == "local":
-            import AL_functions as alf
+            from labelnext import heuristics as alf
 
             t = time.perf_counter()
             local = alf.analyze(np.load(root / "probs.npy"), shards.open_rows(root / "emb"), mask, None, args.budget,

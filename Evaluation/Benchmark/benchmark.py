@@ -15,12 +15,9 @@ criteria). Measured tables: docs/BENCHMARKS.md.
 Outputs in ``--out`` (default ``results/benchmark/``); ``--help`` lists every flag.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.label_efficiency import main  # noqa: E402
-from cli import run_cli  # noqa: E402
+from labelnext.benchmark.simulate import main
+from labelnext.utils.console import run_cli
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

@@ -4,10 +4,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-import AL_functions as alf  # noqa: E402
-from AL_cycle import (  # noqa: E402
+from labelnext import heuristics as alf
+from labelnext.analysis.main import (
     FLAGS,
     add_all_analysis_args,
     analyzer_from_args,
@@ -15,7 +13,7 @@ from AL_cycle import (  # noqa: E402
     check_args,
     check_pool_args,
 )
-from cli import run_cli  # noqa: E402
+from labelnext.utils.console import run_cli
 
 
 def main(argv=None):

@@ -1,0 +1,512 @@
+"""Label-efficiency benchmark: simulated labeling rounds, every strategy against random and modAL.
+
+    python Evaluation/Benchmark/benchmark.py --dataset digits \\
+        --strategies random,entropy,margin,least_confidence,intersection,uncertainty_clustering,gnn,modal_entropy \\
+        --initial 50 --budget 25 --rounds 12 --seeds 5
+
+For each seed and strategy: start from the same initial labeled set, then for every round
+select ``--budget`` pool items with the strategy, reveal their labels (simulated oracle:
+nothing else is ever revealed), retrain the base model and evaluate it on the held-out test
+set. Outputs in ``--out`` (default ``results/benchmark/``): ``curves.csv`` (one row per
+round, appended as it runs), ``learning_curves.png``, ``summary.json``, ``summary.txt`` and
+``run.json`` (the arguments: a rerun with the same ones skips finished (strategy, seed)
+pairs and redoes partial ones; different ones are refused). See ``benchmarks/curves.py``.
+
+Training is controlled so that differences come from the selections, not from training
+noise (measured on digits: with epoch-capped early stopping, entropy lost to random by 0.07
+AUC; with these controls it won in every seed): within a seed every fit starts from the same
+saved initial weights and optimizer state, is re-seeded, and runs a set number of
+optimiser steps with no validation split or early stopping (:class:`train.Trainer` with ``exact_steps=True``).
+Round 0 (the initial set) is trained once per seed and shared by every strategy.
+
+The recipe (issue 13; measured in docs/BENCHMARKS.md): the learning rate decays to 0 along a
+cosine (``--schedule cosine``, the default), so the model that is evaluated is the end of an
+annealed run rather than whatever the last noisy step of a constant rate left; the step
+budget grows with the labeled set (:func:`fit_steps`: at least ``--steps``, at least
+``--epochs-per-fit`` passes over the labeled set, rounded up to a multiple of ``--steps`` so
+that a run compiles few models). Each round also records what the stopping criteria read
+(``benchmarks/curves.py``): Cohen's kappa between this and the previous round's predictions
+on a fixed stop set, the pool's mean entropy and the largest entropy among the selected items.
+
+Data of every kind goes through the same loop: images (``small_cnn`` by default), tables
+(``mlp``, its standardisation fitted on the initial labeled rows, :func:`architectures.adapt_data`) and text (``textmlp``, its
+vocabulary fitted on the pool's text); ``--model`` overrides.
+``--selection-space lsa``: on text, the distance-based strategies measure distances in a
+label-free LSA space of the pool (``selection_space.py``). ``--features patches``: on images,
+the model is a linear classifier (``--model mlp``: the MLP) on k-means patch features learned
+from each seed's pool without labels (``patch_features.py``), and every strategy reads its
+embeddings, i.e. those features standardised; ``auto`` then switches at
+``strategies.auto.PROBE_SWITCH_LABELS_PER_CLASS`` (``--auto-switch`` overrides).
+"""
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import cohen_kappa_score
+from sklearn.model_selection import train_test_split
+
+from labelnext.utils import checks
+from labelnext import strategies as st
+from labelnext.training.architectures import ARCHS_BY_KIND, default_arch, default_lr
+from labelnext.benchmark.curves import (append_curve, prepare_resume, read_curves, summary_table,
+                               write_outputs)
+from labelnext.utils.console import progress, run_cli
+from labelnext.data import load_dataset
+from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
+from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
+from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space, selection_context
+from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
+from labelnext.training.trainer import ARCHS, SCHEDULES, Trainer, adapt_data, draw_labeled_set, metrics_from_probs
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
+                      "gnn", "modal_entropy")
+MODELS = ARCHS
+# Arguments that change the numbers: a curves.csv is only resumed with the same ones.
+# Strategies and the number of seeds may change between runs (pairs are independent).
+RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
+            "epochs_per_fit", "batch_size", "lr", "schedule", "fine_tune", "pool_size", "test_size", "dbal_beta",
+            "gnn_epochs", "selection_space", "features", "auto_switch", "weights")
+# Keys added after a run was made compare equal to their value then: a folder of an older
+# version resumes with the recipe it was made with (constant rate, fixed steps) only.
+KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": None, "selection_space": "model",
+                "features": "raw", "auto_switch": SWITCH_LABELS_PER_CLASS,
+                "weights": None}
+
+# Inference batch of the benchmark's passes over pool and test set.
+PREDICT_BATCH = 512
+# Stabilizing predictions compare consecutive models on this many pool rows, fixed per seed
+# (Bloodgood & Vijay-Shanker 2009 use a few thousand unlabeled items).
+STOP_SET_SIZE = 2000
+# Default passes over the labeled set per fit once --steps no longer covers them (see fit_steps).
+EPOCHS_PER_FIT = 20.0
+
+
+# --------------------------------------------------------------------------- oracle
+class Oracle:
+    """Simulated annotator: holds the true labels privately and reveals only what is queried.
+
+    Every reveal is recorded in ``revealed_`` (mask) and ``log_`` (one array per query), so a
+    test can check that nothing else was ever used.
+    """
+
+    def __init__(self, labels):
+        self.__labels = np.asarray(labels, dtype=np.int64).copy()
+        if (self.__labels < 0).any():
+            raise ValueError("the oracle needs a known label for every pool item")
+        self.revealed_ = np.zeros(len(self.__labels), dtype=bool)
+        self.log_ = []
+
+    def __len__(self):
+        return len(self.__labels)
+
+    def query(self, rows):
+        """Reveal (and record) the labels of ``rows``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self.revealed_[rows] = True
+        self.log_.append(rows.copy())
+        return self.__labels[rows].copy()
+
+    def labels_of(self, rows):
+        """Labels of rows revealed earlier; asking for an unrevealed row is a bug, not a query."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not self.revealed_[rows].all():
+            raise RuntimeError("asked for labels that were never revealed")
+        return self.__labels[rows].copy()
+
+    def known_labels(self):
+        """Labels of every row, -1 where not revealed (what strategies may see)."""
+        return np.where(self.revealed_, self.__labels, -1)
+
+
+# --------------------------------------------------------------------------- data
+def load_data(dataset, image_size):
+    """Training items with known labels, a test split (carved from training when there is none),
+    the number of classes and the data kind ('image', 'tabular' or 'text')."""
+    ds = load_dataset(dataset, image_size=image_size)
+    known = ds.y_train >= 0
+    x, y = ds.x_train[known], ds.y_train[known]
+    if ds.x_test is not None and ds.y_test is not None and (ds.y_test >= 0).any():
+        keep = ds.y_test >= 0
+        return x, y, ds.x_test[keep], ds.y_test[keep], ds.n_classes, ds.kind
+    tr, te = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=0)
+    return x[tr], y[tr], x[te], y[te], ds.n_classes, ds.kind
+
+
+def seed_split(n_pool, n_test, random_state, pool_size=None, test_size=None):
+    """Rows of the pool and the test set for one seed (all rows when no size is given)."""
+    rng = np.random.RandomState(random_state)
+    pool = np.arange(n_pool) if not pool_size or pool_size >= n_pool else np.sort(rng.choice(n_pool, pool_size, replace=False))
+    test = np.arange(n_test) if not test_size or test_size >= n_test else np.sort(rng.choice(n_test, test_size, replace=False))
+    return pool, test
+
+
+def initial_rows(y, size, random_state, mode="stratified"):
+    """The initial labeled rows for a seed: the same for every strategy."""
+    return draw_labeled_set(y, size, random_state=random_state, stratified=(mode == "stratified"))
+
+
+def stop_set(n_pool, random_state, size=STOP_SET_SIZE):
+    """The fixed pool rows on which consecutive models' predictions are compared (one set per seed)."""
+    if n_pool <= size:
+        return np.arange(n_pool)
+    return np.sort(np.random.RandomState(random_state).choice(n_pool, size, replace=False))
+
+
+def fit_steps(n_labeled, steps, epochs_per_fit, batch_size):
+    """Optimiser steps of one fit: ``steps``, or ``epochs_per_fit`` passes over the labeled set when
+    that is more, rounded up to a multiple of ``steps``.
+
+    A fixed step budget gives a large labeled set a fraction of an epoch; a budget in epochs
+    gives a small one a handful of steps. The rounding keeps the number of distinct budgets
+    (each a compiled model with its own learning-rate schedule) small.
+
+    Examples
+    --------
+    >>> fit_steps(100, 200, 20, 32), fit_steps(1000, 200, 20, 32), fit_steps(1000, 200, 0, 32)
+    (200, 800, 200)
+    """
+    if not epochs_per_fit:
+        return int(steps)
+    need = math.ceil(epochs_per_fit * n_labeled / batch_size)
+    return int(steps) * max(1, math.ceil(need / steps))
+
+
+class GrowingTrainer:
+    """:class:`train.Trainer`'s interface (``start``, ``fit``, ``predict``, ``head``, ``dropout_rate``, ``get_weights``)
+    with a step budget that grows with the labeled set (:func:`fit_steps`).
+
+    One :class:`train.Trainer` per distinct budget, each started under the seed from the
+    same saved initial weights (``weights_file``), so fits of different sizes start from the
+    same point; the cosine schedule of each spans its own budget.
+
+    Parameters
+    ----------
+    make : callable ``make(steps) -> train.Trainer``
+    steps, epochs_per_fit, batch_size : see :func:`fit_steps`
+    """
+
+    def __init__(self, make, steps, epochs_per_fit, batch_size):
+        self.make, self.steps, self.epochs_per_fit, self.batch_size = make, steps, epochs_per_fit, batch_size
+        self._trainers, self._current = {}, None
+
+    def start(self, random_state, *, adapt=None, weights_file=None):
+        """Forget the previous seed's models; the first fit builds the one it needs."""
+        self._seed, self._adapt, self._weights_file = random_state, adapt, weights_file
+        self._trainers, self._current = {}, None
+        return self
+
+    def fit(self, x, y, random_state=0, *, start_weights=None):
+        steps = fit_steps(len(y), self.steps, self.epochs_per_fit, self.batch_size)
+        if steps not in self._trainers:
+            # The first model of a seed frees the previous seed's graphs.
+            self._trainers[steps] = self.make(steps).start(self._seed, adapt=self._adapt,
+                                                           weights_file=self._weights_file,
+                                                           clear_session=not self._trainers)
+        self._current = self._trainers[steps].fit(x, y, random_state, start_weights=start_weights)
+        self.info_ = self._current.info_
+        return self
+
+    def predict(self, x, batch_size=PREDICT_BATCH):
+        return self._current.predict(x, batch_size=batch_size)
+
+    def head(self):
+        return self._current.head()
+
+    def dropout_rate(self):
+        return self._current.dropout_rate()
+
+    def get_weights(self):
+        return self._current.get_weights()
+
+
+def _test_metrics(trainer, x_test, y_test):
+    m = metrics_from_probs(trainer.predict(x_test, batch_size=PREDICT_BATCH)[0], y_test)
+    return m["accuracy"], m["macro_f1"]
+
+
+# --------------------------------------------------------------------------- simulation
+def train_round0(trainer, seed, x_pool, y_initial, initial, x_test, y_test):
+    """Fit on the initial set once per seed; every strategy starts from this."""
+    info = trainer.fit(x_pool[initial], y_initial, seed).info_
+    probs, emb = trainer.predict(x_pool, batch_size=PREDICT_BATCH)
+    acc, f1 = _test_metrics(trainer, x_test, y_test)
+    # The head's Dropout rate does not change between fits: read once, it lets bald draw MC-dropout passes.
+    return {"probs": probs, "embeddings": emb, "head": trainer.head(), "dropout_rate": trainer.dropout_rate(),
+            "accuracy": acc, "macro_f1": f1,
+            "train_seconds": info["train_seconds"], "steps": info.get("steps", math.nan),
+            "weights": trainer.get_weights()}
+
+
+def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer, round0, budget, rounds,
+             fine_tune=False, params=None, on_round=None, stop_rows=None, space=None):
+    """Simulate ``rounds`` labeling rounds of one strategy; returns the CSV rows.
+
+    Besides accuracy, each row holds what the stopping criteria read: ``stop_kappa``
+    (Cohen's kappa of this and the previous model's predicted classes on ``stop_rows``,
+    default every pool row), ``pool_mean_entropy`` (unlabeled rows, normalised) and
+    ``selected_max_entropy`` (the largest normalised entropy among this round's picks,
+    under the model that picked them).
+
+    The oracle reveals the initial rows and then only what the strategy selects; training
+    reads labels through ``oracle.labels_of`` (revealed rows only) and strategies see
+    ``oracle.known_labels()`` (-1 for the pool). ``trainer`` has the :class:`train.Trainer`
+    methods ``fit(x, y, random_state, start_weights=)`` (returning itself, with
+    ``info_['train_seconds']``), ``predict``, ``head``, ``dropout_rate`` and ``get_weights``.
+
+    ``space`` (ndarray of shape (n_pool, n_features), optional): label-free features of the
+    pool that replace the model's embeddings for the strategies of :func:`selection_space.uses_space`.
+    """
+    mask = np.zeros(len(oracle), dtype=bool)
+    oracle.query(initial)
+    mask[initial] = True
+    stop_rows = np.arange(len(oracle)) if stop_rows is None else np.asarray(stop_rows, dtype=np.int64)
+    probs, emb, head, weights = round0["probs"], round0["embeddings"], round0["head"], round0["weights"]
+    row = {"strategy": strategy, "seed": seed, "round": 0, "n_labeled": int(mask.sum()),
+           "accuracy": round0["accuracy"], "macro_f1": round0["macro_f1"], "select_seconds": 0.0,
+           "train_seconds": round0["train_seconds"], "steps": round0.get("steps", math.nan), "stop_kappa": math.nan,
+           "pool_mean_entropy": float(normalized_entropy(probs[~mask]).mean()), "selected_max_entropy": math.nan}
+    rows = [row]
+    if on_round:
+        on_round(row)
+    for r in range(1, rounds + 1):
+        ctx = st.SelectionContext(probs, emb, mask, labels=oracle.known_labels(), head=head,
+                                  dropout_rate=round0["dropout_rate"], params=params or {})
+        ctx = selection_context(strategy, ctx, budget, space)
+        start = time.perf_counter()
+        picked = st.select(strategy, ctx, budget, random_state=np.random.RandomState(seed * 10_000 + r))
+        select_seconds = time.perf_counter() - start
+        picked_entropy = float(normalized_entropy(probs[picked]).max())
+        before = probs[stop_rows].argmax(axis=1)
+        oracle.query(picked)
+        mask[picked] = True
+        labeled = np.flatnonzero(mask)
+        info = trainer.fit(x_pool[labeled], oracle.labels_of(labeled), seed,
+                           start_weights=weights if fine_tune else None).info_
+        probs, emb = trainer.predict(x_pool, batch_size=PREDICT_BATCH)
+        head = trainer.head()
+        if fine_tune:
+            weights = trainer.get_weights()
+        acc, f1 = _test_metrics(trainer, x_test, y_test)
+        after = probs[stop_rows].argmax(axis=1)
+        # Identical constant predictions make kappa undefined (0/0): they agree fully.
+        kappa = 1.0 if (before == after).all() else float(cohen_kappa_score(before, after))
+        row = {"strategy": strategy, "seed": seed, "round": r, "n_labeled": int(mask.sum()), "accuracy": acc,
+               "macro_f1": f1, "select_seconds": select_seconds, "train_seconds": info["train_seconds"],
+               "steps": info.get("steps", math.nan), "stop_kappa": kappa,
+               "pool_mean_entropy": float(normalized_entropy(probs[~mask]).mean()) if (~mask).any() else 0.0,
+               "selected_max_entropy": picked_entropy}
+        rows.append(row)
+        if on_round:
+            on_round(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- CLI
+def build_parser():
+    p = argparse.ArgumentParser(
+        description="Label-efficiency benchmark: simulated labeling rounds (labels revealed only for "
+        "selected items), retraining the base model each round from the same initial weights, "
+        "every strategy against random and modAL's peers, over seeds. Writes curves.csv, "
+        "learning_curves.png, summary.json and summary.txt to --out; reruns resume.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", default="digits", help="'digits', 'cifar10', or a path: CIFAR-10 pickle folder, "
+                   "image-folder tree ROOT/{train,test}/<class>/, .npz (x_train, y_train, x_test, y_test), a .tar.gz "
+                   "of a tree, or a table / text file (.csv, .tsv, .parquet)")
+    p.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
+                   help=f"comma-separated: {', '.join(st.available_strategies())}, or <subpool>_<strategy> "
+                   f"with subpool in {', '.join(st.SUBPOOLS)} (e.g. anchoral_entropy)")
+    p.add_argument("--initial", type=int, default=50, help="size of the initial labeled set (same for every strategy within a seed)")
+    p.add_argument("--initial-mode", default="stratified", choices=("stratified", "random"), help="how the initial set is drawn")
+    p.add_argument("--budget", type=int, default=None, help="labels revealed per round (default 25)")
+    p.add_argument("--budget-ratio", type=float, default=None,
+                   help="labels revealed per round as a fraction of the pool (instead of --budget)")
+    p.add_argument("--rounds", type=int, default=12, help="selection rounds after the initial fit")
+    p.add_argument("--seeds", type=int, default=5, help="run seeds 0 .. N-1 (initial set, weights, subsamples)")
+    p.add_argument("--model", default=None, choices=MODELS,
+                   help="base model; default by data kind: small_cnn for images (a ~60k-parameter 3-block CNN, fast), "
+                   "mlp for tables, textmlp for text")
+    p.add_argument("--weights", default=None, help="mobilenetv3's initial weights: imagenet (needs network once) or "
+                   "the path of a local weights file of MobileNetV3Small without its top; default: random")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="model input side; default 8 for digits with small_cnn (their native 8x8), else 32")
+    p.add_argument("--steps", type=int, default=200, help="optimiser steps per fit at least (see --epochs-per-fit)")
+    p.add_argument("--epochs-per-fit", type=float, default=EPOCHS_PER_FIT,
+                   help="grow the steps of a fit to this many passes over the labeled set when --steps is fewer, "
+                   "rounded up to a multiple of --steps; 0 keeps --steps for every fit")
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (the peak of the cosine schedule); "
+                   "default: the model's (0.01 for the table MLP, else 0.001)")
+    p.add_argument("--schedule", default="cosine", choices=SCHEDULES,
+                   help="learning rate over a fit's steps: cosine decay to 0 (the evaluated model is the end of an "
+                   "annealed run, not a noisy last step), or constant")
+    p.add_argument("--fine-tune", action="store_true",
+                   help="continue each round from the previous round's weights instead of the seed's initial weights")
+    p.add_argument("--pool-size", type=int, default=None, help="subsample the training pool to this many items (per seed)")
+    p.add_argument("--test-size", type=int, default=None, help="subsample the test set to this many items (per seed)")
+    p.add_argument("--dbal-beta", type=int, default=10, help="dbal / uncertainty_clustering: cluster the beta x budget "
+                   "most uncertain items")
+    p.add_argument("--auto-switch", type=float, default=None,
+                   help="auto: labels per class from which it runs DBAL instead of TypiClust; default "
+                   f"{SWITCH_LABELS_PER_CLASS:g}, or {PROBE_SWITCH_LABELS_PER_CLASS:g} for the linear model on patch features")
+    p.add_argument("--gnn-epochs", type=int, default=200, help="gnn: GraphSAGE epoch cap per round")
+    p.add_argument("--selection-space", default="model", choices=SELECTION_SPACES,
+                   help="where the distance-based strategies (typiclust, probcover, coreset, dbal, cluster_margin, "
+                   "and auto when it picks one) measure distances: the base model's embeddings, or (text) a "
+                   "latent semantic analysis of the pool's text learned without labels")
+    p.add_argument("--features", default="raw", choices=FEATURES,
+                   help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
+                   "patch features learned from each seed's pool without labels (Coates et al. 2011), for a linear "
+                   "model (default) or --model mlp")
+    p.add_argument("--out", default=str(REPO / "results" / "benchmark"), help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def _check_args(args):
+    """Every argument that can be checked without the data; returns the strategy names."""
+    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not names:
+        raise ValueError("strategies is empty: pass e.g. --strategies random,entropy")
+    for name in names:
+        st.get_strategy(name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"strategies lists a name twice: {args.strategies!r}")
+    checks.check_int(args.initial, "initial", low=2)
+    if args.budget is not None and args.budget_ratio is not None:
+        raise ValueError(f"pass --budget ({args.budget}) or --budget-ratio ({args.budget_ratio}), not both")
+    if args.budget_ratio is not None:
+        checks.check_float(args.budget_ratio, "budget_ratio", 0.0, 1.0, low_open=True, high_open=True)
+    else:
+        args.budget = checks.check_int(25 if args.budget is None else args.budget, "budget", low=1)
+    checks.check_int(args.rounds, "rounds", low=1)
+    checks.check_int(args.seeds, "seeds", low=1)
+    checks.check_int(args.steps, "steps", low=1)
+    checks.check_float(args.epochs_per_fit, "epochs_per_fit", 0.0, None)
+    checks.check_int(args.batch_size, "batch_size", low=1)
+    if args.pool_size is not None:
+        checks.check_int(args.pool_size, "pool_size", low=2)
+    if args.test_size is not None:
+        checks.check_int(args.test_size, "test_size", low=1)
+    # --lr inf or nan would train to NaN and fail only after rows were written.
+    if args.lr is not None:
+        checks.check_float(args.lr, "lr", 0.0, None, low_open=True)
+    checks.check_int(args.dbal_beta, "dbal_beta", low=1)
+    checks.check_int(args.gnn_epochs, "gnn_epochs", low=1)
+    return names
+
+
+def _resolve_model(args, kind):
+    """The base model for the data kind (``--model`` overrides, when it fits the kind)."""
+    if args.features != "raw":
+        return features_model(args.features, kind, args.model)
+    if args.model is None:
+        return "small_cnn" if kind == "image" else default_arch(kind)
+    if args.model not in ARCHS_BY_KIND[kind]:
+        raise ValueError(f"model must be one of {list(ARCHS_BY_KIND[kind])} for {kind} data, got {args.model!r}")
+    return args.model
+
+
+def main(argv=None):
+    """Run (or resume) the benchmark described by the command line ``argv``; prints the summary table."""
+    args = build_parser().parse_args(argv)
+    names = _check_args(args)
+    say = lambda msg: progress(msg, not args.quiet)  # noqa: E731
+    wall = time.perf_counter()
+    if args.image_size is None:
+        args.image_size = 8 if args.dataset == "digits" and args.model in (None, "small_cnn") else 32
+    x_all, y_all, xt_all, yt_all, n_classes, kind = load_data(args.dataset, args.image_size)
+    args.model = _resolve_model(args, kind)
+    if args.lr is None:
+        args.lr = default_lr(args.model)  # recorded in run.json as the value used
+    if kind != "image":
+        args.image_size = None  # not a parameter of tables and text
+    elif args.model == "mobilenetv3" and args.image_size < 32:
+        raise ValueError(f"image_size must be >= 32 for mobilenetv3, got {args.image_size}")
+    check_space(args.selection_space, kind)
+    n_pool = min(len(y_all), args.pool_size or len(y_all))
+    if args.budget_ratio is not None:
+        args.budget = max(1, int(round(args.budget_ratio * n_pool)))
+    need = args.initial + args.rounds * args.budget
+    if need > n_pool:
+        raise ValueError(f"budget: initial ({args.initial}) + rounds ({args.rounds}) x budget ({args.budget}) = {need} "
+                         f"labels, more than the pool of {n_pool} items")
+    if args.auto_switch is None:  # recorded in run.json as the value used
+        args.auto_switch = switch_for(args.model)
+    params = {"uncertainty_clustering": {"beta": args.dbal_beta}, "dbal": {"beta": args.dbal_beta},
+              "gnn": {"epochs": args.gnn_epochs}, "auto": {"switch_labels_per_class": args.auto_switch}}
+    st.check_params(params)
+
+    input_shape = (4 * N_CENTROIDS,) if args.features == "patches" else x_all.shape[1:]
+
+    def make(steps):
+        return Trainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=steps,
+                       batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, exact_steps=True)
+
+    make(args.steps)  # checks the trainer's arguments before anything is written
+    trainer = GrowingTrainer(make, args.steps, args.epochs_per_fit, args.batch_size)
+    run_args = {k: getattr(args, k) for k in RUN_KEYS}
+    out = Path(args.out)
+    # Checks run.json against these arguments, then writes it (atomically) before any row.
+    done = prepare_resume(out, run_args, KEY_DEFAULTS)
+    curves_path = out / "curves.csv"
+    seeds = list(range(args.seeds))
+    total = len(seeds) * len(names)
+    say(f"benchmark: {args.dataset} ({kind}, {len(y_all)} train, {len(yt_all)} test, {n_classes} classes), model "
+        f"{args.model}, {len(names)} strategies x {len(seeds)} seeds x {args.rounds} rounds of {args.budget}; "
+        f"{len([p for p in done if p[0] in names and p[1] in seeds])} of {total} pairs already done")
+    k = 0
+    for seed in seeds:
+        todo = [n for n in names if (n, seed) not in done]
+        k += len(names) - len(todo)
+        if not todo:
+            continue
+        pool, test = seed_split(len(y_all), len(yt_all), seed, args.pool_size, args.test_size)
+        x_pool, y_pool, x_test, y_test = x_all[pool], y_all[pool], xt_all[test], yt_all[test]
+        if args.features == "patches":
+            start = time.perf_counter()
+            x_pool, x_test = patch_features(x_pool, x_test, random_state=seed)
+            say(f"seed {seed}: patch features {x_pool.shape} of the pool and the test set in "
+                f"{time.perf_counter() - start:.1f} s")
+        initial = initial_rows(y_pool, args.initial, seed, args.initial_mode)
+        # The seed's initial weights are saved once and reloaded on resume.
+        trainer.start(seed, adapt=adapt_data(args.model, x_pool, initial),
+                      weights_file=out / "weights" / f"initial_weights_seed{seed}.npz")
+        # The initial labels are revealed by an oracle of their own: round 0 is shared by all strategies.
+        round0 = train_round0(trainer, seed, x_pool, Oracle(y_pool).query(initial), initial, x_test, y_test)
+        say(f"seed {seed}: round 0 on {len(initial)} labels: accuracy {round0['accuracy']:.4f} "
+            f"({round0['train_seconds']:.1f} s)")
+        stop_rows = stop_set(len(pool), seed)
+        # Computed only when a strategy of this seed can read it (seconds of LSA otherwise wasted).
+        space, space_seconds = pool_space(args.selection_space if may_use_space(todo) else "model", x_pool,
+                                          random_state=seed)
+        if space is not None:
+            say(f"seed {seed}: {args.selection_space} features {space.shape} of the pool in {space_seconds:.1f} s")
+        for name in todo:
+            k += 1
+
+            def on_round(row, name=name, k=k):
+                append_curve(curves_path, row)
+                say(f"[{k}/{total}] {name} seed {seed} round {row['round']}/{args.rounds}: {row['n_labeled']} labels, "
+                    f"accuracy {row['accuracy']:.4f}, macro-F1 {row['macro_f1']:.4f} "
+                    f"(select {row['select_seconds']:.1f} s, train {row['train_seconds']:.1f} s)")
+
+            run_pair(name, seed, x_pool=x_pool, oracle=Oracle(y_pool), initial=initial, x_test=x_test, y_test=y_test,
+                     trainer=trainer, round0=round0, budget=args.budget, rounds=args.rounds,
+                     fine_tune=args.fine_tune, params=params, on_round=on_round, stop_rows=stop_rows, space=space)
+    seconds = time.perf_counter() - wall
+    rows = read_curves(curves_path)
+    # Strategies finished by earlier invocations into the same folder are reported too
+    # (e.g. a later --strategies modal_ranked_batch is compared against the earlier random).
+    order = list(dict.fromkeys([r["strategy"] for r in rows] + names))  # first appearance in curves.csv
+    summary = write_outputs(out, rows, order, seeds, run_args, seconds)
+    print(f"benchmark: {len(summary)} strategies x {len(seeds)} seeds in {seconds:.0f} s -> {out}/")
+    print(summary_table(summary))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

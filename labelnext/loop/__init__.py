@@ -1,0 +1,1 @@
+"""The labeling loop: a project folder, its SQLite label store and the round."""

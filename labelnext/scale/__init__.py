@@ -1,0 +1,1 @@
+"""Large pools: shards on disk, the Dask engine, sharded k-means and streamed inference."""

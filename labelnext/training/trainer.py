@@ -1,0 +1,480 @@
+"""The one Keras trainer: reset to a saved initial state, fit a step budget, predict, save a run.
+
+``python train.py`` trains the default run ``models/500_train/`` on the embedded
+digits data: ``best_model.keras``, ``labeled_indices.npy`` and ``metadata.json``.
+Everything downstream reads the labeled set from there.
+
+:class:`Trainer` is the one place a Keras model is trained: the base model
+(:func:`train_base_model`), the analyzer's retraining (:func:`train_classifier`) and
+the label-efficiency benchmark (``benchmarks/label_efficiency.py``) all go through it.
+Architectures (a new one is one function in ``architectures.BACKBONES``), inference
+and metrics live in ``architectures.py``.
+"""
+import contextlib
+import hashlib
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+# Callers of the model helpers import them from here too (train.build_model, train.evaluate, ...).
+from labelnext.training.architectures import (ADAPTED_ARCHS, ARCHS, ARCHS_BY_KIND, BACKBONES, PREDICT_BATCH, adapt_data, as_model_input,  # noqa: F401
+                           build_model, check_weights, compile_model, default_arch, default_lr, evaluate,
+                           head_dropout_rate, load_keras, metrics_from_probs, predict_two_outputs,
+                           predict_with_embeddings, two_output_model)
+from labelnext.utils.checks import check_choice, check_int
+from labelnext.utils.console import ArgumentParser, run_cli
+from labelnext.data import load_dataset
+from labelnext.io.files import atomic_path
+# Run folders live in runs.py; callers keep importing them from here (train.save_run, ...).
+from labelnext.training.runs import (DEFAULT_RUN, MODEL_FILE, check_run_target, is_run_folder, load_run,  # noqa: F401
+                  resolve_model_path, save_run, write_run)
+from labelnext.utils.seeding import seed_everything
+
+SCHEDULES = ("constant", "cosine")
+
+
+# --------------------------------------------------------------------------- training
+def _validation_split(y, fraction, rng):
+    """Stratified hold-out rows for early stopping (none when too few items)."""
+    n = len(y)
+    n_val = int(round(n * fraction))
+    if fraction <= 0 or n_val < 10 or n - n_val < 10:
+        return np.arange(n), np.arange(0)
+    order = rng.permutation(n)
+    # Stratify by taking the same share from each class.
+    val = np.concatenate([order[y[order] == c][: max(1, int(round((y == c).sum() * fraction)))] for c in np.unique(y)])
+    train = np.setdiff1d(np.arange(n), val)
+    return rng.permutation(train), val
+
+
+def _seed_generators(model):
+    """Every layer's random seed generator (Dropout's), whose state is not among the weights."""
+    found = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        gen = getattr(layer, "seed_generator", None)
+        if gen is not None and getattr(gen, "state", None) is not None:
+            found.append(gen)
+    return found
+
+
+class Trainer:
+    """One compiled Keras classifier, reset to its saved initial state before every fit.
+
+    :meth:`start` builds and compiles the model once under a seed and keeps its initial
+    weights, optimizer state and Dropout seed-generator state; every :meth:`fit` re-seeds
+    and restores all three, so two fits on different labeled sets differ only by their
+    data (not by how many fits ran before, nor by retracing a new graph for each).
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        One item's shape, e.g. (height, width, 3).
+    n_classes : int
+    arch : str, one of :data:`ARCHS`
+    weights : None, 'imagenet' or the path of a MobileNetV3Small weights file (architectures.check_weights)
+    steps : int
+        Optimiser steps per fit.
+    batch_size : int
+    lr : float or None
+        Adam learning rate (the peak rate with ``schedule='cosine'``); None: the
+        architecture's (:func:`architectures.default_lr`: 1e-2 for ``mlp``, else 1e-3).
+    schedule : {'constant', 'cosine'}
+        ``cosine`` decays the rate to 0 over ``steps`` (the iteration counter is reset
+        with the optimizer state at every fit): the last iterate is far less noisy.
+    validation_split : float in [0, 1)
+        Share of each fit's items held out (stratified) for early stopping on validation
+        accuracy, best weights restored; 0 trains on everything. Needs ``exact_steps=False``.
+    patience : int
+        Early-stopping patience in epochs.
+    exact_steps : bool
+        True: exactly ``steps`` steps drawn from a seeded, repeating shuffle in one pass
+        (no per-epoch overhead). False: ``steps`` rounded up to whole epochs of a Keras
+        shuffle (epochs = ceil(steps / batches per epoch)), which early stopping needs
+        since it checks at epoch ends.
+    dropout : float
+        Dropout rate before the softmax layer.
+
+    Attributes
+    ----------
+    model_ : keras.Model
+        The compiled model (after :meth:`start`).
+    info_ : dict
+        The last fit: ``epochs``, ``max_epochs``, ``steps``, ``n_train``, ``n_val``,
+        ``best_val_accuracy`` (None without validation) and ``train_seconds``.
+    """
+
+    def __init__(self, input_shape, n_classes, *, arch="small_cnn", weights=None, steps=200, batch_size=32, lr=None,
+                 schedule="constant", validation_split=0.0, patience=15, exact_steps=True, dropout=0.2):
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.n_classes = check_int(n_classes, "n_classes", low=2)
+        self.arch = check_choice(arch, "arch", tuple(BACKBONES))
+        self.weights = check_weights(weights, self.arch)
+        self.steps = check_int(steps, "steps", low=1)
+        self.batch_size = check_int(batch_size, "batch_size", low=1)
+        lr = default_lr(self.arch) if lr is None else lr
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
+        self.lr = float(lr)
+        self.schedule = check_choice(schedule, "schedule", SCHEDULES)
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        if exact_steps and validation_split > 0:
+            raise ValueError(f"validation_split must be 0 with exact_steps=True (early stopping checks at epoch ends), "
+                             f"got {validation_split!r}")
+        self.validation_split = float(validation_split)
+        self.patience = check_int(patience, "patience", low=0)
+        self.exact_steps = bool(exact_steps)
+        self.dropout = float(dropout)
+        self.model_ = None
+
+    def start(self, random_state=0, *, adapt=None, initial_weights=None, weights_file=None, clear_session=False):
+        """Build and compile the model under seed ``random_state`` and keep its initial state.
+
+        Parameters
+        ----------
+        random_state : int
+            Seeds the initial weights (Python, NumPy and TensorFlow).
+        adapt : ndarray, optional
+            What preprocessing layers are fitted on (``mlp``: training rows; text: the
+            pool's text); see :func:`architectures.build_model`.
+        initial_weights : list of ndarray, optional
+            Start from these (``get_weights()`` of a model of the same arch and shape).
+        weights_file : path, optional
+            A ``.npz`` of initial weights: loaded when it exists, else written from the
+            fresh model, so a resumed run starts from the same weights.
+        clear_session : bool
+            Free the previous models' graphs first (a long run that starts many).
+
+        Returns
+        -------
+        self
+        """
+        keras = load_keras()
+        if clear_session:
+            keras.backend.clear_session()
+        seed_everything(random_state)
+        model = build_model(self.input_shape, self.n_classes, arch=self.arch, weights=self.weights, dropout=self.dropout,
+                            adapt=adapt)
+        if initial_weights is not None:
+            model.set_weights(initial_weights)
+        lr = self.lr
+        if self.schedule == "cosine":
+            lr = keras.optimizers.schedules.CosineDecay(self.lr, self.steps)
+        compile_model(model, lr)
+        model.optimizer.build(model.trainable_variables)
+        if weights_file is not None:
+            path = Path(weights_file)
+            if path.exists():
+                with np.load(path) as f:
+                    model.set_weights([f[f"w{i}"] for i in range(len(f.files))])
+            else:
+                with atomic_path(path, ".npz") as tmp:
+                    with open(tmp, "wb") as fh:
+                        np.savez(fh, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+        self.model_ = model
+        self._weights0 = model.get_weights()
+        self._optimizer0 = [v.numpy() for v in model.optimizer.variables]
+        # Dropout's seed-generator state is not among the weights and advances with every
+        # step: without a reset, a fit's dropout masks would depend on how many fits ran
+        # before it in this process (strategy order, resumes).
+        self._seed_states = [(g.state, g.state.numpy()) for g in _seed_generators(model)]
+        self._both = two_output_model(model)
+        return self
+
+    def _check_started(self):
+        if self.model_ is None:
+            raise RuntimeError("call Trainer.start(random_state) before fit / predict")
+
+    def fit(self, x, y, random_state=0, *, start_weights=None, verbose=0):
+        """Reset to the initial state (or ``start_weights``), re-seed and train; sets ``info_``.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, *input_shape)
+        y : ndarray of shape (n_samples,), int in [0, n_classes)
+        random_state : int
+            Seeds the shuffle, dropout and the validation split of this fit.
+        start_weights : list of ndarray, optional
+            Continue from these weights (fine-tuning) instead of the initial ones; the
+            optimizer state is reset either way.
+        verbose : int
+            Keras' progress output.
+
+        Returns
+        -------
+        self
+        """
+        self._check_started()
+        keras = load_keras()
+        y = np.asarray(y, dtype=np.int64)
+        if len(x) != len(y) or len(y) == 0:
+            raise ValueError(f"x and y must be non-empty and the same length, got {len(x)} and {len(y)}")
+        if y.min() < 0 or y.max() >= self.n_classes:
+            raise ValueError(f"labels must be in [0, {self.n_classes - 1}], got range [{y.min()}, {y.max()}]")
+        seed_everything(random_state)
+        model = self.model_
+        model.set_weights(self._weights0 if start_weights is None else start_weights)
+        for var, value in zip(model.optimizer.variables, self._optimizer0):
+            var.assign(value)
+        for var, value in self._seed_states:
+            var.assign(value)
+        if self.exact_steps:
+            import tensorflow as tf
+
+            data = (tf.data.Dataset.from_tensor_slices((as_model_input(x), y))
+                    .shuffle(len(y), seed=random_state, reshuffle_each_iteration=True).repeat().batch(self.batch_size))
+            start = time.perf_counter()
+            model.fit(data, steps_per_epoch=self.steps, epochs=1, shuffle=False, verbose=verbose)
+            self.info_ = {"epochs": 1, "max_epochs": 1, "steps": self.steps, "n_train": int(len(y)), "n_val": 0,
+                          "best_val_accuracy": None, "train_seconds": time.perf_counter() - start}
+            return self
+        tr, val = _validation_split(y, self.validation_split, np.random.RandomState(random_state))
+        batches = math.ceil(len(tr) / self.batch_size)
+        epochs = max(1, math.ceil(self.steps / batches))
+        callbacks, val_data = [], None
+        if len(val):
+            val_data = (as_model_input(x[val]), y[val])
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=self.patience,
+                                                           restore_best_weights=True))
+        start = time.perf_counter()
+        hist = model.fit(as_model_input(x[tr]), y[tr], batch_size=self.batch_size, epochs=epochs,
+                         validation_data=val_data, callbacks=callbacks, shuffle=True, verbose=verbose)
+        self.info_ = {
+            "epochs": len(hist.history["loss"]),
+            "max_epochs": epochs,
+            "steps": len(hist.history["loss"]) * batches,
+            "n_train": int(len(tr)),
+            "n_val": int(len(val)),
+            "best_val_accuracy": float(max(hist.history["val_accuracy"])) if len(val) else None,
+            "train_seconds": time.perf_counter() - start,
+        }
+        return self
+
+    def predict(self, x, batch_size=PREDICT_BATCH):
+        """Class probabilities and embeddings in one pass.
+
+        Returns
+        -------
+        probs : ndarray of shape (n_samples, n_classes), float32
+        embeddings : ndarray of shape (n_samples, n_features), float32
+        """
+        self._check_started()
+        return predict_two_outputs(self._both, x, batch_size)
+
+    def evaluate(self, x, y, batch_size=PREDICT_BATCH):
+        """Accuracy and macro-F1 on labeled data (see :func:`evaluate`)."""
+        self._check_started()
+        return evaluate(self.model_, x, y, batch_size)
+
+    def head(self):
+        """The softmax layer over the embedding: (weights (n_features, n_classes), bias (n_classes,))."""
+        self._check_started()
+        w, b = self.model_.get_layer("predictions").get_weights()
+        return w, b
+
+    def dropout_rate(self):
+        """The rate of the Dropout in front of :meth:`head` (see :func:`architectures.head_dropout_rate`)."""
+        self._check_started()
+        return head_dropout_rate(self.model_)
+
+    def get_weights(self):
+        self._check_started()
+        return self.model_.get_weights()
+
+    def save_run(self, out_dir, labeled_indices, metadata):
+        """Write the model with its labeled set and metadata as a run folder (see :func:`save_run`)."""
+        self._check_started()
+        return save_run(self.model_, out_dir, labeled_indices, metadata)
+
+
+def train_classifier(x, y, n_classes, *, arch="mobilenetv3", weights=None, random_state=0, steps=800, batch_size=32,
+                     validation_split=0.1, patience=15, lr=None, initial_weights=None, adapt=None, verbose=0):
+    """Train a fresh classifier for a step budget, keeping the best validation epoch.
+
+    A fixed number of optimiser steps (not of epochs) keeps small labeled sets from
+    being starved; re-seeding and optional ``initial_weights`` make two trainings on
+    different labeled sets comparable. One :class:`Trainer` with ``exact_steps=False``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, height, width, 3), values in [0, 255]
+    y : ndarray of shape (n_samples,), int
+    random_state : int
+        Seeds the initial weights, the validation split, the shuffle and dropout.
+    steps : int
+        Optimiser steps in all; epochs = ceil(steps / batches per epoch).
+    validation_split : float
+        Share held out for early stopping; 0 trains on everything for ``steps``.
+    initial_weights : list of ndarray or None
+        Start from these weights (``model.get_weights()`` of a model of the same arch).
+    adapt : ndarray, optional
+        Fit preprocessing on this (text: pass the pool's text so the vocabulary covers it);
+        default ``x`` for the architectures that have such layers.
+
+    Returns
+    -------
+    model : keras.Model
+    info : dict with ``epochs``, ``max_epochs``, ``steps``, ``n_train``, ``n_val``,
+        ``best_val_accuracy`` and ``train_seconds``
+    """
+    trainer = Trainer(np.shape(x)[1:], n_classes, arch=arch, weights=weights, steps=steps, batch_size=batch_size, lr=lr,
+                      validation_split=validation_split, patience=patience, exact_steps=False)
+    if adapt is None and arch in ADAPTED_ARCHS:
+        adapt = x
+    trainer.start(random_state, adapt=adapt, initial_weights=initial_weights).fit(x, y, random_state, verbose=verbose)
+    return trainer.model_, dict(trainer.info_, train_seconds=round(trainer.info_["train_seconds"], 2))
+
+
+# --------------------------------------------------------------------------- labeled set
+def labels_digest(y):
+    """Digest of a training split's labels: tells whether a data set is the one a run was trained on,
+    wherever it lies on disk."""
+    return hashlib.sha1(np.ascontiguousarray(y, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def draw_labeled_set(y, size, *, random_state=0, stratified=True):
+    """Absolute indices of the initial labeled set.
+
+    Stratified draws take the same share of each class (at least one per class
+    when ``size`` allows); otherwise, or when a class has a single item, a uniform draw.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+    size : int in [1, n_samples]
+    random_state : int
+    stratified : bool
+
+    Returns
+    -------
+    indices : ndarray of shape (size,), int64, sorted
+    """
+    y = np.asarray(y)
+    n = len(y)
+    check_int(size, "labeled_size", low=1, high=n)
+    rng = np.random.RandomState(random_state)
+    if not stratified:
+        return np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
+    classes, counts = np.unique(y, return_counts=True)
+    if size < len(classes) or size == n or counts.min() < 2:
+        return np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
+    chosen, _ = train_test_split(np.arange(n), train_size=size, stratify=y, random_state=rng)
+    return np.sort(chosen).astype(np.int64)
+
+
+def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, random_state=0, stratified=True,
+                     out_dir=DEFAULT_RUN, arch=None, weights=None, steps=800, image_size=32,
+                     validation_split=0.1, patience=15, labeled_indices=None, verbose=2, data=None, overwrite=True):
+    """Draw (or take) the labeled seed set, train, evaluate on the test split and save the run.
+
+    ``random_state`` seeds the labeled draw, the initial weights and training; it is
+    written to the run's metadata as ``seed``. ``arch`` defaults to the data kind's
+    (:func:`architectures.default_arch`: images ``mobilenetv3``, tables ``mlp``, text
+    ``textmlp``); preprocessing is fitted as :func:`architectures.adapt_data` says (a text vocabulary on
+    the whole pool's text, the MLP's standardisation on the labeled rows).
+    ``out_dir`` is checked before anything is loaded or trained (:func:`check_run_target`).
+
+    Returns
+    -------
+    out_dir : Path
+    metadata : dict
+    """
+    check_run_target(out_dir, overwrite)
+    ds = data if data is not None else load_dataset(dataset, data_dir=data_dir, image_size=image_size)
+    # A model of another data kind (the table MLP on images) would fail deep inside Keras.
+    arch = default_arch(ds.kind) if arch is None else check_choice(arch, "arch", ARCHS_BY_KIND[ds.kind])
+    known = np.flatnonzero(ds.y_train >= 0)
+    if labeled_indices is None:
+        labeled_indices = known[draw_labeled_set(ds.y_train[known], labeled_size, random_state=random_state,
+                                                 stratified=stratified)]
+    labeled_indices = np.asarray(labeled_indices, dtype=np.int64)
+    if (ds.y_train[labeled_indices] < 0).any():
+        raise ValueError("labeled_indices include items with unknown labels")
+    model, info = train_classifier(ds.x_train[labeled_indices], ds.y_train[labeled_indices], ds.n_classes, arch=arch,
+                                   weights=weights, random_state=random_state, steps=steps,
+                                   validation_split=validation_split, patience=patience, verbose=verbose,
+                                   adapt=adapt_data(arch, ds.x_train, labeled_indices))
+    test = evaluate(model, ds.x_test, ds.y_test) if ds.x_test is not None and ds.y_test is not None else {}
+    metadata = {
+        "dataset": ds.name,
+        "dataset_source": ds.source,
+        "kind": ds.kind,
+        "seed": int(random_state),
+        "stratified": bool(stratified),
+        "arch": arch,
+        "weights": weights,
+        "classes": list(ds.class_names),
+        "n_classes": int(ds.n_classes),
+        "input_shape": list(ds.x_train.shape[1:]),
+        "n_train": int(len(ds.y_train)),
+        "labels_digest": labels_digest(ds.y_train),
+        "labeled_size": int(len(labeled_indices)),
+        "epochs": info["epochs"],
+        "steps": info["steps"],
+        "steps_budget": int(steps),
+        "validation_accuracy": info["best_val_accuracy"],
+        "test_accuracy": test.get("accuracy"),
+        "test_macro_f1": test.get("macro_f1"),
+        "train_seconds": info["train_seconds"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    save_run(model, out_dir, labeled_indices, metadata, overwrite=overwrite)
+    return Path(out_dir), metadata
+
+
+# Python parameters -> the flags of this script, for one-line errors (cli.flag_message).
+FLAGS = {"name": "--dataset", "data_dir": "--data-dir", "labeled_size": "--labeled-size", "random_state": "--seed",
+         "seed": "--seed", "out_dir": "--out", "steps": "--steps", "patience": "--patience", "image_size": "--image-size"}
+
+
+def build_parser():
+    p = ArgumentParser(
+        description="Train the base model (by data kind: MobileNetV3Small for images, an MLP for tables, a text MLP "
+        "for text) on a seeded labeled seed set and save models/<run>/{best_model.keras, labeled_indices.npy, metadata.json}.",
+    )
+    p.add_argument("--dataset", default="digits", help="'digits' (embedded, offline), 'cifar10', or a path: CIFAR-10 pickle folder, image-folder tree ROOT/{train,test}/<class>/, .npz (x_train, y_train, x_test, y_test), a .tar.gz of a tree, or a table / text file (.csv, .tsv, .parquet)")
+    p.add_argument("--data-dir", default=None, help="where the 'cifar10' data lies, if not in ~/.keras/datasets")
+    p.add_argument("--labeled-size", type=int, default=500, help="size of the initial labeled set")
+    p.add_argument("--seed", type=int, default=0, help="seed for the labeled draw, weights and training")
+    p.add_argument("--no-stratify", action="store_true", help="draw the labeled set uniformly instead of per class")
+    p.add_argument("--out", default=None, help="run folder (default models/<labeled-size>_train); an existing one is replaced only with --overwrite and only if it is one of our runs")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it already holds a run")
+    p.add_argument("--arch", default=None, choices=ARCHS, help="model architecture (default: by data kind)")
+    p.add_argument("--weights", default="none", help="initial weights of mobilenetv3: none, imagenet (needs network "
+                   "once), or the path of a local weights file of MobileNetV3Small without its top (e.g. Keras' "
+                   "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5)")
+    p.add_argument("--steps", type=int, default=800, help="optimiser steps budget (epochs = steps / batches per epoch)")
+    p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs on the validation split")
+    p.add_argument("--image-size", type=int, default=32, help="model input height and width")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    check_int(args.labeled_size, "labeled_size", low=1)
+    check_int(args.seed, "random_state", low=0)
+    check_int(args.steps, "steps", low=1)
+    check_int(args.patience, "patience", low=0)
+    out = Path(args.out) if args.out else Path("models") / f"{args.labeled_size}_train"
+    check_run_target(out, args.overwrite)
+    print(f"training {args.arch or 'the default model of the data kind'} on {args.dataset} with {args.labeled_size} labels -> {out}",
+          file=sys.stderr)
+    # Keras prints epoch lines to stdout: they are progress, so they go to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        out, meta = train_base_model(
+            args.dataset, args.data_dir, labeled_size=args.labeled_size, random_state=args.seed,
+            stratified=not args.no_stratify, out_dir=out, arch=args.arch,
+            weights=None if args.weights == "none" else args.weights, steps=args.steps, image_size=args.image_size,
+            patience=args.patience, verbose=0 if args.quiet else 2, overwrite=args.overwrite,
+        )
+    print(f"saved {out / MODEL_FILE} ({meta['arch']}): {meta['epochs']} epochs, validation accuracy {meta['validation_accuracy']}, "
+          f"test accuracy {meta['test_accuracy']}, {meta['train_seconds']} s")
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, flags=FLAGS))

@@ -1,0 +1,1 @@
+"""Small shared pieces: argument checks and their one-line messages, defaults, seeding, console helpers."""
