@@ -32,7 +32,7 @@ from labelnext.loop.store import LabelStore
 from labelnext.features.patches import PatchEncoder, features_model
 from labelnext.io.files import cached_arrays, load_json, save_figure, save_json, save_npy, save_png, staged_folder
 from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space, selection_context
-from labelnext.io.sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
+from labelnext.io.sheets import (neutralize_cell, restore_cell, labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
 from labelnext.strategies.auto import auto_choice, switch_for
 
@@ -208,7 +208,7 @@ class LabelingProject:
             raise ProjectError(f"no round has run yet: run `al round --project {self.path}` first")
         with open(_round_dir(self.path, number) / "selection.csv", newline="", encoding="utf-8") as f:
             return [{"index": int(r["index"]), "rank": int(r["rank"]), "score": float(r["score"]),
-                     "predicted_class": r["predicted_class"], "confidence": float(r["confidence"])}
+                     "predicted_class": restore_cell(r["predicted_class"]), "confidence": float(r["confidence"])}
                     for r in csv.DictReader(f)]
 
     # ------------------------------------------------------------------ a round
@@ -335,7 +335,7 @@ class LabelingProject:
                 w.writerow(["rank", "index", "score", "predicted_class", "confidence"])
                 for rank, (item, c) in enumerate(zip(chosen, pred)):
                     # Strategies return an order; the score is the rank's complement in [0, 1].
-                    w.writerow([rank, int(item), f"{1 - rank / len(chosen):.4f}", self.class_names[c],
+                    w.writerow([rank, int(item), f"{1 - rank / len(chosen):.4f}", neutralize_cell(self.class_names[c]),
                                 f"{probs[item, c]:.4f}"])
             save_json(tmp / "round.json", record)
         return final
