@@ -268,7 +268,15 @@ class LabelStore:
         classes : ndarray of shape (n_labeled,), int64
         """
         rows = np.array(self._read(_CURRENT), dtype=np.int64).reshape(-1, 2)
-        return rows[:, 0].copy(), rows[:, 1].copy()
+        items, classes = rows[:, 0].copy(), rows[:, 1].copy()
+        # Written only through add/label_item, which check both; anything else was edited outside.
+        bad = (items < 0) | (items >= self.n_items) | (classes < 0) | (classes >= len(self.class_names))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"label store {str(self.path)!r} holds item {items[i]} with class id {classes[i]}, outside "
+                             f"items 0-{self.n_items - 1} and class ids 0-{len(self.class_names) - 1}: it was edited "
+                             "outside labelnext; restore it from a backup")
+        return items, classes
 
     def label_array(self):
         """Current labels as one vector over the data set, -1 where unlabeled.
@@ -288,10 +296,7 @@ class LabelStore:
 
     def counts_per_class(self):
         """Current labels per class: ndarray of shape (n_classes,), int64."""
-        counts = np.zeros(len(self.class_names), dtype=np.int64)
-        for cls, n in self._read(f"SELECT class, COUNT(*) FROM ({_CURRENT}) GROUP BY class"):
-            counts[cls] = n
-        return counts
+        return np.bincount(self.current()[1], minlength=len(self.class_names)).astype(np.int64)
 
     def history(self, item):
         """Every label ``item`` was given, oldest first (the last one is current).
