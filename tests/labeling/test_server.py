@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import threading
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def test_concurrent_labels_of_one_item_over_http_write_exactly_one(tmp_path):
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             barrier.wait()
             conn.request("POST", "/api/label", json.dumps({"index": item, "class": cls, "expect_id": None}),
-                         {"Content-Type": "application/json"})
+                         {"Content-Type": "application/json", "X-Token": server.token})
             statuses.append(conn.getresponse().status)
             conn.close()
 
@@ -238,7 +239,7 @@ def test_a_path_sent_raw_over_http_never_reaches_a_file(tmp_path):
     with LabelServer(copy_project(tmp_path), port=0).start() as server:
         for path in ["/image/../../../../etc/passwd", "/image/%2e%2e/%2e%2e/etc/passwd", "/image//etc/passwd"]:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-            conn.request("GET", path)
+            conn.request("GET", path, headers={"X-Token": server.token})
             resp = conn.getresponse()
             body = resp.read()
             conn.close()
@@ -284,9 +285,12 @@ def test_al_label_prints_the_url_and_stops_cleanly_on_ctrl_c(tmp_path):
     try:
         line = proc.stdout.readline()
         assert "http://127.0.0.1:" in line and "Ctrl-C" in line, (line, proc.stderr.read() if proc.poll() else "")
-        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        url = urllib.parse.urlsplit(line.split()[line.split().index("(Ctrl-C") - 1])
+        conn = http.client.HTTPConnection("127.0.0.1", url.port, timeout=10)
         conn.request("GET", "/api/state")
+        refused = conn.getresponse()
+        assert refused.status == 403 and refused.read()  # on loopback too, only with the printed token
+        conn.request("GET", "/api/state?" + url.query)
         assert json.loads(conn.getresponse().read())["annotator"] == "cli"
         conn.close()
         proc.send_signal(signal.SIGINT)
@@ -319,3 +323,26 @@ def test_an_export_made_by_a_real_label_studio_imports(proj):
                                         key=lambda a: (a["updated_at"], a["id"]))["result"][0]["value"]["choices"][0]
                 for t in export if any(not a["was_cancelled"] for a in t["annotations"])}
     assert current == expected and len(current) == 4
+
+
+def test_loopback_needs_the_token_too_and_the_printed_url_carries_it_quoted(tmp_path):
+    token = "a+b#c&d/e=f g" + "x" * 8
+    with LabelServer(copy_project(tmp_path), port=0, token=token).start() as server:
+        assert server.url.endswith("/?token=" + urllib.parse.quote(token, safe=""))
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for path in ("/", "/api/state", "/image/0", "/learning_curve.png"):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            assert resp.status == 403 and b"needs its token" in resp.read(), path
+        conn.request("GET", server.url.split(str(server.port), 1)[1])  # the printed URL, as a browser sends it
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200
+        cookie = resp.getheader("Set-Cookie")
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        conn.request("GET", "/api/state", headers={"Cookie": cookie.split(";")[0]})  # a reload: the cookie is enough
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["items"]
+        conn.close()
+    with LabelServer(copy_project(tmp_path / "b"), port=0) as server:  # a random one when none is given
+        assert len(server.token) >= 24 and server.url.endswith(f"?token={server.token}")
