@@ -7,7 +7,7 @@ Routes (every error is JSON ``{"error": "<one line>"}`` with a 4xx status, nothi
     GET  /api/item/<index>      preview of one item (image URL, text, or row values)
     GET  /image/<index>         one item's image, chosen by dataset index (never by path)
     POST /api/label             {"index", "class", "expect_id", "annotator"?}   (409 on conflict)
-    POST /api/undo              {"annotator"?}
+    POST /api/undo              {"id", "annotator"?, "override"?}: one label of this round, its giver's
     POST /api/flag              {"index", "flag": "skip" | "unsure" | null}
     POST /api/round             {"budget"?, "strategy"?}: the next round, in the background
     GET  /api/round             the background round's progress and result
@@ -151,7 +151,10 @@ def create_app(session, *, token=None, loopback_port=None):
 
     @app.post("/api/undo")
     def undo():
-        return jsonify(session.undo(_json_body().get("annotator")))
+        body = _json_body()
+        if "id" not in body:
+            raise RequestError(400, "missing field 'id': send the id of the label to undo")
+        return jsonify(session.undo(body["id"], body.get("annotator"), override=body.get("override", False)))
 
     @app.post("/api/flag")
     def flag():

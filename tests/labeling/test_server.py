@@ -119,18 +119,29 @@ def test_labels_go_to_the_store_at_once_and_a_restart_resumes(client, proj):
     assert state["items"][1]["label"]["annotator"] == "bob"
 
 
-def test_undo_removes_only_the_labelers_own_newest_label(client, proj):
+def test_undo_takes_back_only_the_named_label_of_its_own_labeler(client, proj):
     c = client
     sel = [r["index"] for r in proj.selection()]
-    first = _label(c, sel[0], "red").get_json()["row"]
-    _label(c, sel[1], "blue")
-    _label(c, sel[2], "green", annotator="bob")
-    undone = c.post("/api/undo", json={}).get_json()  # the server's annotator 'ann'
+    first = _label(c, sel[0], "red").get_json()["row"]  # the server's annotator 'ann'
+    second = _label(c, sel[1], "blue").get_json()["row"]
+    bobs = _label(c, sel[2], "green", annotator="bob").get_json()["row"]
+    undone = c.post("/api/undo", json={"id": second["id"]}).get_json()
     assert undone["removed"]["item"] == sel[1] and undone["current"] is None
     assert undone["counts"] == {"blue": 8, "green": 9, "red": 9}
-    assert c.post("/api/undo", json={}).get_json()["removed"]["id"] == first["id"]
-    assert c.post("/api/undo", json={}).get_json()["removed"] is None  # nothing of ann's left
-    assert proj.store.history(sel[2])[-1]["annotator"] == "bob"  # bob's label survives ann's undos
+    # Another client, named or not, cannot take back ann's or bob's label.
+    for body in ({"id": first["id"], "annotator": "mallory"}, {"id": bobs["id"]}):
+        refused = c.post("/api/undo", json=body)
+        assert refused.status_code == 403 and "only they can undo it" in refused.get_json()["error"]
+    assert c.post("/api/undo", json={"id": second["id"]}).status_code == 404  # already undone
+    assert c.post("/api/undo", json={}).status_code == 400  # an undo names its label
+    # Relabeled since: the id the caller saw is no longer the item's label.
+    newer = _label(c, sel[0], "blue", expect_id=first["id"], annotator="bob").get_json()["row"]
+    changed = c.post("/api/undo", json={"id": first["id"]})
+    assert changed.status_code == 409 and changed.get_json()["current"]["id"] == newer["id"]
+    # An explicit override takes back someone else's current label.
+    assert c.post("/api/undo", json={"id": newer["id"], "override": True}).status_code == 200
+    assert proj.store.history(sel[0])[-1]["id"] == first["id"]
+    assert proj.store.history(sel[2])[-1]["annotator"] == "bob"  # bob's label survived the others' undos
 
 
 def test_skip_and_unsure_marks_survive_a_restart(client, proj):
