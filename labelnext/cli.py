@@ -124,6 +124,15 @@ def _report_round(res, project):
     return "\n".join(lines)
 
 
+def _import_notes(res):
+    """' (skipped: cancelled 1, empty 2; several annotations 1, ...)' for a Label Studio import, else ''."""
+    parts = [", ".join(f"{k} {res[k]}" for k in keys if res.get(k))
+             for keys in (("cancelled", "empty", "unannotated"), ("several", "disagreeing", "duplicate_tasks"))]
+    text = "; ".join(filter(None, [f"skipped: {parts[0]}" if parts[0] else "",
+                                   f"latest annotation taken: {parts[1]}" if parts[1] else ""]))
+    return f" ({text})" if text else ""
+
+
 def _report_status(st):
     lines = [f"project {st['project']} ({st['mode']}): {st['n_labeled']} labeled, {st['n_pool']} in the pool"]
     if st["rounds"]:
@@ -172,8 +181,7 @@ def main(argv=None):
             print(f"wrote {res['n_items']} items of round {res['round']} to {res['path']}{extra}")
         elif args.command == "import":
             res = proj.import_labels(args.file, oracle=args.oracle, annotator=args.annotator)
-            skipped = {k: v for k, v in res.items() if k not in ("added", "source") and v}
-            print(f"added {res['added']} labels from {res['source']}" + (f" (skipped: {skipped})" if skipped else ""))
+            print(f"added {res['added']} labels from {res['source']}" + _import_notes(res))
             print(f"  next: al round --project {args.project} --budget N")
         elif args.command == "status":
             st = proj.status()

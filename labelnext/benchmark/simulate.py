@@ -61,7 +61,6 @@ from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_sp
 from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
 from labelnext.training.trainer import ARCHS, SCHEDULES, Trainer, adapt_data, draw_labeled_set, metrics_from_probs
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
                       "gnn", "modal_entropy")
 MODELS = ARCHS
@@ -362,7 +361,7 @@ def build_parser():
                    help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
                    "patch features learned from each seed's pool without labels (Coates et al. 2011), for a linear "
                    "model (default) or --model mlp")
-    p.add_argument("--out", default=str(REPO / "results" / "benchmark"), help="output folder")
+    p.add_argument("--out", default=str(Path("results", "benchmark")), help="output folder (relative to the working directory)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 

@@ -23,7 +23,8 @@ a path (as ``name`` or ``data_dir``), layout auto-detected
         cache folder.
 
 Image-folder trees of 1,000 images or more are decoded once and cached as ``.npz`` in the
-cache folder (``cache_dir``, else ``$AL_CACHE_DIR``, else ``<repo>/.cache/datasets``).
+cache folder (``cache_dir``, else ``$AL_CACHE_DIR``, else ``.cache/datasets`` in the working directory);
+so are smaller trees whose decoding took a second or more (a few huge photos).
 Nothing here imports TensorFlow or torch at module level.
 """
 from __future__ import annotations

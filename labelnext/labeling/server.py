@@ -178,7 +178,8 @@ def create_app(session, *, token=None, loopback_port=None):
 
     @app.get("/learning_curve.png")
     def learning_curve():
-        curve = Path(session.project.path) / "learning_curve.png"
+        # Absolute: Flask resolves a relative path against the package folder, not the working directory.
+        curve = Path(session.project.path).resolve() / "learning_curve.png"
         if not curve.is_file():
             raise RequestError(404, "no learning curve yet: it appears after a round with a held-out split")
         return send_file(curve, mimetype="image/png", max_age=0)

@@ -457,7 +457,12 @@ class LabelingProject:
         else:
             items, classes = read_label_csv(file, self.class_names, n_items=self.config["n_items"])
             source = "csv"
-        added = self.store.add(items, classes, source=source, round=round_no, annotator=annotator) if len(items) else 0
+        if not len(items):  # almost always the wrong file, or a sheet saved before it was filled in
+            raise ProjectError(f"{str(file)!r} holds no label: fill in the 'label' column (a class name or id) "
+                               "and import it again" if source == "csv" else
+                               f"{str(file)!r} holds no usable annotation ({stats['tasks']} tasks; cancelled "
+                               f"{stats['cancelled']}, empty {stats['empty']}): annotate in Label Studio and export again")
+        added = self.store.add(items, classes, source=source, round=round_no, annotator=annotator)
         return {"added": int(added), "source": source, **stats}
 
     # ------------------------------------------------------------------ status
@@ -470,6 +475,7 @@ class LabelingProject:
         ``strategy``), ``labels_per_class``, ``n_labeled``, ``n_pool``, ``mode``,
         ``learning_curve`` (path or None).
         """
+        self.data  # noqa: B018 -- like round, export and label: refuse data that changed since `al init`
         rounds = []
         for r in self.rounds():
             test = (r["metrics"] or {}).get("test") or {}

@@ -24,7 +24,7 @@ from PIL import Image
 
 from labelnext.labeling.latency import measure
 from labelnext.labeling.server import MAX_BODY, LabelServer, create_app
-from labelnext.labeling.session import FLAGS_FILE, LabelingSession
+from labelnext.labeling.session import FLAGS_FILE, LabelingSession, RequestError, class_keys
 from labelnext.loop.project import LabelingProject
 
 REPO = Path(__file__).resolve().parents[2]
@@ -357,3 +357,44 @@ def test_loopback_needs_the_token_too_and_the_printed_url_carries_it_quoted(tmp_
         conn.close()
     with LabelServer(copy_project(tmp_path / "b"), port=0) as server:  # a random one when none is given
         assert len(server.token) >= 24 and server.url.endswith(f"?token={server.token}")
+
+
+def test_an_image_file_replaced_or_repointed_after_start_is_refused_not_served(tmp_path):
+    data = make_image_folder(tmp_path / "colours", n_per_class=3, n_unlabeled=3)
+    with LabelingProject.create(tmp_path / "proj", data, arch="small_cnn", steps=5, image_size=16) as proj:
+        session = LabelingSession(proj)
+        paths = [Path(p) for p in proj.data.train_paths]
+        body, mime = session.image(0)
+        assert mime == "image/png" and body == paths[0].read_bytes()
+        secret = tmp_path / "secret.png"
+        Image.fromarray(np.full((16, 16, 3), 7, np.uint8)).save(secret)
+        paths[1].unlink()
+        paths[1].symlink_to(secret)  # re-pointed after the project loaded its pixels
+        with pytest.raises(RequestError, match="image file of item 1 changed since the project was loaded") as e:
+            session.image(1)
+        assert e.value.status == 409
+        paths[2].write_bytes(b"not an image")
+        with pytest.raises(RequestError, match="item 2 changed"):
+            session.image(2)
+
+
+@pytest.mark.parametrize("classes, keys", [
+    (["blue", "green", "red"], {"blue": "1", "green": "2", "red": "3"}),
+    ([str(d) for d in range(10)], {str(d): str(d) for d in range(10)}),
+    (["0", "1", "7", "other"], {"0": "0", "1": "1", "7": "7", "other": "2"}),
+    ([f"c{i}" for i in range(12)], {f"c{i}": k for i, k in enumerate("1234567890")}),
+])
+def test_page_keys_match_digit_named_classes(classes, keys):
+    assert class_keys(classes) == keys
+
+
+def test_the_learning_curve_is_served_for_a_relative_project_path(tmp_path, monkeypatch):
+    folder = copy_project(tmp_path)
+    with LabelingProject(folder) as p:
+        p.status()
+    monkeypatch.chdir(tmp_path)
+    with LabelingProject("proj") as p:
+        c = create_app(LabelingSession(p)).test_client()
+        resp = c.get("/learning_curve.png")
+        assert resp.status_code == 200 and resp.data[:4] == b"\x89PNG"
+        assert c.get("/api/state").get_json()["keys"] == {"blue": "1", "green": "2", "red": "3"}

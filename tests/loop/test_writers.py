@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from helpers import photos
+from labelnext.cli import _import_notes
 from labelnext.io.files import try_lock
 from labelnext.loop.project import ROUND_LOCK, STORE_FILE, LabelingProject, ProjectError
 
@@ -27,12 +28,19 @@ def _al(*args, cwd):
                           text=True, timeout=600)
 
 
+def _error(r):
+    """The one error line of a refused command (progress lines may come before it)."""
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    return errors[0]
+
+
 def test_a_second_round_is_refused_while_one_runs(project, tmp_path):
     with try_lock(project.path / ROUND_LOCK, what="a round with --budget 20 --strategy auto"):
         r = _al("round", "--project", "proj", "--budget", "4", cwd=tmp_path)
         with pytest.raises(ProjectError, match=r"is busy: a round with --budget 20 --strategy auto \(pid"):
             project.run_round(4)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is busy" in r.stderr, r.stderr
+    assert "is busy" in _error(r)
     assert project.store.list_rounds() == [] and not list(project.path.glob("round-*"))
     project.run_round(4)  # the lock went with its holder
     assert [r["round"] for r in project.rounds()] == [0]
@@ -71,7 +79,7 @@ def test_a_missing_store_is_refused_not_recreated(project, tmp_path):
     for f in project.path.glob(f"{STORE_FILE}*"):
         f.unlink()
     r = _al("status", "--project", "proj", cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no label store" in r.stderr, r.stderr
+    assert "no label store" in _error(r)
     with pytest.raises(ProjectError, match="labels.sqlite is missing"):
         LabelingProject(project.path)
     assert not (project.path / STORE_FILE).exists() and (project.path / "round-000" / "round.json").is_file()
@@ -87,7 +95,7 @@ def test_export_never_writes_over_the_projects_own_files(project, tmp_path):
             project.export(own)
         assert own.read_bytes() == before
     r = _al("export", "--project", "proj", "--out", f"proj/{STORE_FILE}", cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "would replace" in r.stderr, r.stderr
+    assert "would replace" in _error(r)
     project.export(project.path / "sheet.csv")  # a new file in the folder is fine
 
 
@@ -100,8 +108,7 @@ def test_a_damaged_project_json_is_one_line_naming_the_file(project, tmp_path, t
     project.close()
     (project.path / "project.json").write_text(text, encoding="utf-8")
     r = _al("status", "--project", "proj", cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert "project.json" in r.stderr and match in r.stderr
+    assert "project.json" in _error(r) and match in _error(r)
 
 
 def test_a_class_id_out_of_range_in_the_store_is_one_line(project, tmp_path):
@@ -109,5 +116,30 @@ def test_a_class_id_out_of_range_in_the_store_is_one_line(project, tmp_path):
     with sqlite3.connect(project.path / STORE_FILE) as conn:
         conn.execute("UPDATE labels SET class = 99 WHERE rowid = (SELECT MIN(rowid) FROM labels)")
     r = _al("status", "--project", "proj", cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    assert "labels.sqlite" in r.stderr and "class id 99" in r.stderr
+    assert "labels.sqlite" in _error(r) and "class id 99" in _error(r)
+
+
+def test_status_refuses_data_that_changed_since_init(project, tmp_path):
+    project.close()
+    victim = next((tmp_path / "photos" / "red").iterdir())
+    victim.write_bytes((tmp_path / "photos" / "blue" / "000.png").read_bytes())
+    r = _al("status", "--project", "proj", cwd=tmp_path)
+    assert "changed since `al init`" in _error(r)
+
+
+def test_an_unfilled_sheet_is_refused_in_one_line(project, tmp_path):
+    project.run_round(4)
+    project.export(tmp_path / "sheet.csv")
+    rows = project.store.n_rows()
+    project.close()
+    r = _al("import", "--project", "proj", "sheet.csv", cwd=tmp_path)
+    assert "holds no label: fill in the 'label' column" in _error(r)
+    with LabelingProject(project.path) as again:
+        assert again.store.n_rows() == rows
+
+
+def test_the_import_summary_names_what_was_skipped_and_only_that():
+    res = {"added": 4, "source": "labelstudio", "tasks": 7, "labeled": 4, "unannotated": 1, "cancelled": 1,
+           "empty": 0, "several": 1, "disagreeing": 1, "duplicate_tasks": 0}
+    assert _import_notes(res) == " (skipped: cancelled 1, unannotated 1; latest annotation taken: several 1, disagreeing 1)"
+    assert _import_notes({"added": 3, "source": "csv"}) == ""

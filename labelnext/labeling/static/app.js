@@ -164,9 +164,9 @@ async function renderItem() {
     b.className = "class-btn" + (it.label && it.label.class === k ? " chosen" : "") +
       (name === it.predicted_class ? " predicted" : "");
     b.dataset.cls = name;
-    if (k < 10) {
+    if (S.keys[name] !== undefined) {
       const kbd = document.createElement("kbd");
-      kbd.textContent = String((k + 1) % 10);
+      kbd.textContent = S.keys[name];
       b.append(kbd, " ");
     }
     b.append(name);
@@ -366,8 +366,9 @@ document.addEventListener("keydown", (e) => {
   if (e.target instanceof HTMLInputElement || e.ctrlKey || e.metaKey || e.altKey || !S) return;
   if ($("view-label").hidden) return;
   if (/^[0-9]$/.test(e.key)) {
-    const k = (parseInt(e.key, 10) + 9) % 10;  // 1 -> class 0, ..., 0 -> class 9
-    if (k < S.classes.length) { e.preventDefault(); label(S.classes[k]); }
+    // The server's key per class (a class named "7" is key 7), as shown on each button.
+    const name = S.classes.find((c) => S.keys[c] === e.key);
+    if (name !== undefined) { e.preventDefault(); label(name); }
   } else if (e.key === "s" || e.key === "S") { flag("skip"); }
   else if (e.key === "u" || e.key === "U") { flag("unsure"); }
   else if (e.key === "z" || e.key === "Z" || e.key === "Backspace") { e.preventDefault(); undo(); }
