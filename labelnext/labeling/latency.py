@@ -1,4 +1,4 @@
-"""How fast the labeling page answers a label: ``python -m labeling.latency --project P``.
+"""How fast the labeling page answers a label: ``python -m labelnext.labeling.latency --project P``.
 
 Copies the project to a temporary folder (the real store gets no test labels), serves the
 copy on a free loopback port, and times ``n`` label requests over one keep-alive HTTP
@@ -55,7 +55,7 @@ def measure(project, n=200):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m labeling.latency", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m labelnext.labeling.latency", description=__doc__.split("\n\n")[0])
     p.add_argument("--project", required=True, help="a project folder with a selection")
     p.add_argument("-n", type=int, default=200, help="label requests to time")
     args = p.parse_args(argv)
