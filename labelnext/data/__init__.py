@@ -23,7 +23,7 @@ a path (as ``name`` or ``data_dir``), layout auto-detected
         cache folder.
 
 Image-folder trees of 1,000 images or more are decoded once and cached as ``.npz`` in the
-cache folder (``cache_dir``, else ``$AL_CACHE_DIR``, else ``<repo>/.cache/datasets``).
+cache folder (``cache_dir``, else ``$AL_CACHE_DIR``, else ``.cache/datasets`` in the working directory).
 Nothing here imports TensorFlow or torch at module level.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None, *,
         Output side ``S`` in [8, 1024]; every image is resized (bilinear) to ``S x S x 3``.
     cache_dir : str or os.PathLike, optional
         Where archives are extracted and decoded trees are cached. Default:
-        ``$AL_CACHE_DIR`` if set, else ``<repo>/.cache/datasets``.
+        ``$AL_CACHE_DIR`` if set, else ``.cache/datasets`` in the working directory.
 
     kind : {'auto', 'image', 'tabular', 'text'}
         Overrides the detected kind of a ``.csv``/``.tsv``/``.parquet`` file (see
