@@ -92,12 +92,12 @@ def build_parser():
                        "every label goes to the label store at once. Ctrl-C stops the server.")
     _add_project(q)
     q.add_argument("--host", default="127.0.0.1", help="interface to bind; another than loopback needs "
-                   "--allow-remote and then a token")
+                   "--allow-remote")
     q.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
     q.add_argument("--annotator", default=None, help="name recorded with each label (the page can set its own)")
-    q.add_argument("--allow-remote", action="store_true", help="allow a --host reachable from other machines; "
-                   "the printed URL then carries a random token every request must present")
-    q.add_argument("--token", default=None, help="require this token (at least 16 characters) instead of a random one")
+    q.add_argument("--allow-remote", action="store_true", help="allow a --host reachable from other machines")
+    q.add_argument("--token", default=None, help="the token every request must present, on loopback too (at least 16 "
+                   "characters; default: a random one); the printed URL carries it and the page keeps it in a cookie")
     return p
 
 

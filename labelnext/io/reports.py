@@ -135,7 +135,8 @@ def write_top_items(folder, grid, title):
         return "top_images.png"
     if kind == "tabular":
         with atomic_path(folder / "top_rows.csv", ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows(top_rows_table(grid))
+            csv.writer(f).writerows([[sheets.neutralize_cell(c) if isinstance(c, str) else c for c in row]
+                                     for row in top_rows_table(grid)])
         return "top_rows.csv"
     if kind == "text":
         save_text(folder / "top_texts.txt", top_texts(grid, title))

@@ -41,7 +41,7 @@ def measure(project, n=200):
                 body = json.dumps({"index": item["index"], "class": state["classes"][k % len(state["classes"])],
                                    "expect_id": expect})
                 t = time.perf_counter()
-                conn.request("POST", "/api/label", body, {"Content-Type": "application/json"})
+                conn.request("POST", "/api/label", body, {"Content-Type": "application/json", "X-Token": server.token})
                 resp = conn.getresponse()
                 data = resp.read()
                 times.append(1000 * (time.perf_counter() - t))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from labelnext.loop.store import LabelConflictError
+from labelnext.loop.store import LabelConflictError, UndoRefusedError
 from labelnext.loop.project import DEFAULT_STRATEGY
 from labelnext.io.files import load_json, save_json
 
@@ -188,16 +188,40 @@ class LabelingSession:
             raise err from None
         return {"row": row, "counts": self.counts()}
 
-    def undo(self, annotator=None):
-        """Delete this labeler's newest web label; its item's previous label (if any) is current again.
+    def undo(self, label_id, annotator=None, *, override=False):
+        """Take back one web label of the current round: the one the page gave (its row id).
+
+        Only its labeler may (``override`` lets anyone), and only while it is still the item's
+        current label; the item's previous label (if any) is current again.
 
         Returns
         -------
-        dict: ``removed`` (the deleted row or None), ``current`` (the item's label now), ``counts``.
+        dict: ``removed`` (the deleted row), ``current`` (the item's label now), ``counts``.
+
+        Raises
+        ------
+        RequestError
+            400 for a bad id, 404 for no such web label, 403 for another labeler's, 409 when
+            the item changed since or the label belongs to an earlier round.
         """
+        if isinstance(label_id, bool) or not isinstance(label_id, numbers.Integral) or label_id < 1:
+            raise RequestError(400, f"id must be the label id to undo (an integer >= 1), got {label_id!r:.80}")
+        if not isinstance(override, bool):
+            raise RequestError(400, f"override must be true or false, got {override!r:.80}")
         annotator = check_annotator(annotator, self.annotator)
-        removed = self.store.remove_last(source=SOURCE, annotator=annotator)
-        current = None if removed is None else self.store.newest([removed["item"]]).get(removed["item"])
+        number = self.current_round()
+        if number is None:
+            raise RequestError(409, "no round has run yet: there is nothing to undo")
+        try:
+            removed = self.store.remove(int(label_id), source=SOURCE, round=number, annotator=annotator,
+                                        override=override)
+        except LabelConflictError as e:
+            err = RequestError(409, str(e))
+            err.current = e.current
+            raise err from None
+        except UndoRefusedError as e:
+            raise RequestError({"missing": 404, "annotator": 403, "round": 409}[e.reason], str(e)) from None
+        current = self.store.newest([removed["item"]]).get(removed["item"])
         return {"removed": removed, "current": current, "counts": self.counts()}
 
     def flag(self, index, flag):

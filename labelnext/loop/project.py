@@ -17,6 +17,7 @@ its methods. Every round trains on ALL labels in the store and evaluates on the 
 split (the data set's own, or the fixed stratified one ``datasets.with_holdout`` draws).
 """
 import csv
+import fnmatch
 import time
 from pathlib import Path
 
@@ -30,14 +31,23 @@ from labelnext.utils.checks import check_choice, check_int
 from labelnext.data import dataset_fingerprint, load_dataset
 from labelnext.loop.store import LabelStore
 from labelnext.features.patches import PatchEncoder, features_model
-from labelnext.io.files import cached_arrays, load_json, save_figure, save_json, save_npy, save_png, staged_folder
+from labelnext.io.files import LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, save_png, staged_folder, try_lock
 from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space, selection_context
-from labelnext.io.sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
+from labelnext.io.sheets import (neutralize_cell, restore_cell, labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
 from labelnext.strategies.auto import auto_choice, switch_for
 
 PROJECT_FILE = "project.json"
 STORE_FILE = "labels.sqlite"
+# Held while a round runs: one writer of rounds at a time (the command line and the page alike).
+ROUND_LOCK = ".round.lock"
+# Names the project writes itself (top level): an export may never replace one of them.
+OWN_FILES = (PROJECT_FILE, f"{STORE_FILE}*", "round-*", "learning_curve.png", "features_*.npz",
+             "selection_space_*.npy", ".*")
+# project.json's keys and the types every command relies on.
+CONFIG_KEYS = {"dataset": dict, "class_names": list, "n_items": int, "mode": str, "seed": int, "arch": str,
+               "steps": int}
+DATASET_KEYS = ("source", "name", "kind", "fingerprint", "image_size", "label_column", "text_column", "test")
 FORMATS = ("csv", "labelstudio")
 # Typicality while labels per class are few, then uncertainty with diversity (strategies/auto.py).
 DEFAULT_STRATEGY = "auto"
@@ -74,7 +84,15 @@ class LabelingProject:
         if not config_file.is_file():
             raise ProjectError(f"--project {str(self.path)!r} is not a project folder (no {PROJECT_FILE}): "
                                f"create one with `al init DATA --project {self.path}`")
-        self.config = load_json(config_file)
+        try:
+            config = load_json(config_file)
+        except ValueError as e:  # not JSON, not UTF-8
+            raise ProjectError(f"{str(config_file)!r} is not valid JSON ({e}); restore it from a backup") from None
+        self.config = _check_config(config, config_file)
+        store_file = self.path / STORE_FILE
+        if not store_file.is_file():
+            raise ProjectError(f"--project {str(self.path)!r} has no label store ({STORE_FILE} is missing): every "
+                               "label lives there, so nothing runs without it; restore it from a backup")
         self.progress = progress or (lambda message: None)
         self.class_names = list(self.config["class_names"])
         self.store = LabelStore(self.path / STORE_FILE, n_items=self.config["n_items"], class_names=self.class_names)
@@ -208,12 +226,15 @@ class LabelingProject:
             raise ProjectError(f"no round has run yet: run `al round --project {self.path}` first")
         with open(_round_dir(self.path, number) / "selection.csv", newline="", encoding="utf-8") as f:
             return [{"index": int(r["index"]), "rank": int(r["rank"]), "score": float(r["score"]),
-                     "predicted_class": r["predicted_class"], "confidence": float(r["confidence"])}
+                     "predicted_class": restore_cell(r["predicted_class"]), "confidence": float(r["confidence"])}
                     for r in csv.DictReader(f)]
 
     # ------------------------------------------------------------------ a round
     def run_round(self, budget, strategy=DEFAULT_STRATEGY):
         """Train on every label in the store, evaluate, and select ``budget`` items.
+
+        One round runs at a time per project: a second one (another ``al round``, or the
+        page's "Run next round") is refused with :class:`ProjectError` while this one runs.
 
         Returns
         -------
@@ -222,6 +243,14 @@ class LabelingProject:
         ``selected`` (how many), ``folder``.
         """
         strategies.get_strategy(strategy)  # a bad name fails before any training
+        try:
+            with try_lock(self.path / ROUND_LOCK, what=f"a round with --budget {budget} --strategy {strategy}"):
+                return self._run_round(budget, strategy)
+        except LockHeld as held:
+            raise ProjectError(f"--project {str(self.path)!r} is busy: {held} is running; run this round when it "
+                               "has finished") from None
+
+    def _run_round(self, budget, strategy):
         labels = self.store.label_array()
         labeled = labels >= 0
         n_pool = int((~labeled).sum())
@@ -335,7 +364,7 @@ class LabelingProject:
                 w.writerow(["rank", "index", "score", "predicted_class", "confidence"])
                 for rank, (item, c) in enumerate(zip(chosen, pred)):
                     # Strategies return an order; the score is the rank's complement in [0, 1].
-                    w.writerow([rank, int(item), f"{1 - rank / len(chosen):.4f}", self.class_names[c],
+                    w.writerow([rank, int(item), f"{1 - rank / len(chosen):.4f}", neutralize_cell(self.class_names[c]),
                                 f"{probs[item, c]:.4f}"])
             save_json(tmp / "round.json", record)
         return final
@@ -366,6 +395,8 @@ class LabelingProject:
         out = Path(out)
         if out.is_dir():
             raise ProjectError(f"--out {str(out)!r} is a folder; give a file name")
+        for path in (out, out.with_suffix(".xml"), out.parent / f"{out.stem}_images"):
+            self._check_not_own(path)
         number = self.last_round()
         rows = self.selection(number)
         thumbs = out.parent / f"{out.stem}_images"
@@ -380,6 +411,14 @@ class LabelingProject:
         config = out.with_suffix(".xml")
         config.write_text(labelstudio_config(self.class_names), encoding="utf-8")
         return {"path": str(out), "config": str(config), "round": number, "n_items": len(rows)}
+
+    def _check_not_own(self, path):
+        """Refuse an output that would replace one of the project's own files."""
+        root, target = self.path.resolve(), Path(path).resolve()
+        if target == root or (root in target.parents
+                              and any(fnmatch.fnmatch(target.relative_to(root).parts[0], p) for p in OWN_FILES)):
+            raise ProjectError(f"--out {str(path)!r} would replace the project's own {target.relative_to(root)}; "
+                               "write the sheet elsewhere")
 
     def import_labels(self, file=None, *, oracle=False, annotator=None):
         """Add labels to the store: a filled-in CSV sheet, a Label Studio JSON export, or
@@ -459,3 +498,22 @@ class LabelingProject:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _check_config(config, path):
+    """project.json as every command expects it, or one line naming the file and what is wrong."""
+    where = f"{str(path)!r}"
+    if not isinstance(config, dict):
+        raise ProjectError(f"{where} must hold a JSON object, got {type(config).__name__}; restore it from a backup")
+    for key, kind in CONFIG_KEYS.items():
+        if key not in config:
+            raise ProjectError(f"{where} has no {key!r}; restore it from a backup")
+        if not isinstance(config[key], kind) or isinstance(config[key], bool):
+            raise ProjectError(f"{where}: {key!r} must be {kind.__name__}, got {type(config[key]).__name__}")
+    missing = [k for k in DATASET_KEYS if k not in config["dataset"]]
+    if missing:
+        raise ProjectError(f"{where}: 'dataset' has no {missing}; restore it from a backup")
+    names = config["class_names"]
+    if len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise ProjectError(f"{where}: 'class_names' must be a list of at least 2 strings")
+    return config

@@ -12,6 +12,7 @@ let S = null;          // the last /api/state
 let pos = 0;           // position of the shown item in S.items
 let busy = false;      // one write at a time: keys pressed meanwhile are ignored
 const known = new Map(); // index -> label id this page last saw (null: unlabeled)
+const mine = [];         // ids of the labels this page gave, newest last: what undo takes back
 let jobTimer = null;
 
 function me() {
@@ -63,6 +64,7 @@ async function loadState(first) {
   if (first && S.annotator && !$("annotator").value) $("annotator").value = S.annotator;
   if (first || prevRound !== S.round) {
     known.clear();
+    mine.length = 0;  // a new round: the last round's labels trained its model and are not undone
     S.items.forEach((it) => known.set(it.index, labelId(it)));
     const p = firstPending(0);
     pos = p < 0 ? Math.max(0, S.items.length - 1) : p;
@@ -213,6 +215,7 @@ async function label(cls) {
     if (r.ok) {
       it.label = r.data.row;
       known.set(it.index, r.data.row.id);
+      mine.push(r.data.row.id);
       S.counts = r.data.counts;
       notice("");
       advance();
@@ -247,9 +250,15 @@ async function undo() {
   if (!S || busy) return;
   busy = true;
   try {
-    const r = await api("POST", "api/undo", { annotator: me() });
-    if (!r.ok) { notice(r.data.error, "error"); return; }
-    if (!r.data.removed) { notice("Nothing of yours to undo.", "info"); return; }
+    if (!mine.length) { notice("Nothing of yours to undo.", "info"); return; }
+    const r = await api("POST", "api/undo", { id: mine[mine.length - 1], annotator: me() });
+    if (!r.ok) {
+      if (r.status !== 400) mine.pop();  // changed since, another round's, or gone: not undoable any more
+      notice(r.data.error, r.status === 409 ? "warn" : "error");
+      if (r.status === 409) loadState(false);
+      return;
+    }
+    mine.pop();
     S.counts = r.data.counts;
     const i = S.items.findIndex((it) => it.index === r.data.removed.item);
     if (i >= 0) {
