@@ -11,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))
+FOLDER_READMES = [REPO / d / "README.md" for d in ("models", "results", "benchmarks")]
 MAX_README_LINES = 250
 # "issue 13", "Issue #12", "issues 9": a tracker's number means nothing to a reader of the docs.
 ISSUE_NUMBER = re.compile(r"\bissues?\s*#?\d+", re.IGNORECASE)
@@ -83,13 +84,13 @@ def _relative_links(path):
         yield target.split("#", 1)[0]
 
 
-@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: p.relative_to(REPO).as_posix())
+@pytest.mark.parametrize("page", [README, *DOCS, *FOLDER_READMES], ids=lambda p: p.relative_to(REPO).as_posix())
 def test_relative_links_point_to_files(page):
     missing = [t for t in _relative_links(page) if not (page.parent / t).exists()]
     assert missing == [], f"{page.relative_to(REPO)} links to missing files: {missing}"
 
 
-@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: p.relative_to(REPO).as_posix())
+@pytest.mark.parametrize("page", [README, *DOCS, *FOLDER_READMES], ids=lambda p: p.relative_to(REPO).as_posix())
 def test_no_issue_numbers_in_docs(page):
     found = ISSUE_NUMBER.findall(page.read_text(encoding="utf-8"))
     assert found == [], f"{page.relative_to(REPO)} mentions {found}"
@@ -101,6 +102,8 @@ def test_no_issue_numbers_in_docs(page):
     ["-m", "labelnext", "init", "--help"],
     ["train.py", "--help"],
     ["AL_cycle.py", "--help"],
+    ["Evaluation/Benchmark/benchmark.py", "--help"],
+    ["-m", "gnn", "--help"],
 ], ids=" ".join)
 def test_no_issue_numbers_in_help(command):
     res = subprocess.run([sys.executable, *command], cwd=REPO, env=_env(), capture_output=True, text=True,
