@@ -58,11 +58,11 @@ def build_parser():
     q.add_argument("--selection-space", default="model", choices=("model", "lsa"),
                    help="where auto's DBAL / TypiClust and the other distance-based strategies measure distances: "
                    "each round's model embeddings, or (text) a latent semantic analysis of the pool's text learned "
-                   "without labels (on the IMDB sample it moved auto from -0.002 to +0.007 AULC against random, 3 of 5 seeds above it; see the README)")
+                   "without labels (see docs/data.md)")
     q.add_argument("--features", default="raw", choices=("raw", "patches"),
                    help="what the model is trained on: the data as loaded, or (images) k-means patch features learned "
                    "from the pool without labels (Coates et al. 2011), for a linear model (default) or --arch mlp; "
-                   "computed on the first round and kept in the project folder (see the README for what they gave on CIFAR-10)")
+                   "computed on the first round and kept in the project folder (see docs/labeling.md)")
 
     q = sub.add_parser("round", help="train on every label, evaluate, select the next items", formatter_class=fmt)
     _add_project(q)

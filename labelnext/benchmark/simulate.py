@@ -10,7 +10,7 @@ nothing else is ever revealed), retrain the base model and evaluate it on the he
 set. Outputs in ``--out`` (default ``results/benchmark/``): ``curves.csv`` (one row per
 round, appended as it runs), ``learning_curves.png``, ``summary.json``, ``summary.txt`` and
 ``run.json`` (the arguments: a rerun with the same ones skips finished (strategy, seed)
-pairs and redoes partial ones; different ones are refused). See ``benchmarks/curves.py``.
+pairs and redoes partial ones; different ones are refused). See ``labelnext/benchmark/curves.py``.
 
 Training is controlled so that differences come from the selections, not from training
 noise (measured on digits: with epoch-capped early stopping, entropy lost to random by 0.07
@@ -19,22 +19,22 @@ saved initial weights and optimizer state, is re-seeded, and runs a set number o
 optimiser steps with no validation split or early stopping (:class:`train.Trainer` with ``exact_steps=True``).
 Round 0 (the initial set) is trained once per seed and shared by every strategy.
 
-The recipe (issue 13; measured in docs/BENCHMARKS.md): the learning rate decays to 0 along a
+The recipe (measured in docs/BENCHMARKS.md): the learning rate decays to 0 along a
 cosine (``--schedule cosine``, the default), so the model that is evaluated is the end of an
 annealed run rather than whatever the last noisy step of a constant rate left; the step
 budget grows with the labeled set (:func:`fit_steps`: at least ``--steps``, at least
 ``--epochs-per-fit`` passes over the labeled set, rounded up to a multiple of ``--steps`` so
 that a run compiles few models). Each round also records what the stopping criteria read
-(``benchmarks/curves.py``): Cohen's kappa between this and the previous round's predictions
+(``labelnext/benchmark/curves.py``): Cohen's kappa between this and the previous round's predictions
 on a fixed stop set, the pool's mean entropy and the largest entropy among the selected items.
 
 Data of every kind goes through the same loop: images (``small_cnn`` by default), tables
 (``mlp``, its standardisation fitted on the initial labeled rows, :func:`architectures.adapt_data`) and text (``textmlp``, its
 vocabulary fitted on the pool's text); ``--model`` overrides.
 ``--selection-space lsa``: on text, the distance-based strategies measure distances in a
-label-free LSA space of the pool (``selection_space.py``). ``--features patches``: on images,
+label-free LSA space of the pool (``labelnext/strategies/space.py``). ``--features patches``: on images,
 the model is a linear classifier (``--model mlp``: the MLP) on k-means patch features learned
-from each seed's pool without labels (``patch_features.py``), and every strategy reads its
+from each seed's pool without labels (``labelnext/features/patches.py``), and every strategy reads its
 embeddings, i.e. those features standardised; ``auto`` then switches at
 ``strategies.auto.PROBE_SWITCH_LABELS_PER_CLASS`` (``--auto-switch`` overrides).
 """

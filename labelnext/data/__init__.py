@@ -102,7 +102,7 @@ def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None, *,
         Output side ``S`` in [8, 1024]; every image is resized (bilinear) to ``S x S x 3``.
     cache_dir : str or os.PathLike, optional
         Where archives are extracted and decoded trees are cached. Default:
-        ``$AL_CACHE_DIR`` if set, else ``<repo>/.cache/datasets``.
+        ``$AL_CACHE_DIR`` if set, else ``.cache/datasets`` in the working directory.
 
     kind : {'auto', 'image', 'tabular', 'text'}
         Overrides the detected kind of a ``.csv``/``.tsv``/``.parquet`` file (see

@@ -342,7 +342,7 @@ def job_report(summary, results_dir, seconds, *, sheet=None, dataset="digits"):
     if sheet is not None:
         lines += [f"  next: label the selection in {sheet} (fill in 'label') and keep the labels in a project,",
                   f"        round after round: al init {dataset} --project myproj, then al round / al label / "
-                  f"al import (see the README's loop section)"]
+                  f"al import (see docs/labeling.md)"]
     return "\n".join(lines)
 
 

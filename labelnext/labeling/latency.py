@@ -1,4 +1,4 @@
-"""How fast the labeling page answers a label: ``python -m labeling.latency --project P``.
+"""How fast the labeling page answers a label: ``python -m labelnext.labeling.latency --project P``.
 
 Copies the project to a temporary folder (the real store gets no test labels), serves the
 copy on a free loopback port, and times ``n`` label requests over one keep-alive HTTP

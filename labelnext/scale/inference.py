@@ -21,8 +21,8 @@ so neither the items nor the outputs are ever held whole in memory. It writes, i
 With a Dask ``client`` (``--scheduler``) the blocks are predicted by its workers, each loading
 the model file once (:func:`predict_block`). Command line (``--help`` lists the flags)::
 
-    python inference.py --model models/500_train --images FOLDER --out DIR [--scheduler tcp://host:8786]
-    python inference.py --model models/500_train/best_model.keras --array pool.npy --out DIR
+    python -m labelnext.scale.inference --model models/500_train --images FOLDER --out DIR [--scheduler tcp://host:8786]
+    python -m labelnext.scale.inference --model models/500_train/best_model.keras --array pool.npy --out DIR
 """
 import functools
 import hashlib

@@ -1,4 +1,4 @@
-"""Where the distance-based strategies measure distances: the selection space (issue 13).
+"""Where the distance-based strategies measure distances: the selection space.
 
 ``model`` (the default): the base model's embeddings, as every strategy gets them.
 ``lsa``: latent semantic analysis of the pool's text, learned without labels (sublinear
