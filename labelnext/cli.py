@@ -55,6 +55,8 @@ def build_parser():
     q.add_argument("--label-column", default=None, help="class column of a table or text file")
     q.add_argument("--text-column", default=None, help="text column of a text file")
     q.add_argument("--test", default=None, help="held-out file with the same columns (tables, text)")
+    q.add_argument("--drop-columns", default=None, metavar="A,B", help="a table's feature columns to leave out, e.g. --drop-columns id,row_number (al init names every column that looks like a leak: an ID, a counter, a constant, values that sort the classes into blocks)")
+    q.add_argument("--keep-columns", default=None, metavar="A,B", help="a table's only feature columns to use")
     q.add_argument("--selection-space", default="model", choices=("model", "lsa"),
                    help="where auto's DBAL / TypiClust and the other distance-based strategies measure distances: "
                    "each round's model embeddings, or (text) a latent semantic analysis of the pool's text learned "
@@ -160,7 +162,8 @@ def main(argv=None):
         with LabelingProject.create(args.project, args.data, initial=args.initial, stratified=not args.no_stratify,
                                     random_state=args.seed, arch=args.arch, steps=args.steps,
                                     image_size=args.image_size, kind=args.kind, label_column=args.label_column,
-                                    text_column=args.text_column, test=args.test,
+                                    text_column=args.text_column, test=args.test, drop_columns=args.drop_columns,
+                                    keep_columns=args.keep_columns,
                                     selection_space=args.selection_space, features=args.features, weights=args.weights,
                                     progress=log) as proj:
             st = proj.status(figure=False)

@@ -101,7 +101,8 @@ class LabelingProject:
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=400,
-               image_size=32, kind="auto", label_column=None, text_column=None, test=None, selection_space="model",
+               image_size=32, kind="auto", label_column=None, text_column=None, test=None, drop_columns=None,
+               keep_columns=None, selection_space="model",
                features="raw", weights=None, progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
 
@@ -118,6 +119,10 @@ class LabelingProject:
             data set's known labels are the seed set and its unlabeled items the pool.
         steps : int
             Optimiser steps per training (the same for every round).
+        drop_columns, keep_columns : str ('A,B') or list of str, optional
+            A table's feature columns to leave out, or the only ones to use; recorded, so
+            every round loads the same columns. Columns that look like leaks are named in
+            the project's notes (``al init`` prints them).
         selection_space : {'model', 'lsa'}
             Where the distance-based strategies (``auto``'s DBAL and TypiClust among them)
             measure distances each round: the round's model embeddings, or (text) a label-free
@@ -142,6 +147,7 @@ class LabelingProject:
         check_int(random_state, "--seed", low=0)
         check_choice(selection_space, "--selection-space", SELECTION_SPACES)
         ds = load_dataset(dataset, image_size=image_size, kind=kind, label_column=label_column,
+                          drop_columns=drop_columns, keep_columns=keep_columns,
                           text_column=text_column, test=test)
         check_space(selection_space, ds.kind)
         arch = features_model(features, ds.kind, arch)
@@ -173,6 +179,8 @@ class LabelingProject:
             "dataset": {"source": str(Path(dataset).resolve()) if Path(dataset).exists() else str(dataset),
                         "name": ds.name, "kind": ds.kind, "fingerprint": dataset_fingerprint(ds),
                         "image_size": image_size, "label_column": label_column, "text_column": text_column,
+                        # What was left out of a table, so every round loads the same columns.
+                        "drop_columns": drop_columns, "keep_columns": keep_columns,
                         "test": None if test is None else str(Path(test).resolve())},
             "class_names": list(ds.class_names),
             "n_items": int(len(ds.y_train)),
@@ -204,7 +212,8 @@ class LabelingProject:
             d = self.config["dataset"]
             self.progress(f"loading {d['source']} ...")
             ds = load_dataset(d["source"], image_size=d["image_size"], kind=d["kind"] if d["kind"] != "image" else "auto",
-                              label_column=d["label_column"], text_column=d["text_column"], test=d["test"])
+                              label_column=d["label_column"], text_column=d["text_column"], test=d["test"],
+                              drop_columns=d.get("drop_columns"), keep_columns=d.get("keep_columns"))
             if dataset_fingerprint(ds) != d["fingerprint"]:
                 raise ProjectError(f"the data at {d['source']} changed since `al init` (fingerprint differs): "
                                    "item indices would no longer match the labels; start a new project")
