@@ -1,4 +1,4 @@
-"""The README's promises (issue 9): bad input and OS errors are one line and exit 2 with nothing
+"""The promises the docs make: bad input and OS errors are one line and exit 2 with nothing
 touched, folders land as a unit, modes follow the umask, messages name flags, figures tell the truth,
 and tables and text go through the analyzer like images."""
 import errno
@@ -322,7 +322,7 @@ def test_grids_show_the_predicted_class_the_truth_only_as_simulation_and_mark_fi
     assert reports.grid_captions(dict(grid, true=None, fill=None, score_label="rank")) == ["dog #1", "cat #2"]
 
 
-# ----------------------------------------------------------------------------- issue 12: tables and text downstream
+# ----------------------------------------------------------------------------- tables and text downstream
 def test_tabular_items_give_a_table_of_top_rows(tmp_path):
     an = toy(tmp_path, kind="tabular")
     ranked = an.run_uncertainty()
