@@ -30,7 +30,9 @@ from sklearn.metrics import f1_score, recall_score
 from labelnext.utils import checks
 from labelnext import strategies as st
 from labelnext.data import load_dataset
-from labelnext.training.trainer import build_model, predict_with_embeddings, train_classifier
+from labelnext.training.backbones import build_model
+from labelnext.training.predict import predict_with_embeddings
+from labelnext.training.trainer import train_classifier
 
 STRATEGIES = ("anchoral_entropy", "seals_entropy", "randsub_entropy", "entropy", "random")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"

@@ -19,12 +19,12 @@ from labelnext import knn
 from labelnext.io import reports
 from labelnext.io import files as results_io
 from labelnext import strategies
-from labelnext.training import trainer as train
+from labelnext.utils.defaults import DEFAULT_RUN, MODEL_FILE
 from labelnext.utils.console import progress
 from labelnext.utils.defaults import TARGET_PER_CLASS
 from labelnext.analysis.pool import Pool
 
-DEFAULT_MODEL = train.DEFAULT_RUN / train.MODEL_FILE
+DEFAULT_MODEL = DEFAULT_RUN / MODEL_FILE
 ANALYSES = alf.ANALYSES
 
 

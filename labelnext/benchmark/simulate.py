@@ -29,7 +29,7 @@ that a run compiles few models). Each round also records what the stopping crite
 on a fixed stop set, the pool's mean entropy and the largest entropy among the selected items.
 
 Data of every kind goes through the same loop: images (``small_cnn`` by default), tables
-(``mlp``, its standardisation fitted on the initial labeled rows, :func:`architectures.adapt_data`) and text (``textmlp``, its
+(``mlp``, its standardisation fitted on the initial labeled rows, :func:`backbones.adapt_data`) and text (``textmlp``, its
 vocabulary fitted on the pool's text); ``--model`` overrides.
 ``--selection-space lsa``: on text, the distance-based strategies measure distances in a
 label-free LSA space of the pool (``labelnext/strategies/space.py``). ``--features patches``: on images,
@@ -50,7 +50,7 @@ from sklearn.model_selection import train_test_split
 
 from labelnext.utils import checks
 from labelnext import strategies as st
-from labelnext.training.architectures import ARCHS_BY_KIND, default_arch, default_lr
+from labelnext.training.backbones import ARCHS, ARCHS_BY_KIND, adapt_data, default_arch, default_lr
 from labelnext.benchmark.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
 from labelnext.utils.console import progress, run_cli
@@ -59,7 +59,8 @@ from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
 from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
 from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space, selection_context
 from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
-from labelnext.training.trainer import ARCHS, SCHEDULES, Trainer, adapt_data, draw_labeled_set, metrics_from_probs
+from labelnext.training.predict import metrics_from_probs
+from labelnext.training.trainer import SCHEDULES, Trainer, draw_labeled_set
 
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
                       "gnn", "modal_entropy")

@@ -5,7 +5,7 @@ A project folder holds everything that lasts::
     project.json        data set source + fingerprint, classes, seed, model settings
     labels.sqlite       the label store (every label with its source, round and time)
     round-000/          one folder per round, written as a unit:
-        model/              the run trained on every label the store had (train.write_run)
+        model/              the run trained on every label the store had (runs.write_run)
         selection.csv       the items chosen for labeling, best first, with scores
         round.json          strategy, budget, labels used, test accuracy and macro-F1
     learning_curve.png  test accuracy per round (rewritten by ``status``)
@@ -25,8 +25,9 @@ import numpy as np
 
 from labelnext.io import plots
 from labelnext import strategies
-from labelnext.training import trainer as train
-from labelnext.training.architectures import ARCHS_BY_KIND, check_weights
+from labelnext.training.backbones import ARCHS_BY_KIND, adapt_data, check_weights, default_arch
+from labelnext.training.runs import write_run
+from labelnext.training.trainer import Trainer, draw_labeled_set
 from labelnext.utils.checks import check_choice, check_int
 from labelnext.data import dataset_fingerprint, load_dataset
 from labelnext.loop.store import LabelStore
@@ -132,7 +133,7 @@ class LabelingProject:
             (images) k-means patch features learned from the pool without labels
             (:mod:`patch_features`), for a ``linear`` model (the default) or ``mlp``.
         weights : None, 'imagenet' or a path
-            Initial weights of ``mobilenetv3`` (:func:`architectures.check_weights`): pretrained
+            Initial weights of ``mobilenetv3`` (:func:`backbones.check_weights`): pretrained
             features for the model that every round trains on.
 
         Returns
@@ -154,8 +155,8 @@ class LabelingProject:
         known = np.flatnonzero(ds.y_train >= 0)
         if initial is not None:
             check_int(initial, "--initial", low=2, high=max(2, len(known) - 1))
-            seed_rows = known[train.draw_labeled_set(ds.y_train[known], initial, random_state=random_state,
-                                                     stratified=stratified)]
+            seed_rows = known[draw_labeled_set(ds.y_train[known], initial, random_state=random_state,
+                                               stratified=stratified)]
             mode = "simulation"
         else:
             if len(known) == len(ds.y_train):
@@ -167,7 +168,7 @@ class LabelingProject:
             raise ProjectError(f"the seed labels cover {len(np.unique(ds.y_train[seed_rows]))} class; "
                                "label items of at least 2 classes first (or raise --initial)")
         if arch is None:
-            arch = LOOP_IMAGE_ARCH if ds.kind == "image" else train.default_arch(ds.kind)
+            arch = LOOP_IMAGE_ARCH if ds.kind == "image" else default_arch(ds.kind)
         elif features == "raw":  # e.g. the table MLP cannot read images
             check_choice(arch, "--arch", ARCHS_BY_KIND[ds.kind])
         weights = check_weights(weights, arch)
@@ -278,12 +279,12 @@ class LabelingProject:
         rows = np.flatnonzero(labeled)
         # The benchmark's stable recipe: every label trains (no validation split, which at a
         # few dozen labels is a handful of items and made early stopping pick noise), a fixed
-        # step budget with cosine decay. Preprocessing is fitted as architectures.adapt_data says.
+        # step budget with cosine decay. Preprocessing is fitted as backbones.adapt_data says.
         x, x_test = self._model_inputs(number)
         arch = self.config["arch"]
-        trainer = train.Trainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
+        trainer = Trainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
                                 steps=self.config["steps"], schedule="cosine", exact_steps=True)
-        trainer.start(seed, adapt=train.adapt_data(arch, x, rows))
+        trainer.start(seed, adapt=adapt_data(arch, x, rows))
         model = trainer.fit(x[rows], labels[rows], seed).model_
         info = dict(trainer.info_, train_seconds=round(trainer.info_["train_seconds"], 2))
         metrics = None
@@ -360,7 +361,7 @@ class LabelingProject:
         finished, is replaced)."""
         final = _round_dir(self.path, number)
         with staged_folder(final) as tmp:
-            train.write_run(tmp / "model", model, train_rows, {
+            write_run(tmp / "model", model, train_rows, {
                 "dataset": self.config["dataset"]["name"], "classes": self.class_names, "arch": self.config["arch"],
                 "seed": self.config["seed"], "round": number, "labeled_size": int(len(train_rows)),
                 "n_classes": len(self.class_names), "input_shape": list(model.input_shape[1:]),

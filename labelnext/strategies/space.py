@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from labelnext.training.architectures import MAX_TOKENS
+from labelnext.training.backbones import MAX_TOKENS
 from labelnext.strategies.auto import auto_choice
 
 SELECTION_SPACES = ("model", "lsa")
