@@ -332,6 +332,10 @@ class ActiveLearningAnalyzer:
     def select(self, strategy, budget, params=None, write=True):
         """Pick ``budget`` pool items with a named strategy (the names: see :mod:`strategies`).
 
+        The selection half of the loop's round (:func:`loop.round.select_round`, as in ``al round``
+        and the benchmark) on this model's one inference pass: ``auto`` is decided once and its
+        reason goes to the summary.
+
         ``params`` holds per-strategy options, e.g. ``{'anchoral': {'num_anchors': 20}}``.
         Writes ``results_dir/select_<strategy>/`` (indices best first; ``select_<strategy>_scores.npy``
         holds the rank 1..budget, as strategies return an order, not a score; figures say "rank").

@@ -84,7 +84,7 @@ class LabelingProject:
 
     # ------------------------------------------------------------------ creation
     @classmethod
-    def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=STEPS,
+    def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=None,
                image_size=32, kind="auto", label_column=None, text_column=None, test=None, selection_space="model",
                features="raw", weights=None, epochs_per_fit=EPOCHS_PER_FIT, progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
@@ -100,9 +100,9 @@ class LabelingProject:
             partly labeled data set; every other label stays hidden until a round's
             selection is labeled (``import_labels(oracle=True)`` reveals it). None: the
             data set's known labels are the seed set and its unlabeled items the pool.
-        steps : int
-            Optimiser steps per training (:class:`loop.round.RoundTrainer`, the recipe the benchmark
-            measures too).
+        steps : int or None
+            Optimiser steps per training at least (:class:`loop.round.RoundTrainer`, the recipe the
+            benchmark measures too); None: :data:`loop.round.STEPS`.
         epochs_per_fit : float
             Grow the steps to this many passes over the labeled set when ``steps`` is fewer,
             rounded up to a multiple of ``steps`` (:func:`loop.round.fit_steps`); 0: ``steps`` every round.
@@ -126,7 +126,7 @@ class LabelingProject:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ProjectError(f"--project {str(path)!r} exists and is not an empty folder; "
                                "pick a new folder (a project is never written over)")
-        check_int(steps, "--steps", low=1)
+        steps = STEPS if steps is None else check_int(steps, "--steps", low=1)
         check_float(epochs_per_fit, "epochs_per_fit", 0.0, None)
         check_int(random_state, "--seed", low=0)
         check_choice(selection_space, "--selection-space", SELECTION_SPACES)
