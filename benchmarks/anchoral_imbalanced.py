@@ -79,7 +79,7 @@ def main(argv=None):
     p.add_argument("--initial", type=int, default=200, help="initial labeled items (>= 2 per class)")
     p.add_argument("--budget", type=int, default=100, help="items labeled per round")
     p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--steps", type=int, default=STEPS, help="training steps per round (fixed, so small rounds are not starved)")
+    p.add_argument("--steps", type=int, default=STEPS, help="optimiser steps per fit at least (the loop's recipe, labelnext.loop.round)")
     p.add_argument("--num-anchors", type=int, default=10)
     p.add_argument("--k-neighbors", type=int, default=50)
     p.add_argument("--subpool-size", type=int, default=1000)

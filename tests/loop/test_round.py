@@ -1,6 +1,7 @@
 """The one round: ``al round`` and the benchmark's simulated rounds are the same code, the context
 hides pool labels, ``auto`` is decided once per round, and the step budget of the recipe."""
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -110,7 +111,8 @@ def _selection_csv(folder):
 
 def test_al_round_and_the_benchmark_round_select_the_same_items(tmp_path, monkeypatch, count_auto):
     """Same data, seed labels and seed: the project's rounds (labels revealed by --oracle) and the
-    benchmark's simulated rounds train the same model, reach the same accuracy and select the same items."""
+    benchmark's simulated rounds, each with its default recipe, train the same model, reach the
+    same accuracy and select the same items."""
     steps, budget = 20, 10
     with LabelingProject.create(tmp_path / "proj", "digits", initial=20, arch="small_cnn", image_size=8,
                                 steps=steps, random_state=0) as proj:
@@ -121,6 +123,7 @@ def test_al_round_and_the_benchmark_round_select_the_same_items(tmp_path, monkey
         proj.import_labels(oracle=True)
         second = proj.run_round(budget, "auto")
         loop_sel = [_selection_csv(tmp_path / "proj" / "round-000"), _selection_csv(tmp_path / "proj" / "round-001")]
+        recipe = proj.config["epochs_per_fit"]
     assert count_auto == [20, 30]  # one auto decision per `al round`
     assert len(set(loop_sel[0] + loop_sel[1])) == 2 * budget
 
@@ -135,7 +138,7 @@ def test_al_round_and_the_benchmark_round_select_the_same_items(tmp_path, monkey
     monkeypatch.setattr(st, "select", spy)
     out = tmp_path / "bench"
     simulate.main(["--dataset", "digits", "--strategies", "auto", "--seeds", "1", "--rounds", "2", "--initial", "20",
-                   "--budget", str(budget), "--steps", str(steps), "--epochs-per-fit", "0", "--quiet",
+                   "--budget", str(budget), "--steps", str(steps), "--quiet",
                    "--out", str(out)])
     assert picked == loop_sel
     curve = simulate.read_curves(out / "curves.csv")
@@ -143,3 +146,4 @@ def test_al_round_and_the_benchmark_round_select_the_same_items(tmp_path, monkey
     for record, row in zip((first, second), curve):
         assert record["metrics"]["accuracy"] == pytest.approx(row["accuracy"], abs=1e-6)  # curves.csv keeps 6 digits
         assert record["method"] == auto.HIGH_DEFAULT and record["train"]["steps"] == row["steps"] == steps
+    assert recipe == json.loads((out / "run.json").read_text())["epochs_per_fit"] == lr.EPOCHS_PER_FIT
