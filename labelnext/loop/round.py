@@ -26,10 +26,10 @@ from labelnext.training.trainer import Trainer
 # decaying to 0 along a cosine, for STEPS optimiser steps or EPOCHS_PER_FIT passes over the labeled
 # set when that is more (:func:`fit_steps`). Measured through this module (docs/BENCHMARKS.md, "One
 # recipe for the loop and the benchmark", 3 seeds, random and auto): a fixed 400 steps beat a budget
-# growing from 200 on digits (AULC +0.003; the growing one trained 200 steps up to 320 labels) and
-# lost to it on letter (-0.007 random, -0.018 auto; there it trained 600-800 steps from 641 labels
-# on); 400 growing by 20 passes, a fixed 400 up to 640 labels, was the best on letter (+0.017 /
-# +0.021 against the fixed 400, every seed).
+# growing from 200 on digits (AULC +0.003 random, +0.001 auto; the growing one trained 200 steps up
+# to 320 labels) and lost to it on letter (-0.007 random, -0.018 auto; there it trained 600-800
+# steps from 641 labels on); 400 growing by 20 passes, a fixed 400 up to 640 labels, was the best
+# on letter (+0.017 / +0.021 against the fixed 400, every seed).
 STEPS = 400
 EPOCHS_PER_FIT = 20.0
 BATCH_SIZE = 32
