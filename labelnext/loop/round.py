@@ -20,6 +20,7 @@ from labelnext.strategies import auto
 from labelnext.strategies.space import uses_space
 from labelnext.training.architectures import metrics_from_probs
 from labelnext.training.trainer import Trainer
+from labelnext.utils.checks import check_float
 
 # The one recipe: every label trains (no validation split: at a few dozen labels it is a handful
 # of items and made early stopping pick noise), from the same initial state, the learning rate
@@ -93,9 +94,7 @@ class RoundTrainer:
 
     def __init__(self, input_shape, n_classes, *, arch, weights=None, steps=STEPS, epochs_per_fit=EPOCHS_PER_FIT,
                  batch_size=BATCH_SIZE, lr=None, schedule=SCHEDULE):
-        self.epochs_per_fit = float(epochs_per_fit)
-        if not (self.epochs_per_fit >= 0 and math.isfinite(self.epochs_per_fit)):
-            raise ValueError(f"epochs_per_fit must be a number >= 0, got {epochs_per_fit!r}")
+        self.epochs_per_fit = float(check_float(epochs_per_fit, "epochs_per_fit", 0.0, None))
         self._kwargs = dict(arch=arch, weights=weights, batch_size=batch_size, lr=lr, schedule=schedule)
         self._shape, self._n_classes = tuple(input_shape), n_classes
         # Built now so that every argument is checked before the caller writes anything.

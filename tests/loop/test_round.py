@@ -49,7 +49,7 @@ def test_fit_steps_grow_with_the_labeled_set_in_multiples_of_the_base():
 
 
 def test_the_recipe_is_checked_before_anything_trains():
-    with pytest.raises(ValueError, match="epochs_per_fit must be a number >= 0"):
+    with pytest.raises(ValueError, match="epochs_per_fit must be a number in"):
         lr.RoundTrainer((8,), 3, arch="mlp", epochs_per_fit=-1)
     with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         lr.RoundTrainer((8,), 3, arch="mlp", steps=0)
