@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from labelnext import strategies as st
+from labelnext.analysis.analyzer import ActiveLearningAnalyzer
 from labelnext.benchmark import simulate
 from labelnext.loop import round as lr
 from labelnext.loop.project import LabelingProject
@@ -147,3 +148,16 @@ def test_al_round_and_the_benchmark_round_select_the_same_items(tmp_path, monkey
         assert record["metrics"]["accuracy"] == pytest.approx(row["accuracy"], abs=1e-6)  # curves.csv keeps 6 digits
         assert record["method"] == auto.HIGH_DEFAULT and record["train"]["steps"] == row["steps"] == steps
     assert recipe == json.loads((out / "run.json").read_text())["epochs_per_fit"] == lr.EPOCHS_PER_FIT
+
+
+def test_the_analyzer_selects_through_the_round(tmp_path, count_auto):
+    probs, emb, y, mask = blobs(n_labeled=40)
+    an = ActiveLearningAnalyzer.from_arrays(probs, emb, mask, np.where(mask, y, -1), results_dir=tmp_path,
+                                            random_state=3, verbose=False)
+    got = an.select("auto", 10)
+    assert count_auto == [40]  # one auto decision, its reason in the written summary
+    ctx = lr.selection_context(probs, emb, mask, y)
+    np.testing.assert_array_equal(got, lr.select_round("auto", ctx, 10, random_state=3).rows)
+    written = " ".join(p.read_text(errors="ignore") for p in (tmp_path / "select_auto").rglob("*")
+                       if p.suffix in (".json", ".txt"))
+    assert "auto: 10.0 labels per class" in written
