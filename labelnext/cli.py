@@ -49,7 +49,8 @@ def build_parser():
                    "(tables and --features patches), textmlp / lstm (text); default: small_cnn, mlp or textmlp by data kind, linear on patches")
     q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "
                    "once) or the path of a local weights file of MobileNetV3Small without its top; default: random")
-    q.add_argument("--steps", type=int, default=400, help="optimiser steps per training")
+    q.add_argument("--steps", type=int, default=None, help="optimiser steps per training at least (more once "
+                   "the labeled set needs more passes); default: the recipe the benchmark measures")
     q.add_argument("--image-size", type=int, default=32, help="image side in pixels")
     q.add_argument("--kind", default="auto", choices=("auto", "image", "tabular", "text"), help="data kind")
     q.add_argument("--label-column", default=None, help="class column of a table or text file")

@@ -12,9 +12,10 @@ A project folder holds everything that lasts::
     selection_space_lsa.npy  the label-free text features (``al init --selection-space lsa``), once
     features_patches.npz  the label-free image features and their encoder (``al init --features patches``), once
 
-:class:`LabelingProject` is the loop in Python; the ``al`` command (``al_cli.py``) calls
+:class:`LabelingProject` is the loop in Python; the ``al`` command (``labelnext/cli.py``) calls
 its methods. Every round trains on ALL labels in the store and evaluates on the held-out
-split (the data set's own, or the fixed stratified one ``datasets.with_holdout`` draws).
+split (the data set's own, or the fixed stratified one ``datasets.with_holdout`` draws),
+through :func:`loop.round.run_round`, the round the label-efficiency benchmark simulates.
 """
 import csv
 import fnmatch
@@ -27,16 +28,17 @@ from labelnext.io import plots
 from labelnext import strategies
 from labelnext.training.backbones import ARCHS_BY_KIND, adapt_data, check_weights, default_arch
 from labelnext.training.runs import write_run
-from labelnext.training.trainer import Trainer, draw_labeled_set
-from labelnext.utils.checks import check_choice, check_int
+from labelnext.training.trainer import draw_labeled_set
+from labelnext.utils.checks import check_choice, check_float, check_int
 from labelnext.data import dataset_fingerprint, load_dataset
 from labelnext.loop.store import LabelStore
 from labelnext.features.patches import PatchEncoder, features_model
 from labelnext.io.files import LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, save_png, staged_folder, try_lock
-from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space, selection_context
+from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space
+from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, RoundTrainer, fit_steps, run_round
 from labelnext.io.sheets import (neutralize_cell, restore_cell, labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
-from labelnext.strategies.auto import auto_choice, switch_for
+from labelnext.strategies.auto import switch_for
 
 PROJECT_FILE = "project.json"
 STORE_FILE = "labels.sqlite"
@@ -101,10 +103,10 @@ class LabelingProject:
 
     # ------------------------------------------------------------------ creation
     @classmethod
-    def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=400,
+    def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=None,
                image_size=32, kind="auto", label_column=None, text_column=None, test=None, drop_columns=None,
-               keep_columns=None, selection_space="model",
-               features="raw", weights=None, progress=None):
+               keep_columns=None, selection_space="model", features="raw", weights=None, epochs_per_fit=EPOCHS_PER_FIT,
+               progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
 
         Parameters
@@ -118,8 +120,12 @@ class LabelingProject:
             partly labeled data set; every other label stays hidden until a round's
             selection is labeled (``import_labels(oracle=True)`` reveals it). None: the
             data set's known labels are the seed set and its unlabeled items the pool.
-        steps : int
-            Optimiser steps per training (the same for every round).
+        steps : int or None
+            Optimiser steps per training at least (:class:`loop.round.RoundTrainer`, the recipe the
+            benchmark measures too); None: :data:`loop.round.STEPS`.
+        epochs_per_fit : float
+            Grow the steps to this many passes over the labeled set when ``steps`` is fewer,
+            rounded up to a multiple of ``steps`` (:func:`loop.round.fit_steps`); 0: ``steps`` every round.
         drop_columns, keep_columns : str ('A,B') or list of str, optional
             A table's feature columns to leave out, or the only ones to use; recorded, so
             every round loads the same columns. Columns that look like leaks are named in
@@ -144,7 +150,8 @@ class LabelingProject:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ProjectError(f"--project {str(path)!r} exists and is not an empty folder; "
                                "pick a new folder (a project is never written over)")
-        check_int(steps, "--steps", low=1)
+        steps = STEPS if steps is None else check_int(steps, "--steps", low=1)
+        check_float(epochs_per_fit, "epochs_per_fit", 0.0, None)
         check_int(random_state, "--seed", low=0)
         check_choice(selection_space, "--selection-space", SELECTION_SPACES)
         ds = load_dataset(dataset, image_size=image_size, kind=kind, label_column=label_column,
@@ -191,6 +198,7 @@ class LabelingProject:
             "arch": arch,
             "weights": weights,
             "steps": int(steps),
+            "epochs_per_fit": float(epochs_per_fit),
             "selection_space": selection_space,
             "features": features,
             "notes": list(ds.notes),
@@ -274,45 +282,37 @@ class LabelingProject:
         previous = done[-1] if done else None
         number = self.store.start_round(strategy=strategy)
         seed = self.config["seed"]
-        self.progress(f"round {number}: training {self.config['arch']} on {int(labeled.sum())} labels "
-                      f"({self.config['steps']} steps) ...")
+        n_labeled = int(labeled.sum())
         rows = np.flatnonzero(labeled)
-        # The benchmark's stable recipe: every label trains (no validation split, which at a
-        # few dozen labels is a handful of items and made early stopping pick noise), a fixed
-        # step budget with cosine decay. Preprocessing is fitted as backbones.adapt_data says.
         x, x_test = self._model_inputs(number)
         arch = self.config["arch"]
-        trainer = Trainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
-                                steps=self.config["steps"], schedule="cosine", exact_steps=True)
+        # A project.json without epochs_per_fit trains a fixed --steps.
+        trainer = RoundTrainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
+                               steps=self.config["steps"], epochs_per_fit=self.config.get("epochs_per_fit", 0.0))
+        self.progress(f"round {number}: training {arch} on {n_labeled} labels "
+                      f"({fit_steps(n_labeled, trainer.steps, trainer.epochs_per_fit, trainer.batch_size)} steps), "
+                      f"one inference pass over {len(ds.y_train)} items ...")
         trainer.start(seed, adapt=adapt_data(arch, x, rows))
-        model = trainer.fit(x[rows], labels[rows], seed).model_
-        info = dict(trainer.info_, train_seconds=round(trainer.info_["train_seconds"], 2))
-        metrics = None
-        if x_test is not None:
-            metrics = trainer.evaluate(x_test, ds.y_test)
-        self.progress(f"round {number}: one inference pass over {len(ds.y_train)} items ...")
-        probs, embeddings = trainer.predict(x)
         params = {"auto": {"switch_labels_per_class": switch_for(arch)}}
-        ctx = strategies.SelectionContext(probs=probs, embeddings=embeddings, labeled_mask=labeled, labels=labels,
-                                          head=trainer.head(), dropout_rate=trainer.dropout_rate(), params=params)
         space_name = self.config.get("selection_space", "model")  # projects made before it: the model's
-        ctx = selection_context(strategy, ctx, budget, self._selection_space(space_name, number))
-        choice = auto_choice(ctx, budget) if strategy == "auto" else (strategy, None)
-        if choice[1]:
-            self.progress(f"round {number}: auto: {choice[1]}")
-        t = time.perf_counter()
-        chosen = strategies.select(strategy, ctx, budget, random_state=seed + number)
-        select_seconds = time.perf_counter() - t
+        result = run_round(trainer, x, labels, strategy=strategy, budget=budget, seed=seed, number=number,
+                           x_test=x_test, y_test=ds.y_test if x_test is not None else None, params=params,
+                           space=self._selection_space(space_name, number))
+        fit, sel = result.fit, result.selection
+        if sel.reason:
+            self.progress(f"round {number}: auto: {sel.reason}")
+        info = dict(fit.info, train_seconds=round(fit.info["train_seconds"], 2))
         record = {
-            "round": number, "strategy": strategy, "method": choice[0], "method_reason": choice[1],
-            "selection_space": space_name, "features": self.config.get("features", "raw"),
-            "budget": int(budget), "n_labeled": int(labeled.sum()),
-            "n_pool": n_pool, "metrics": metrics, "train": info, "select_seconds": round(select_seconds, 3),
+            "round": number, "strategy": strategy, "method": sel.method,
+            "method_reason": sel.reason, "selection_space": space_name, "features": self.config.get("features", "raw"),
+            "budget": int(budget), "n_labeled": n_labeled,
+            "n_pool": n_pool, "metrics": fit.metrics, "train": info, "select_seconds": round(sel.seconds, 3),
             "previous": None if previous is None else {"round": previous["round"], "n_labeled": previous["n_labeled"],
                                                        "metrics": previous["metrics"] or None},
         }
+        chosen, probs, metrics, model = sel.rows, fit.probs, fit.metrics, trainer.model_
         folder = self._write_round(number, model, rows, chosen, probs, record)
-        self.store.finish_round(number, n_labeled=int(labeled.sum()),
+        self.store.finish_round(number, n_labeled=n_labeled,
                                 metrics={"test": metrics, "strategy": strategy, "budget": int(budget)})
         return dict(record, selected=int(len(chosen)), folder=str(folder))
 
