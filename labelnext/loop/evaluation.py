@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 from sklearn.utils import check_random_state
 
+from labelnext.training.predict import metrics_from_probs
 from labelnext.utils.checks import check_float, check_int
 
 # Share of each round's budget drawn at random for the audit, and its floor: about 10 items
@@ -92,6 +93,23 @@ def accuracy_interval(n_correct, n, z=Z95):
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def measure(probs, y):
+    """Accuracy and macro-F1 of ``probs`` against ``y``, with the number of items and the
+    accuracy's 95% interval: ``{accuracy, macro_f1, n_eval, accuracy_ci}``; None when ``y`` is empty.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n, n_classes)
+    y : ndarray of shape (n,), int
+    """
+    y = np.asarray(y, dtype=np.int64)
+    if y.size == 0:
+        return None
+    metrics = metrics_from_probs(probs, y)
+    n_correct = int((np.asarray(probs).argmax(axis=1) == y).sum())
+    return dict(metrics, n_eval=int(y.size), accuracy_ci=accuracy_interval(n_correct, int(y.size)))
 
 
 def stop_set(n_items, random_state, size=STOP_SET_SIZE):

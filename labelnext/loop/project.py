@@ -30,7 +30,9 @@ from labelnext.training.backbones import ARCHS_BY_KIND, adapt_data, check_weight
 from labelnext.training.runs import write_run
 from labelnext.training.trainer import draw_labeled_set
 from labelnext.utils.checks import check_choice, check_float, check_int
-from labelnext.data import dataset_fingerprint, load_dataset
+from labelnext.data import dataset_fingerprint, load_dataset, with_holdout
+from labelnext.loop.evaluation import (AUDIT_SHARE, agreement, audit_size, draw_audit, measure, mix, stop_set,
+                                       stopping_signal)
 from labelnext.loop.store import LabelStore
 from labelnext.features.patches import PatchEncoder, features_model
 from labelnext.io.files import LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, save_png, staged_folder, try_lock
@@ -106,7 +108,7 @@ class LabelingProject:
     def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=None,
                image_size=32, kind="auto", label_column=None, text_column=None, test=None, drop_columns=None,
                keep_columns=None, selection_space="model", features="raw", weights=None, epochs_per_fit=EPOCHS_PER_FIT,
-               progress=None):
+               audit=None, progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
 
         Parameters
@@ -141,6 +143,12 @@ class LabelingProject:
         weights : None, 'imagenet' or a path
             Initial weights of ``mobilenetv3`` (:func:`backbones.check_weights`): pretrained
             features for the model that every round trains on.
+        audit : float or None
+            Share of each round's budget drawn uniformly at random from the pool, mixed into the
+            selection unmarked and kept out of training: once labeled, these items are the
+            evaluation set (:mod:`loop.evaluation`). None: :data:`loop.evaluation.AUDIT_SHARE`
+            for a real pool (whose seed labels then all train), 0 for a simulation (the data
+            set's test split is the yardstick there).
 
         Returns
         -------
@@ -156,7 +164,14 @@ class LabelingProject:
         check_choice(selection_space, "--selection-space", SELECTION_SPACES)
         ds = load_dataset(dataset, image_size=image_size, kind=kind, label_column=label_column,
                           drop_columns=drop_columns, keep_columns=keep_columns,
-                          text_column=text_column, test=test)
+                          text_column=text_column, test=test, holdout=False)
+        mode = "simulation" if initial is not None else "pool"
+        audit = check_float(AUDIT_SHARE if audit is None and mode == "pool" else audit or 0.0, "--audit", 0.0, 0.9)
+        # A real pool evaluated by its audit trains on every seed label; otherwise a fixed
+        # stratified share of the labeled items is held out when the data has no test split.
+        holdout = not (mode == "pool" and audit > 0)
+        if holdout:
+            ds = with_holdout(ds)
         check_space(selection_space, ds.kind)
         arch = features_model(features, ds.kind, arch)
         known = np.flatnonzero(ds.y_train >= 0)
@@ -164,13 +179,11 @@ class LabelingProject:
             check_int(initial, "--initial", low=2, high=max(2, len(known) - 1))
             seed_rows = known[draw_labeled_set(ds.y_train[known], initial, random_state=random_state,
                                                stratified=stratified)]
-            mode = "simulation"
         else:
             if len(known) == len(ds.y_train):
                 raise ProjectError(f"every item of {dataset} is labeled, so there is nothing to select: "
                                    "pass --initial N to simulate labeling from N seed labels")
             seed_rows = known
-            mode = "pool"
         if len(np.unique(ds.y_train[seed_rows])) < 2:
             raise ProjectError(f"the seed labels cover {len(np.unique(ds.y_train[seed_rows]))} class; "
                                "label items of at least 2 classes first (or raise --initial)")
@@ -188,7 +201,7 @@ class LabelingProject:
                         "name": ds.name, "kind": ds.kind, "fingerprint": dataset_fingerprint(ds),
                         "image_size": image_size, "label_column": label_column, "text_column": text_column,
                         # What was left out of a table, so every round loads the same columns.
-                        "drop_columns": drop_columns, "keep_columns": keep_columns,
+                        "drop_columns": drop_columns, "keep_columns": keep_columns, "holdout": holdout,
                         "test": None if test is None else str(Path(test).resolve())},
             "class_names": list(ds.class_names),
             "n_items": int(len(ds.y_train)),
@@ -199,6 +212,7 @@ class LabelingProject:
             "weights": weights,
             "steps": int(steps),
             "epochs_per_fit": float(epochs_per_fit),
+            "audit": audit,
             "selection_space": selection_space,
             "features": features,
             "notes": list(ds.notes),
@@ -222,7 +236,8 @@ class LabelingProject:
             self.progress(f"loading {d['source']} ...")
             ds = load_dataset(d["source"], image_size=d["image_size"], kind=d["kind"] if d["kind"] != "image" else "auto",
                               label_column=d["label_column"], text_column=d["text_column"], test=d["test"],
-                              drop_columns=d.get("drop_columns"), keep_columns=d.get("keep_columns"))
+                              drop_columns=d.get("drop_columns"), keep_columns=d.get("keep_columns"),
+                              holdout=d.get("holdout", True))
             if dataset_fingerprint(ds) != d["fingerprint"]:
                 raise ProjectError(f"the data at {d['source']} changed since `al init` (fingerprint differs): "
                                    "item indices would no longer match the labels; start a new project")
@@ -270,20 +285,25 @@ class LabelingProject:
 
     def _run_round(self, budget, strategy):
         labels = self.store.label_array()
-        labeled = labels >= 0
-        n_pool = int((~labeled).sum())
+        audited = self._audit_rows()
+        train_labels = labels.copy()
+        train_labels[audited] = -1  # the yardstick never trains
+        out = np.zeros(len(labels), bool)  # rows no strategy sees: every audit item, this round's too
+        out[audited] = True
+        selectable = (labels < 0) & ~out
+        n_pool = int(selectable.sum())
         if n_pool == 0:
             raise ProjectError("every item is labeled: the pool is empty, nothing left to select")
         check_int(budget, "--budget", low=1, high=n_pool)
-        if len(np.unique(labels[labeled])) < 2:
+        if len(np.unique(train_labels[train_labels >= 0])) < 2:
             raise ProjectError("the store has labels of fewer than 2 classes; label more items first")
         ds = self.data
         done = self.rounds()
         previous = done[-1] if done else None
         number = self.store.start_round(strategy=strategy)
         seed = self.config["seed"]
-        n_labeled = int(labeled.sum())
-        rows = np.flatnonzero(labeled)
+        n_labeled = int((train_labels >= 0).sum())
+        rows = np.flatnonzero(train_labels >= 0)
         x, x_test = self._model_inputs(number)
         arch = self.config["arch"]
         # A project.json without epochs_per_fit trains a fixed --steps.
@@ -293,28 +313,52 @@ class LabelingProject:
                       f"({fit_steps(n_labeled, trainer.steps, trainer.epochs_per_fit, trainer.batch_size)} steps), "
                       f"one inference pass over {len(ds.y_train)} items ...")
         trainer.start(seed, adapt=adapt_data(arch, x, rows))
+        # The audit's draw has its own stream: the strategy's selection is the same with or without it.
+        audit_now = draw_audit(selectable, audit_size(budget, self.config.get("audit", 0.0)),
+                               np.random.RandomState([seed, number, 1]))
+        out[audit_now] = True
         params = {"auto": {"switch_labels_per_class": switch_for(arch)}}
         space_name = self.config.get("selection_space", "model")  # projects made before it: the model's
-        result = run_round(trainer, x, labels, strategy=strategy, budget=budget, seed=seed, number=number,
-                           x_test=x_test, y_test=ds.y_test if x_test is not None else None, params=params,
-                           space=self._selection_space(space_name, number))
+        result = run_round(trainer, x, train_labels, strategy=strategy, budget=budget - len(audit_now), seed=seed,
+                           number=number, x_test=x_test, y_test=ds.y_test if x_test is not None else None,
+                           params=params, space=self._selection_space(space_name, number),
+                           exclude=out if out.any() else None)
         fit, sel = result.fit, result.selection
         if sel.reason:
             self.progress(f"round {number}: auto: {sel.reason}")
+        chosen = mix(sel.rows, audit_now, np.random.RandomState([seed, number, 2]))
+        graded = audited[labels[audited] >= 0]
+        audit = measure(fit.probs[graded], labels[graded]) if self.config.get("audit") else None
+        test = measure(fit.test_probs, ds.y_test) if fit.test_probs is not None else None
+        stop_rows = stop_set(len(labels), seed)
+        stop_pred = fit.probs[stop_rows].argmax(axis=1)
+        before = self.path / f"round-{previous['round']:03d}" / "stop_predictions.npy" if previous else None
+        stop_kappa = agreement(np.load(before), stop_pred) if before is not None and before.is_file() else None
         info = dict(fit.info, train_seconds=round(fit.info["train_seconds"], 2))
         record = {
             "round": number, "strategy": strategy, "method": sel.method,
             "method_reason": sel.reason, "selection_space": space_name, "features": self.config.get("features", "raw"),
-            "budget": int(budget), "n_labeled": n_labeled,
-            "n_pool": n_pool, "metrics": fit.metrics, "train": info, "select_seconds": round(sel.seconds, 3),
+            "budget": int(budget), "n_labeled": n_labeled, "n_pool": n_pool,
+            # The yardstick: the data set's test split when there is one, else the audit items labeled so far.
+            "evaluation": "test" if test is not None else "audit", "metrics": test or audit, "audit": audit,
+            "n_audit": int(len(audit_now)), "stop_kappa": stop_kappa,
+            "train": info, "select_seconds": round(sel.seconds, 3),
             "previous": None if previous is None else {"round": previous["round"], "n_labeled": previous["n_labeled"],
                                                        "metrics": previous["metrics"] or None},
         }
-        chosen, probs, metrics, model = sel.rows, fit.probs, fit.metrics, trainer.model_
-        folder = self._write_round(number, model, rows, chosen, probs, record)
+        folder = self._write_round(number, trainer.model_, rows, chosen, fit.probs, record,
+                                   {"audit.npy": audit_now, "stop_predictions.npy": stop_pred})
         self.store.finish_round(number, n_labeled=n_labeled,
-                                metrics={"test": metrics, "strategy": strategy, "budget": int(budget)})
+                                metrics={"test": record["metrics"], "evaluation": record["evaluation"], "audit": audit,
+                                         "stop_kappa": stop_kappa,
+                                         "strategy": strategy, "budget": int(budget)})
         return dict(record, selected=int(len(chosen)), folder=str(folder))
+
+    def _audit_rows(self):
+        """Every item drawn for the audit by a finished round (absolute indices, ascending)."""
+        files = [_round_dir(self.path, r["round"]) / "audit.npy" for r in self.rounds()]
+        drawn = [np.load(f) for f in files if f.is_file()]
+        return np.unique(np.concatenate(drawn)).astype(np.int64) if drawn else np.zeros(0, np.int64)
 
     def _model_inputs(self, number):
         """What the model reads for the pool and the test split (None without one): the data, or
@@ -355,7 +399,7 @@ class LabelingProject:
         save_npy(path, space)
         return space
 
-    def _write_round(self, number, model, train_rows, chosen, probs, record):
+    def _write_round(self, number, model, train_rows, chosen, probs, record, arrays):
         """Write ``round-NNN/`` next to its final place, then rename it in (a round is
         either all there or not there; one left by a crashed attempt, which the store never
         finished, is replaced)."""
@@ -377,6 +421,8 @@ class LabelingProject:
                     w.writerow([rank, int(item), f"{1 - rank / len(chosen):.4f}", neutralize_cell(self.class_names[c]),
                                 f"{probs[item, c]:.4f}"])
             save_json(tmp / "round.json", record)
+            for name, array in arrays.items():
+                save_npy(tmp / name, array)
         return final
 
     # ------------------------------------------------------------------ labels in and out
@@ -477,34 +523,41 @@ class LabelingProject:
 
     # ------------------------------------------------------------------ status
     def status(self, *, figure=True):
-        """Rounds so far, labels per class and (with ``figure``) the learning curve PNG.
+        """Rounds so far, labels per class, the stopping signal and (with ``figure``) the learning curve PNG.
 
         Returns
         -------
         dict: ``rounds`` (list of ``round``, ``n_labeled``, ``accuracy``, ``macro_f1``,
-        ``strategy``), ``labels_per_class``, ``n_labeled``, ``n_pool``, ``mode``,
+        ``n_eval`` (items the accuracy was measured on), ``accuracy_ci`` (its 95% interval),
+        ``evaluation`` ('test' or 'audit'), ``stop_kappa``, ``strategy``), ``labels_per_class``,
+        ``n_labeled``, ``n_pool``, ``mode``, ``stopping`` (:func:`loop.evaluation.stopping_signal`),
         ``learning_curve`` (path or None).
         """
         self.data  # noqa: B018 -- like round, export and label: refuse data that changed since `al init`
         rounds = []
         for r in self.rounds():
-            test = (r["metrics"] or {}).get("test") or {}
+            metrics = r["metrics"] or {}
+            test = metrics.get("test") or {}
             rounds.append({"round": r["round"], "n_labeled": r["n_labeled"], "accuracy": test.get("accuracy"),
-                           "macro_f1": test.get("macro_f1"), "strategy": r["strategy"]})
+                           "macro_f1": test.get("macro_f1"), "n_eval": test.get("n_eval"),
+                           "accuracy_ci": test.get("accuracy_ci"),
+                           "evaluation": metrics.get("evaluation", "test"),
+                           "stop_kappa": metrics.get("stop_kappa"), "strategy": r["strategy"]})
         counts = self.store.counts_per_class()
         n_labeled = int(sum(counts))
         curve = None
-        points = [(r["n_labeled"], r["accuracy"]) for r in rounds if r["accuracy"] is not None]
+        points = [r for r in rounds if r["accuracy"] is not None]
         if figure and points:
-            x, y = zip(*points)
-            fig = plots.learning_curves({self.config["dataset"]["name"]: (np.array(x), np.array([y]))},
-                                        title=f"{self.path.name}: test accuracy per round")
             curve = self.path / "learning_curve.png"
-            save_figure(curve, fig)
+            save_figure(curve, plots.learning_curve_interval(
+                [r["n_labeled"] for r in points], [r["accuracy"] for r in points],
+                [r["accuracy_ci"] for r in points], [r["n_eval"] for r in points],
+                title=f"{self.path.name}: accuracy per round"))
             curve = str(curve)
         return {"project": str(self.path), "mode": self.config["mode"], "rounds": rounds,
                 "labels_per_class": dict(zip(self.class_names, (int(c) for c in counts))),
-                "n_labeled": n_labeled, "n_pool": int(self.config["n_items"] - n_labeled), "learning_curve": curve}
+                "n_labeled": n_labeled, "n_pool": int(self.config["n_items"] - n_labeled),
+                "stopping": stopping_signal(rounds), "learning_curve": curve}
 
     def close(self):
         self.store.close()

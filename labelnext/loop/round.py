@@ -290,7 +290,7 @@ class Selection:
     seconds: float
 
 
-def select_round(strategy, ctx, budget, *, random_state, space=None):
+def select_round(strategy, ctx, budget, *, random_state, space=None, exclude=None):
     """Decide ``auto`` once, put the selection space in where the method measures distances only,
     and select ``budget`` rows with :func:`strategies.select`.
 
@@ -304,17 +304,27 @@ def select_round(strategy, ctx, budget, *, random_state, space=None):
     random_state : int or RandomState
     space : ndarray of shape (n, n_space), optional
         Label-free features of the same rows (:func:`strategies.space.pool_space`).
+    exclude : ndarray of shape (n,), bool, optional
+        Rows the strategy neither selects nor sees (the audit's evaluation items): the
+        selection runs on the context without them, and its rows are mapped back.
 
     Returns
     -------
     Selection
     """
+    keep = None
+    if exclude is not None and np.any(exclude):
+        keep = np.flatnonzero(~np.asarray(exclude, dtype=bool))
+        ctx = ctx.subset(keep)
+        space = None if space is None else space[keep]
     method, reason = decide(strategy, ctx, budget)
     in_space = space is not None and uses_space(method)
     if in_space:
         ctx = replace(ctx, embeddings=space)
     start = time.perf_counter()
     rows = strategies.select(method, ctx, budget, random_state=random_state)
+    if keep is not None:
+        rows = keep[rows]
     return Selection(rows, method, reason, bool(in_space), time.perf_counter() - start)
 
 
@@ -332,7 +342,7 @@ class RoundResult:
 
 
 def run_round(trainer, x, labels, *, strategy, budget, seed, number, x_test=None, y_test=None, params=None,
-              space=None, fit=None, start_weights=None):
+              space=None, fit=None, start_weights=None, exclude=None):
     """One round: :func:`fit_round` (unless ``fit`` is given), then :func:`select_round`.
 
     Parameters
@@ -358,6 +368,8 @@ def run_round(trainer, x, labels, *, strategy, budget, seed, number, x_test=None
         A fit of these labels made already (the benchmark shares round 0 between strategies).
     start_weights : list of ndarray, optional
         Continue from these weights (:func:`fit_round`).
+    exclude : ndarray of shape (n_pool,), bool, optional
+        Rows kept out of the selection (:func:`select_round`).
 
     Returns
     -------
@@ -370,4 +382,5 @@ def run_round(trainer, x, labels, *, strategy, budget, seed, number, x_test=None
     labels = np.asarray(labels, dtype=np.int64)
     ctx = selection_context(fit.probs, fit.embeddings, labels >= 0, labels, head=fit.head,
                             dropout_rate=fit.dropout_rate, params=params)
-    return RoundResult(fit, select_round(strategy, ctx, budget, random_state=selection_seed(seed, number), space=space))
+    return RoundResult(fit, select_round(strategy, ctx, budget, random_state=selection_seed(seed, number), space=space,
+                                         exclude=exclude))

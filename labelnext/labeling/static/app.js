@@ -336,7 +336,9 @@ async function showStatus() {
   const st = r.data;
   $("rounds-table").querySelector("tbody").replaceChildren(...st.rounds.map((x) => {
     const tr = document.createElement("tr");
-    [x.round, x.n_labeled, fmt(x.accuracy), fmt(x.macro_f1), x.strategy].forEach((v) => {
+    const ci = x.accuracy_ci ? `[${x.accuracy_ci[0].toFixed(2)}, ${x.accuracy_ci[1].toFixed(2)}]` : "-";
+    const on = x.n_eval ? `${x.n_eval} ${x.evaluation}` : "-";
+    [x.round, x.n_labeled, fmt(x.accuracy), ci, on, fmt(x.macro_f1), x.strategy].forEach((v) => {
       const td = document.createElement("td"); td.textContent = String(v); tr.append(td);
     });
     return tr;
@@ -348,6 +350,8 @@ async function showStatus() {
     tr.append(a, b);
     return tr;
   }));
+  $("stopping").hidden = !st.stopping;
+  $("stopping").textContent = st.stopping ? st.stopping.message : "";
   $("curve").hidden = !st.learning_curve;
   $("no-curve").hidden = !!st.learning_curve;
   if (st.learning_curve) $("curve").src = `${st.learning_curve}?t=${Date.now()}`;
