@@ -66,12 +66,12 @@ MODELS = ARCHS
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
             "epochs_per_fit", "batch_size", "lr", "schedule", "fine_tune", "pool_size", "test_size", "dbal_beta",
-            "gnn_epochs", "selection_space", "features", "auto_switch", "weights")
+            "gnn_epochs", "selection_space", "features", "auto_switch", "weights", "drop_columns", "keep_columns")
 # Keys added after a run was made compare equal to their value then: a folder of an older
 # version resumes with the recipe it was made with (constant rate, fixed steps) only.
 KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": None, "selection_space": "model",
                 "features": "raw", "auto_switch": SWITCH_LABELS_PER_CLASS,
-                "weights": None}
+                "weights": None, "drop_columns": None, "keep_columns": None}
 
 # Stabilizing predictions compare consecutive models on this many pool rows, fixed per seed
 # (Bloodgood & Vijay-Shanker 2009 use a few thousand unlabeled items).
@@ -116,10 +116,13 @@ class Oracle:
 
 
 # --------------------------------------------------------------------------- data
-def load_data(dataset, image_size):
+def load_data(dataset, image_size, drop_columns=None, keep_columns=None):
     """Training items with known labels, a test split (carved from training when there is none),
     the number of classes and the data kind ('image', 'tabular' or 'text')."""
-    ds = load_dataset(dataset, image_size=image_size)
+    ds = load_dataset(dataset, image_size=image_size, drop_columns=drop_columns, keep_columns=keep_columns)
+    for note in ds.notes:
+        if note.startswith("warning:"):
+            progress(note)
     known = ds.y_train >= 0
     x, y = ds.x_train[known], ds.y_train[known]
     if ds.x_test is not None and ds.y_test is not None and (ds.y_test >= 0).any():
@@ -285,6 +288,8 @@ def build_parser():
                    "patch features learned from each seed's pool without labels (Coates et al. 2011), for a linear "
                    "model (default) or --model mlp")
     p.add_argument("--out", default=str(Path("results", "benchmark")), help="output folder (relative to the working directory)")
+    p.add_argument("--drop-columns", default=None, metavar="A,B", help="a table's feature columns to leave out, e.g. id,row_number (every column that looks like a leak is named: an ID, a counter, a constant, values that sort the classes into blocks)")
+    p.add_argument("--keep-columns", default=None, metavar="A,B", help="a table's only feature columns to use")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -341,7 +346,8 @@ def main(argv=None):
     wall = time.perf_counter()
     if args.image_size is None:
         args.image_size = 8 if args.dataset == "digits" and args.model in (None, "small_cnn") else 32
-    x_all, y_all, xt_all, yt_all, n_classes, kind = load_data(args.dataset, args.image_size)
+    x_all, y_all, xt_all, yt_all, n_classes, kind = load_data(args.dataset, args.image_size, args.drop_columns,
+                                                              args.keep_columns)
     args.model = _resolve_model(args, kind)
     if args.lr is None:
         args.lr = default_lr(args.model)  # recorded in run.json as the value used

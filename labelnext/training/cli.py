@@ -8,6 +8,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from labelnext.data import load_dataset
 from labelnext.training.backbones import ARCHS
 from labelnext.training.runs import check_run_target
 from labelnext.training.trainer import train_base_model
@@ -39,6 +40,8 @@ def build_parser():
     p.add_argument("--steps", type=int, default=800, help="optimiser steps budget (epochs = steps / batches per epoch)")
     p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs on the validation split")
     p.add_argument("--image-size", type=int, default=32, help="model input height and width")
+    p.add_argument("--drop-columns", default=None, metavar="A,B", help="a table's feature columns to leave out, e.g. id,row_number (every column that looks like a leak is named: an ID, a counter, a constant, values that sort the classes into blocks)")
+    p.add_argument("--keep-columns", default=None, metavar="A,B", help="a table's only feature columns to use")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     return p
 
@@ -53,13 +56,18 @@ def main(argv=None):
     check_run_target(out, args.overwrite)
     print(f"training {args.arch or 'the default model of the data kind'} on {args.dataset} with {args.labeled_size} labels -> {out}",
           file=sys.stderr)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, image_size=args.image_size,
+                        drop_columns=args.drop_columns, keep_columns=args.keep_columns)
+    for note in data.notes:
+        if note.startswith("warning:"):
+            print(note, file=sys.stderr)
     # Keras prints epoch lines to stdout: they are progress, so they go to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         out, meta = train_base_model(
             args.dataset, args.data_dir, labeled_size=args.labeled_size, random_state=args.seed,
             stratified=not args.no_stratify, out_dir=out, arch=args.arch,
             weights=None if args.weights == "none" else args.weights, steps=args.steps, image_size=args.image_size,
-            patience=args.patience, verbose=0 if args.quiet else 2, overwrite=args.overwrite,
+            patience=args.patience, verbose=0 if args.quiet else 2, overwrite=args.overwrite, data=data,
         )
     print(f"saved {out / MODEL_FILE} ({meta['arch']}): {meta['epochs']} epochs, validation accuracy {meta['validation_accuracy']}, "
           f"test accuracy {meta['test_accuracy']}, {meta['train_seconds']} s")

@@ -353,3 +353,12 @@ def test_summary_gives_interval_verdict_and_noise():
     assert 0 < low <= summary["margin"]["auc_minus_random"] <= high
     table = curves.summary_table(summary)
     assert "| margin |" in table and "| better |" in table
+
+
+def test_the_benchmark_leaves_out_the_columns_it_is_told_to(tmp_path, capsys):
+    rows = ["row_id,x1,x2,label"] + [f"{1000 + i},{(i * 7) % 11},{(i * 5) % 13},{'abc'[i * 3 // 60]}" for i in range(60)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    x = le.load_data(str(tmp_path / "t.csv"), 32)[0]
+    assert x.shape[1] == 3 and "warning: column 'row_id'" in capsys.readouterr().err
+    assert le.load_data(str(tmp_path / "t.csv"), 32, drop_columns="row_id")[0].shape[1] == 2
+    assert {"drop_columns", "keep_columns"} <= set(le.RUN_KEYS)

@@ -1,10 +1,16 @@
 """The one Keras trainer: controlled (reset, re-seeded) fits, step budgets, and adding an architecture."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from labelnext.training import backbones
 from labelnext.training import trainer as train
 from labelnext.data import load_dataset
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +106,16 @@ def test_a_model_of_another_data_kind_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"arch must be one of \['mobilenetv3', 'small_cnn'\], got 'linear'"):
         train.train_base_model("digits", arch="linear", out_dir=tmp_path / "run", image_size=8)
     assert not (tmp_path / "run").exists()
+
+
+def test_train_py_names_a_leaking_column_and_drops_it_on_request(tmp_path):
+    rows = ["row_id,x1,x2,label"] + [f"{1000 + i},{(i * 7) % 11},{(i * 5) % 13},{'abc'[i * 3 // 60]}" for i in range(60)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    base = [sys.executable, str(REPO / "train.py"), "--dataset", "t.csv", "--labeled-size", "12", "--steps", "2",
+            "--quiet"]
+    r = subprocess.run(base + ["--out", "a"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "warning: column 'row_id': unique integers in every row (an ID?)" in r.stderr
+    r = subprocess.run(base + ["--out", "b", "--drop-columns", "row_id"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
