@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from labelnext.utils.checks import check_choice, check_int, chunks, rows_per_block
+from labelnext.utils.extras import require
 
 SHARD_FORMATS = ("npy", "parquet")
 # Rows per Parquet row group written: reads touch only the row groups they need.
@@ -25,11 +26,8 @@ PARQUET_ROW_GROUP = 65_536
 
 
 def _parquet():
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as err:  # optional dependency: .npy shards need nothing
-        raise ValueError("Parquet shards need pyarrow (pip install pyarrow); use .npy shards") from err
-    return pq
+    # pyarrow is the 'scale' extra; .npy shards need nothing.
+    return require("pyarrow.parquet", "scale", "Parquet shards (.npy shards need no extra)")
 
 
 class _NpyShard:
@@ -287,9 +285,8 @@ class _Slice:
 
 
 def _write_parquet(array, start, stop, path, column):
-    import pyarrow as pa
-
     pq = _parquet()
+    pa = require("pyarrow", "scale", "Parquet shards")
     d = array.shape[1]
     writer = None
     try:
