@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelnext import knn
+from labelnext import cli, knn
 from labelnext import strategies as st
 from labelnext.scale import engine, shards
+from labelnext.utils.console import run_cli
 from labelnext.utils.extras import EXTRAS, MissingExtraError, require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,3 +141,11 @@ def test_core_runs_without_any_extra_and_al_label_names_its_extra(tmp_path):
                 "for m in ('loop.project', 'analysis.analyzer', 'strategies', 'scale.engine', 'scale.inference'):\n"
                 "    importlib.import_module('labelnext.' + m)\nprint('ok')", blocked=OPTIONAL)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_al_analyze_scheduler_names_the_scale_extra(monkeypatch, tmp_path, capsys):
+    _block(monkeypatch, "distributed")
+    argv = ["analyze", str(tmp_path), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "o"),
+            "--scheduler", "tcp://127.0.0.1:8786"]
+    assert run_cli(cli.main, argv) == 2
+    assert _one_line(capsys.readouterr().err, "scale").startswith("error: --scheduler needs the 'scale' extra")
