@@ -112,9 +112,9 @@ def build_parser():
     q.add_argument("--model", required=True, help="run folder or .keras file: train.py's, or a round's "
                    "PROJECT/round-NNN/model")
     q.add_argument("--out", required=True, help="output folder")
-    q.add_argument("--budget", type=int, default=None, help="items to select (default: the whole intersection)")
+    q.add_argument("--budget", type=int, default=None, help="items to select; None: every item in all three analyses")
     q.add_argument("--labeled", default=None, help=".npy of the labeled items: a boolean mask or row numbers "
-                   "of SOURCE (default for a folder: its layout)")
+                   "of SOURCE; None, for a folder: its layout says")
     q.add_argument("--scheduler", default=None, help="address of a Dask scheduler (tcp://host:8786) whose workers "
                    "run the inference and the analyses; --model, SOURCE and --out must be readable on every worker")
     q.add_argument("--overwrite", action="store_true", help="start the inference again when OUT holds another "
