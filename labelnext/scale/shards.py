@@ -25,9 +25,12 @@ SHARD_FORMATS = ("npy", "parquet")
 PARQUET_ROW_GROUP = 65_536
 
 
+# pyarrow is the 'scale' extra; .npy shards need nothing.
+PARQUET_FEATURE = "Parquet shards (.npy shards need no extra)"
+
+
 def _parquet():
-    # pyarrow is the 'scale' extra; .npy shards need nothing.
-    return require("pyarrow.parquet", "scale", "Parquet shards (.npy shards need no extra)")
+    return require("pyarrow.parquet", "scale", PARQUET_FEATURE)
 
 
 class _NpyShard:
@@ -286,7 +289,7 @@ class _Slice:
 
 def _write_parquet(array, start, stop, path, column):
     pq = _parquet()
-    pa = require("pyarrow", "scale", "Parquet shards")
+    pa = require("pyarrow", "scale", PARQUET_FEATURE)
     d = array.shape[1]
     writer = None
     try:

@@ -26,8 +26,10 @@ OPTIONAL = ("torch", "torch_geometric", "flask", "waitress", "dask", "distribute
 
 
 def _block(monkeypatch, *names):
+    """Packages (and their submodules other tests already imported) missing in this process."""
     for name in names:
-        monkeypatch.setitem(sys.modules, name, None)
+        for loaded in [m for m in sys.modules if m.startswith(f"{name}.")] + [name]:
+            monkeypatch.setitem(sys.modules, loaded, None)
 
 
 def _python(code, *args, blocked=OPTIONAL, cwd=None):
