@@ -2,8 +2,8 @@
 
     python -m benchmarks.anchoral_imbalanced --json results/anchoral_imbalanced.json
 
-Each strategy runs the same active-learning loop: train the small CNN of train.py
-(same initial weights, re-seeded, a fixed number of steps, as in the label-efficiency benchmark),
+Each strategy runs the loop's round (``labelnext.loop.round.run_round``, the code of ``al round``)
+with the small CNN: train with the one recipe (same initial weights, re-seeded, ``--steps`` per fit),
 one inference pass over pool and test set, select ``--budget`` items, label them,
 repeat for ``--rounds`` rounds. Reported per round and strategy: minority items
 selected and labeled so far, minority-class recall and F1 and macro-F1 on the
@@ -28,9 +28,8 @@ import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
 from labelnext.utils import checks
-from labelnext import strategies as st
 from labelnext.data import load_dataset
-from labelnext.training.trainer import build_model, predict_with_embeddings, train_classifier
+from labelnext.loop.round import STEPS, RoundTrainer, fit_round, run_round
 
 STRATEGIES = ("anchoral_entropy", "seals_entropy", "randsub_entropy", "entropy", "random")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
@@ -79,7 +78,7 @@ def main(argv=None):
     p.add_argument("--initial", type=int, default=200, help="initial labeled items (>= 2 per class)")
     p.add_argument("--budget", type=int, default=100, help="items labeled per round")
     p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--steps", type=int, default=400, help="training steps per round (fixed, so small rounds are not starved)")
+    p.add_argument("--steps", type=int, default=STEPS, help="optimiser steps per fit at least (the loop's recipe, labelnext.loop.round)")
     p.add_argument("--num-anchors", type=int, default=10)
     p.add_argument("--k-neighbors", type=int, default=50)
     p.add_argument("--subpool-size", type=int, default=1000)
@@ -102,40 +101,31 @@ def main(argv=None):
     print(f"pool: {len(y)} items, minority class {args.minority} ({data.class_names[args.minority]}): "
           f"{int((y == args.minority).sum())} items ({100 * (y == args.minority).mean():.2f}%); "
           f"{args.initial} labeled to start; data loaded in {time.perf_counter() - t0:.0f} s", flush=True)
-    w0 = build_model(x.shape[1:], n_classes, arch="small_cnn").get_weights()
-
-    def train_and_infer(lab):
-        model, _ = train_classifier(x[lab], y[lab], n_classes, arch="small_cnn", steps=args.steps, validation_split=0.0,
-                                    random_state=args.seed, initial_weights=w0)
-        probs, emb = predict_with_embeddings(model, x)
-        probs_test, _ = predict_with_embeddings(model, data.x_test)
-        return probs, emb, probs_test
+    trainer = RoundTrainer(x.shape[1:], n_classes, arch="small_cnn", steps=args.steps).start(args.seed)
+    initial = np.full(len(y), -1, dtype=np.int64)
+    initial[start] = y[start]
 
     params = subpool_params(args)
     results = {"config": vars(args), "pool": int(len(y)), "minority_in_pool": int((y == args.minority).sum()),
                "class_name": data.class_names[args.minority], "strategies": {}}
-    round0 = train_and_infer(start)
+    round0 = fit_round(trainer, x, initial, seed=args.seed, x_test=data.x_test, y_test=data.y_test)
     for strategy in strategies:
-        srng = np.random.RandomState(args.seed + 1)
-        labeled = start.copy()
-        probs, emb, probs_test = round0
+        labels, fit = initial.copy(), round0
         history = []
         for r in range(args.rounds + 1):
-            mask = np.zeros(len(y), dtype=bool)
-            mask[labeled] = True
+            res = run_round(trainer, x, labels, strategy=strategy, budget=args.budget if r < args.rounds else None,
+                            seed=args.seed, number=r, x_test=data.x_test, y_test=data.y_test, params=params,
+                            fit=fit if r == 0 else None)
+            fit, labeled = res.fit, np.flatnonzero(labels >= 0)
             row = {"round": r, "labeled": int(len(labeled)), "minority_labeled": int((y[labeled] == args.minority).sum())}
-            row.update(evaluate(probs_test, data.y_test, args.minority))
-            if r < args.rounds:
-                t = time.perf_counter()
-                ctx = st.SelectionContext(probs, emb, mask, labels=np.where(mask, y, -1), params=params)
-                picked = st.select(strategy, ctx, args.budget, random_state=srng)
-                row["selection_seconds"] = round(time.perf_counter() - t, 3)
+            row.update(evaluate(fit.test_probs, data.y_test, args.minority))
+            if res.selection is not None:
+                picked = res.selection.rows
+                row["selection_seconds"] = round(res.selection.seconds, 3)
                 row["minority_selected"] = int((y[picked] == args.minority).sum())
-                labeled = np.concatenate([labeled, picked])
+                labels[picked] = y[picked]  # the oracle
             history.append(row)
             print(f"{strategy:>18} round {r}: " + ", ".join(f"{k}={v}" for k, v in row.items() if k != "round"), flush=True)
-            if r < args.rounds:
-                probs, emb, probs_test = train_and_infer(labeled)
         results["strategies"][strategy] = history
     results["seconds"] = round(time.perf_counter() - t0, 1)
     print_table(results)

@@ -52,20 +52,27 @@ def build_parser():
                    "(tables and --features patches), textmlp / lstm (text); default: small_cnn, mlp or textmlp by data kind, linear on patches")
     q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "
                    "once) or the path of a local weights file of MobileNetV3Small without its top; default: random")
-    q.add_argument("--steps", type=int, default=400, help="optimiser steps per training")
+    q.add_argument("--steps", type=int, default=None, help="optimiser steps per training at least (more once "
+                   "the labeled set needs more passes); default: the recipe the benchmark measures")
     q.add_argument("--image-size", type=int, default=32, help="image side in pixels")
     q.add_argument("--kind", default="auto", choices=("auto", "image", "tabular", "text"), help="data kind")
     q.add_argument("--label-column", default=None, help="class column of a table or text file")
     q.add_argument("--text-column", default=None, help="text column of a text file")
     q.add_argument("--test", default=None, help="held-out file with the same columns (tables, text)")
+    q.add_argument("--drop-columns", default=None, metavar="A,B", help="a table's feature columns to leave out, e.g. --drop-columns id,row_number (al init names every column that looks like a leak: an ID, a counter, a constant, values that sort the classes into blocks)")
+    q.add_argument("--keep-columns", default=None, metavar="A,B", help="a table's only feature columns to use")
+    q.add_argument("--audit", type=float, default=None, metavar="SHARE",
+                   help="share of each round's budget (at least 10 items) drawn at random from the pool, mixed into "
+                   "the selection unmarked and never trained on: once labeled, these items measure accuracy "
+                   "(default: 0.1 on a real pool, 0 in a simulation, where the test split measures it)")
     q.add_argument("--selection-space", default="model", choices=("model", "lsa"),
                    help="where auto's DBAL / TypiClust and the other distance-based strategies measure distances: "
                    "each round's model embeddings, or (text) a latent semantic analysis of the pool's text learned "
-                   "without labels (on the IMDB sample it moved auto from -0.002 to +0.007 AULC against random, 3 of 5 seeds above it; see the README)")
+                   "without labels (see docs/data.md)")
     q.add_argument("--features", default="raw", choices=("raw", "patches"),
                    help="what the model is trained on: the data as loaded, or (images) k-means patch features learned "
                    "from the pool without labels (Coates et al. 2011), for a linear model (default) or --arch mlp; "
-                   "computed on the first round and kept in the project folder (see the README for what they gave on CIFAR-10)")
+                   "computed on the first round and kept in the project folder (see docs/labeling.md)")
 
     q = sub.add_parser("round", help="train on every label, evaluate, select the next items", formatter_class=fmt)
     _add_project(q)
@@ -95,12 +102,12 @@ def build_parser():
                        "every label goes to the label store at once. Ctrl-C stops the server.")
     _add_project(q)
     q.add_argument("--host", default="127.0.0.1", help="interface to bind; another than loopback needs "
-                   "--allow-remote and then a token")
+                   "--allow-remote")
     q.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
     q.add_argument("--annotator", default=None, help="name recorded with each label (the page can set its own)")
-    q.add_argument("--allow-remote", action="store_true", help="allow a --host reachable from other machines; "
-                   "the printed URL then carries a random token every request must present")
-    q.add_argument("--token", default=None, help="require this token (at least 16 characters) instead of a random one")
+    q.add_argument("--allow-remote", action="store_true", help="allow a --host reachable from other machines")
+    q.add_argument("--token", default=None, help="the token every request must present, on loopback too (at least 16 "
+                   "characters; default: a random one); the printed URL carries it and the page keeps it in a cookie")
 
     q = sub.add_parser("analyze", help="pick items from a pool too large for memory", formatter_class=fmt,
                        description="One streamed inference pass of a saved model over SOURCE (probabilities and "
@@ -123,19 +130,40 @@ def build_parser():
     return p
 
 
+def _evaluation_note(config):
+    share = config.get("audit", 0.0)
+    audit = (f"{share:.0%} of each round's budget (at least 10 items) is drawn at random from the pool and mixed "
+             "into the selection unmarked; once labeled, those items are never trained on")
+    if config["n_test"]:
+        return f"on the {config['n_test']} held-out items" + (f"; besides, {audit}" if share else "")
+    if share:
+        return (f"every seed label trains; {audit} and measure accuracy, with a 95% interval that narrows as "
+                "they accumulate (from the second round on)")
+    return "none: no test split and no audit (--audit 0)"
+
+
+def _accuracy(m):
+    """'0.750 [0.53, 0.89] on 24 items' (the interval and the count when recorded)."""
+    ci = m.get("accuracy_ci")
+    where = f" on {m['n_eval']} items" if m.get("n_eval") else ""
+    return fmt_metric(m["accuracy"]) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "") + where
+
+
 def _report_round(res, project):
     m, prev = res["metrics"], res["previous"]
     how = res["strategy"] if res.get("method") in (None, res["strategy"]) else f"{res['strategy']}: {res['method']}"
     lines = [f"round {res['round']}: trained on {res['n_labeled']} labels ({how} selection next)"]
     if res.get("method_reason"):
         lines.append(f"  auto: {res['method_reason']}")
+    what = "audit accuracy" if res.get("evaluation") == "audit" else "test accuracy"
     if m is None:
-        lines.append("  no held-out split: accuracy cannot be measured")
+        lines.append("  accuracy not measured yet: " + ("no audit item is labeled yet" if res.get("evaluation") == "audit"
+                                                          else "no held-out split and no audit"))
     elif prev is None or not (prev.get("metrics") or {}).get("test"):
-        lines.append(f"  test accuracy {fmt_metric(m['accuracy'])}, macro-F1 {fmt_metric(m['macro_f1'])}")
+        lines.append(f"  {what} {_accuracy(m)}, macro-F1 {fmt_metric(m['macro_f1'])}")
     else:
         before = prev["metrics"]["test"]
-        lines.append(f"  test accuracy {fmt_metric(before['accuracy'])} -> {fmt_metric(m['accuracy'])}, macro-F1 "
+        lines.append(f"  {what} {fmt_metric(before['accuracy'])} -> {_accuracy(m)}, macro-F1 "
                      f"{fmt_metric(before['macro_f1'])} -> {fmt_metric(m['macro_f1'])} "
                      f"({prev['n_labeled']} -> {res['n_labeled']} labels)")
     lines.append(f"  selected {res['selected']} of {res['n_pool']} pool items: {res['folder']}/selection.csv")
@@ -146,13 +174,26 @@ def _report_round(res, project):
     return "\n".join(lines)
 
 
+def _import_notes(res):
+    """' (skipped: cancelled 1, empty 2; several annotations 1, ...)' for a Label Studio import, else ''."""
+    parts = [", ".join(f"{k} {res[k]}" for k in keys if res.get(k))
+             for keys in (("cancelled", "empty", "unannotated"), ("several", "disagreeing", "duplicate_tasks"))]
+    text = "; ".join(filter(None, [f"skipped: {parts[0]}" if parts[0] else "",
+                                   f"latest annotation taken: {parts[1]}" if parts[1] else ""]))
+    return f" ({text})" if text else ""
+
+
 def _report_status(st):
     lines = [f"project {st['project']} ({st['mode']}): {st['n_labeled']} labeled, {st['n_pool']} in the pool"]
     if st["rounds"]:
-        lines.append("  round  labels  accuracy  macro-F1  strategy")
+        lines.append("  round  labels  accuracy  95% interval  measured on  macro-F1  strategy")
         for r in st["rounds"]:
-            lines.append(f"  {r['round']:5d}  {r['n_labeled']:6d}  {fmt_metric(r['accuracy']):>8}  {fmt_metric(r['macro_f1']):>8}"
-                         f"  {r['strategy']}")
+            ci = f"[{r['accuracy_ci'][0]:.2f}, {r['accuracy_ci'][1]:.2f}]" if r.get("accuracy_ci") else "-"
+            on = f"{r['n_eval']} {r['evaluation']}" if r.get("n_eval") else "-"
+            lines.append(f"  {r['round']:5d}  {r['n_labeled']:6d}  {fmt_metric(r['accuracy']):>8}  {ci:>12}  {on:>11}"
+                         f"  {fmt_metric(r['macro_f1']):>8}  {r['strategy']}")
+        if st.get("stopping"):
+            lines.append(f"  {st['stopping']['message']}")
     else:
         lines.append("  no round yet")
     width = max(len(c) for c in st["labels_per_class"])
@@ -202,7 +243,8 @@ def main(argv=None):
         with LabelingProject.create(args.project, args.data, initial=args.initial, stratified=not args.no_stratify,
                                     random_state=args.seed, arch=args.arch, steps=args.steps,
                                     image_size=args.image_size, kind=args.kind, label_column=args.label_column,
-                                    text_column=args.text_column, test=args.test,
+                                    text_column=args.text_column, test=args.test, drop_columns=args.drop_columns,
+                                    keep_columns=args.keep_columns, audit=args.audit,
                                     selection_space=args.selection_space, features=args.features, weights=args.weights,
                                     progress=log) as proj:
             st = proj.status(figure=False)
@@ -211,6 +253,7 @@ def main(argv=None):
                   f"{', ' + str(proj.config['n_test']) + ' held out for testing' if proj.config['n_test'] else ''}")
             for note in proj.config["notes"]:
                 print(f"  {note}")
+            print(f"  evaluation: {_evaluation_note(proj.config)}")
             print(f"  next: al round --project {args.project} --budget N")
         return 0
     with LabelingProject(args.project, progress=log) as proj:
@@ -223,8 +266,7 @@ def main(argv=None):
             print(f"wrote {res['n_items']} items of round {res['round']} to {res['path']}{extra}")
         elif args.command == "import":
             res = proj.import_labels(args.file, oracle=args.oracle, annotator=args.annotator)
-            skipped = {k: v for k, v in res.items() if k not in ("added", "source") and v}
-            print(f"added {res['added']} labels from {res['source']}" + (f" (skipped: {skipped})" if skipped else ""))
+            print(f"added {res['added']} labels from {res['source']}" + _import_notes(res))
             print(f"  next: al round --project {args.project} --budget N")
         elif args.command == "status":
             st = proj.status()

@@ -1,6 +1,7 @@
 """The install contract: one top-level package, nothing else overwritten, a lazy public API, rooms without cycles."""
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -97,8 +98,12 @@ def test_public_api_loads_neither_tensorflow_nor_torch():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools writes build/ and *.egg-info next to the sources it builds.
+    src = tmp_path_factory.mktemp("src") / "labelnext-src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", ".cache", "results",
+                                                             "models", "__pycache__", ".pytest_cache"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                           str(out), str(REPO)], capture_output=True, text=True, timeout=300)
+                           str(out), str(src)], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0 and "No module named pip" in proc.stderr:
         pytest.skip("pip is not available in this interpreter")
     assert proc.returncode == 0, proc.stderr

@@ -7,9 +7,9 @@
     python Evaluation/Benchmark/benchmark.py --dataset ../shared/data/letter-recognition.csv \
         --strategies random,margin,badge,typiclust,auto --initial 52 --budget-ratio 0.005 --rounds 8 --seeds 3
 
-A thin script over ``benchmarks/label_efficiency.py`` (the engine: oracle, rounds,
+A thin script over ``labelnext/benchmark/simulate.py`` (the engine: oracle, rounds,
 controlled training with cosine decay and a step budget that grows with the labeled set;
-images, tables and text) and ``benchmarks/curves.py`` (curves.csv, resume, the summary with
+images, tables and text) and ``labelnext/benchmark/curves.py`` (curves.csv, resume, the summary with
 the AULC difference to random, its bootstrap interval and verdict, noise and stopping
 criteria). Measured tables: docs/BENCHMARKS.md.
 Outputs in ``--out`` (default ``results/benchmark/``); ``--help`` lists every flag.

@@ -20,13 +20,14 @@ from labelnext import knn
 from labelnext.io import reports
 from labelnext.io import files as results_io
 from labelnext import strategies
-from labelnext.training import trainer as train
+from labelnext.utils.defaults import DEFAULT_RUN, MODEL_FILE
 from labelnext.utils.console import progress
 from labelnext.utils.defaults import TARGET_PER_CLASS
 from labelnext.analysis.pool import Pool
 from labelnext.analysis import large_pools
+from labelnext.loop.round import select_round, selection_context
 
-DEFAULT_MODEL = train.DEFAULT_RUN / train.MODEL_FILE
+DEFAULT_MODEL = DEFAULT_RUN / MODEL_FILE
 ANALYSES = alf.ANALYSES
 
 
@@ -392,6 +393,10 @@ class ActiveLearningAnalyzer:
     def select(self, strategy, budget, params=None, write=True):
         """Pick ``budget`` pool items with a named strategy (the names: see :mod:`strategies`).
 
+        The selection half of the loop's round (:func:`loop.round.select_round`, as in ``al round``
+        and the benchmark) on this model's one inference pass: ``auto`` is decided once and its
+        reason goes to the summary.
+
         ``params`` holds per-strategy options, e.g. ``{'anchoral': {'num_anchors': 20}}``.
         Writes ``results_dir/select_<strategy>/`` (indices best first; ``select_<strategy>_scores.npy``
         holds the rank 1..budget, as strategies return an order, not a score; figures say "rank").
@@ -405,16 +410,17 @@ class ActiveLearningAnalyzer:
         strategies.get_strategy(strategy)  # validate the name and the options before any work
         strategies.check_params(dict(params or {}))
         model = self.model
-        # Strategies see labels of labeled rows only: the same contract as the benchmark's oracle.
-        ctx = strategies.SelectionContext(probs=self.probs_, embeddings=self.embeddings_, labeled_mask=self.labeled_mask_,
-                                          labels=np.where(self.labeled_mask_, self.labels_, -1), params=dict(params or {}),
-                                          head=model and model.head(), dropout_rate=model and model.dropout_rate(),
-                                          mc_probs=self._mc_probs)
-        if note := strategies.selection_note(strategy, ctx, budget):  # e.g. auto's pick, modal's fitted head
+        # The loop's round, given this model's one inference pass: one context (labels of labeled
+        # rows only, the benchmark oracle's contract), auto decided once, select.
+        ctx = selection_context(self.probs_, self.embeddings_, self.labeled_mask_, self.labels_, params=params,
+                                head=model and model.head(), dropout_rate=model and model.dropout_rate(),
+                                mc_probs=self._mc_probs)
+        sel = select_round(strategy, ctx, budget, random_state=self.random_state)
+        rows, seconds = sel.rows, sel.seconds
+        # e.g. auto's pick and why, modal's fitted head
+        note = f"auto: {sel.reason}" if sel.reason else strategies.selection_note(sel.method, ctx, budget)
+        if note:
             self._log(f"{strategy}: {note}")
-        t = time.perf_counter()
-        rows = strategies.select(strategy, ctx, budget, random_state=self.random_state)
-        seconds = time.perf_counter() - t
         pool_rows = np.searchsorted(self.pool_indices_, self.indices_[rows])
         name = f"select_{strategy}"
         self.timings_[name] = round(seconds, 3)

@@ -5,7 +5,7 @@ makes (one ``predict`` giving probabilities and embeddings, the softmax ``head``
 :func:`open_run` loads a run folder with the data set it was trained on and checks
 that they belong together; :func:`retrain_and_compare` trains on the labeled set plus
 a selection and, for comparison, plus a random set of the same size.
-TensorFlow is imported by ``train.py`` on first use, never on import.
+TensorFlow is imported by ``labelnext.training`` on first use, never on import.
 """
 import hashlib
 import time
@@ -16,9 +16,13 @@ from sklearn.utils import check_random_state
 
 from labelnext import heuristics as alf
 from labelnext.utils import checks
-from labelnext.training import trainer as train
+from labelnext.training.backbones import head_dropout_rate
+from labelnext.training.fingerprint import model_fingerprint
+from labelnext.training.predict import evaluate, predict_with_embeddings
+from labelnext.training.runs import labels_digest, load_run, resolve_model_path, save_run
+from labelnext.training.trainer import train_classifier
 from labelnext.data import dataset_fingerprint, load_dataset
-from labelnext.utils.defaults import COMPARE_SEEDS
+from labelnext.utils.defaults import COMPARE_SEEDS, MODEL_FILE
 
 
 class KerasModel:
@@ -48,18 +52,13 @@ class KerasModel:
         return int(shape[1]) if len(shape) == 4 else None
 
     def fingerprint(self):
-        """What identifies the saved weights for the inference cache: a hash of the model
-        file's bytes (a model replaced in place, with the same size and mtime, gets a new key;
-        blake2b reads the 6 MB MobileNetV3 file in milliseconds, next to seconds of inference)."""
-        h = hashlib.blake2b(digest_size=16)
-        with open(self.path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return (h.hexdigest(),)
+        """What identifies the model for the inference cache (:func:`training.fingerprint.model_fingerprint`:
+        architecture, vocabularies and weights, the same as streamed inference records), str."""
+        return model_fingerprint(self.model)
 
     def predict(self, x, batch_size=256):
         """Probabilities of shape (n, n_classes) and embeddings of shape (n, n_features), float32."""
-        return train.predict_with_embeddings(self.model, x, batch_size)
+        return predict_with_embeddings(self.model, x, batch_size)
 
     def head(self):
         """(weights of shape (n_features, n_classes), bias of shape (n_classes,))."""
@@ -67,18 +66,18 @@ class KerasModel:
 
     def dropout_rate(self):
         """The rate of the Dropout in front of :meth:`head` (None: not a single Dropout; see
-        :func:`architectures.head_dropout_rate`), for MC-dropout passes (``bald``)."""
-        return train.head_dropout_rate(self.model)
+        :func:`training.backbones.head_dropout_rate`), for MC-dropout passes (``bald``)."""
+        return head_dropout_rate(self.model)
 
     def evaluate(self, x, y):
         """``{'accuracy', 'macro_f1'}`` on labeled data."""
-        return train.evaluate(self.model, x, y)
+        return evaluate(self.model, x, y)
 
 
 def cache_key(model, data, indices):
-    """Key of an inference pass: the model file's content, the data set's content and the items."""
+    """Key of an inference pass: the model's fingerprint, the data set's content and the items."""
     h = hashlib.sha1()
-    for part in (*model.fingerprint(), dataset_fingerprint(data), np.asarray(indices, dtype=np.int64).tobytes()):
+    for part in (model.fingerprint(), dataset_fingerprint(data), np.asarray(indices, dtype=np.int64).tobytes()):
         h.update(part if isinstance(part, bytes) else str(part).encode())
     return h.hexdigest()[:16]
 
@@ -101,8 +100,8 @@ def open_run(model_path, labeled_size=None, dataset=None, data_dir=None):
     labeled : ndarray of int64, absolute indices of the run's labeled set
     metadata : dict
     """
-    path = train.resolve_model_path(model_path)
-    keras_model, labeled, metadata = train.load_run(path)
+    path = resolve_model_path(model_path)
+    keras_model, labeled, metadata = load_run(path)
     model = KerasModel(keras_model, path)
     if labeled_size is not None and checks.check_int(labeled_size, "labeled_size", low=1) != len(labeled):
         raise ValueError(
@@ -121,7 +120,7 @@ def open_run(model_path, labeled_size=None, dataset=None, data_dir=None):
     if data.n_classes != model.n_classes:
         raise ValueError(f"dataset {data.name!r} has {data.n_classes} classes but the model predicts {model.n_classes}: pass the dataset the model was trained on")
     digest = metadata.get("labels_digest")
-    if digest is not None and digest != train.labels_digest(data.y_train):
+    if digest is not None and digest != labels_digest(data.y_train):
         raise ValueError(
             f"dataset {name!r} is not the one the model was trained on ({metadata.get('dataset')}, "
             f"{metadata.get('n_train')} training items): pass that data set, or train a model on this one with `python train.py --dataset ...`"
@@ -212,9 +211,9 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
         lab = np.union1d(base_labeled, extra)
         if log:
             log(f"retrain ({what}): {len(lab)} labeled items, {steps} steps, seed {train_seed} ...")
-        new, info = train.train_classifier(data.x_train[lab], y[lab], model.n_classes, arch=arch, random_state=train_seed,
+        new, info = train_classifier(data.x_train[lab], y[lab], model.n_classes, arch=arch, random_state=train_seed,
                                            steps=steps, adapt=data.x_train if data.kind == "text" else None, verbose=0)
-        return lab, new, info, (train.evaluate(new, data.x_test, data.y_test) if has_test else {})
+        return lab, new, info, (evaluate(new, data.x_test, data.y_test) if has_test else {})
 
     t = time.perf_counter()
     lab, new, info, after = fit(added, "selection", seed)
@@ -223,7 +222,7 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
                 epochs=info["epochs"], steps=info["steps"], validation_accuracy=info["best_val_accuracy"],
                 test_accuracy=after.get("accuracy"), test_macro_f1=after.get("macro_f1"),
                 train_seconds=info["train_seconds"], created=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    train.save_run(new, run_dir, lab, meta)
+    save_run(new, run_dir, lab, meta)
     comparison, rand = None, {}
     if compare_random and has_test:
         sel_acc, rand_acc = [], []
@@ -249,6 +248,6 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
         "comparison": comparison,
         "seed": seed,
         "steps": steps,
-        "model_path": str(Path(run_dir) / train.MODEL_FILE),
+        "model_path": str(Path(run_dir) / MODEL_FILE),
         "seconds": round(time.perf_counter() - t, 1),
     }

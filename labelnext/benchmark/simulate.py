@@ -4,37 +4,34 @@
         --strategies random,entropy,margin,least_confidence,intersection,uncertainty_clustering,gnn,modal_entropy \\
         --initial 50 --budget 25 --rounds 12 --seeds 5
 
-For each seed and strategy: start from the same initial labeled set, then for every round
-select ``--budget`` pool items with the strategy, reveal their labels (simulated oracle:
-nothing else is ever revealed), retrain the base model and evaluate it on the held-out test
-set. Outputs in ``--out`` (default ``results/benchmark/``): ``curves.csv`` (one row per
-round, appended as it runs), ``learning_curves.png``, ``summary.json``, ``summary.txt`` and
+For each seed and strategy: start from the same initial labeled set, then run the loop's
+round (:func:`loop.round.run_round`, the code of ``al round``) with a simulated oracle: train
+on the labels revealed so far, evaluate on the held-out test set, select ``--budget`` pool
+items, reveal their labels (nothing else is ever revealed), repeat. Outputs in ``--out``
+(default ``results/benchmark/`` in the working directory): ``curves.csv`` (one row per round,
+appended as it runs), ``learning_curves.png``, ``summary.json``, ``summary.txt`` and
 ``run.json`` (the arguments: a rerun with the same ones skips finished (strategy, seed)
-pairs and redoes partial ones; different ones are refused). See ``benchmarks/curves.py``.
+pairs and redoes partial ones; different ones are refused). See :mod:`benchmark.curves`.
 
-Training is controlled so that differences come from the selections, not from training
-noise (measured on digits: with epoch-capped early stopping, entropy lost to random by 0.07
-AUC; with these controls it won in every seed): within a seed every fit starts from the same
-saved initial weights and optimizer state, is re-seeded, and runs a set number of
-optimiser steps with no validation split or early stopping (:class:`train.Trainer` with ``exact_steps=True``).
-Round 0 (the initial set) is trained once per seed and shared by every strategy.
-
-The recipe (issue 13; measured in docs/BENCHMARKS.md): the learning rate decays to 0 along a
-cosine (``--schedule cosine``, the default), so the model that is evaluated is the end of an
-annealed run rather than whatever the last noisy step of a constant rate left; the step
-budget grows with the labeled set (:func:`fit_steps`: at least ``--steps``, at least
-``--epochs-per-fit`` passes over the labeled set, rounded up to a multiple of ``--steps`` so
-that a run compiles few models). Each round also records what the stopping criteria read
-(``benchmarks/curves.py``): Cohen's kappa between this and the previous round's predictions
-on a fixed stop set, the pool's mean entropy and the largest entropy among the selected items.
+Training is the loop's one recipe (:class:`loop.round.RoundTrainer`), controlled so that
+differences come from the selections, not from training noise (measured on digits: with
+epoch-capped early stopping, entropy lost to random by 0.07 AUC; with these controls it won
+in every seed): within a seed every fit starts from the same saved initial weights and
+optimizer state, is re-seeded, and runs a set number of optimiser steps (``--steps``, grown
+with the labeled set by ``--epochs-per-fit``, :func:`loop.round.fit_steps`) with no validation
+split, the learning rate decaying to 0 along a cosine (``--schedule cosine``). Round 0 (the
+initial set) is trained once per seed and shared by every strategy. Each round also records
+what the stopping criteria read: Cohen's kappa between this and the previous round's
+predictions on a fixed stop set, the pool's mean entropy and the largest entropy among the
+selected items.
 
 Data of every kind goes through the same loop: images (``small_cnn`` by default), tables
-(``mlp``, its standardisation fitted on the initial labeled rows, :func:`architectures.adapt_data`) and text (``textmlp``, its
+(``mlp``, its standardisation fitted on the initial labeled rows, :func:`backbones.adapt_data`) and text (``textmlp``, its
 vocabulary fitted on the pool's text); ``--model`` overrides.
 ``--selection-space lsa``: on text, the distance-based strategies measure distances in a
-label-free LSA space of the pool (``selection_space.py``). ``--features patches``: on images,
+label-free LSA space of the pool (:mod:`strategies.space`). ``--features patches``: on images,
 the model is a linear classifier (``--model mlp``: the MLP) on k-means patch features learned
-from each seed's pool without labels (``patch_features.py``), and every strategy reads its
+from each seed's pool without labels (:mod:`features.patches`), and every strategy reads its
 embeddings, i.e. those features standardised; ``auto`` then switches at
 ``strategies.auto.PROBE_SWITCH_LABELS_PER_CLASS`` (``--auto-switch`` overrides).
 """
@@ -50,18 +47,18 @@ from sklearn.model_selection import train_test_split
 
 from labelnext.utils import checks
 from labelnext import strategies as st
-from labelnext.training.architectures import ARCHS_BY_KIND, default_arch, default_lr
+from labelnext.training.backbones import ARCHS, ARCHS_BY_KIND, adapt_data, default_arch, default_lr
 from labelnext.benchmark.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
 from labelnext.utils.console import progress, run_cli
 from labelnext.data import load_dataset
 from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
 from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
-from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space, selection_context
+from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space
 from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
-from labelnext.training.trainer import ARCHS, SCHEDULES, Trainer, adapt_data, draw_labeled_set, metrics_from_probs
+from labelnext.training.trainer import SCHEDULES, draw_labeled_set
+from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, RoundTrainer, fit_round, run_round
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
                       "gnn", "modal_entropy")
 MODELS = ARCHS
@@ -76,13 +73,9 @@ KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": N
                 "features": "raw", "auto_switch": SWITCH_LABELS_PER_CLASS,
                 "weights": None}
 
-# Inference batch of the benchmark's passes over pool and test set.
-PREDICT_BATCH = 512
 # Stabilizing predictions compare consecutive models on this many pool rows, fixed per seed
 # (Bloodgood & Vijay-Shanker 2009 use a few thousand unlabeled items).
 STOP_SET_SIZE = 2000
-# Default passes over the labeled set per fit once --steps no longer covers them (see fit_steps).
-EPOCHS_PER_FIT = 20.0
 
 
 # --------------------------------------------------------------------------- oracle
@@ -156,152 +149,81 @@ def stop_set(n_pool, random_state, size=STOP_SET_SIZE):
     return np.sort(np.random.RandomState(random_state).choice(n_pool, size, replace=False))
 
 
-def fit_steps(n_labeled, steps, epochs_per_fit, batch_size):
-    """Optimiser steps of one fit: ``steps``, or ``epochs_per_fit`` passes over the labeled set when
-    that is more, rounded up to a multiple of ``steps``.
-
-    A fixed step budget gives a large labeled set a fraction of an epoch; a budget in epochs
-    gives a small one a handful of steps. The rounding keeps the number of distinct budgets
-    (each a compiled model with its own learning-rate schedule) small.
-
-    Examples
-    --------
-    >>> fit_steps(100, 200, 20, 32), fit_steps(1000, 200, 20, 32), fit_steps(1000, 200, 0, 32)
-    (200, 800, 200)
-    """
-    if not epochs_per_fit:
-        return int(steps)
-    need = math.ceil(epochs_per_fit * n_labeled / batch_size)
-    return int(steps) * max(1, math.ceil(need / steps))
-
-
-class GrowingTrainer:
-    """:class:`train.Trainer`'s interface (``start``, ``fit``, ``predict``, ``head``, ``dropout_rate``, ``get_weights``)
-    with a step budget that grows with the labeled set (:func:`fit_steps`).
-
-    One :class:`train.Trainer` per distinct budget, each started under the seed from the
-    same saved initial weights (``weights_file``), so fits of different sizes start from the
-    same point; the cosine schedule of each spans its own budget.
-
-    Parameters
-    ----------
-    make : callable ``make(steps) -> train.Trainer``
-    steps, epochs_per_fit, batch_size : see :func:`fit_steps`
-    """
-
-    def __init__(self, make, steps, epochs_per_fit, batch_size):
-        self.make, self.steps, self.epochs_per_fit, self.batch_size = make, steps, epochs_per_fit, batch_size
-        self._trainers, self._current = {}, None
-
-    def start(self, random_state, *, adapt=None, weights_file=None):
-        """Forget the previous seed's models; the first fit builds the one it needs."""
-        self._seed, self._adapt, self._weights_file = random_state, adapt, weights_file
-        self._trainers, self._current = {}, None
-        return self
-
-    def fit(self, x, y, random_state=0, *, start_weights=None):
-        steps = fit_steps(len(y), self.steps, self.epochs_per_fit, self.batch_size)
-        if steps not in self._trainers:
-            # The first model of a seed frees the previous seed's graphs.
-            self._trainers[steps] = self.make(steps).start(self._seed, adapt=self._adapt,
-                                                           weights_file=self._weights_file,
-                                                           clear_session=not self._trainers)
-        self._current = self._trainers[steps].fit(x, y, random_state, start_weights=start_weights)
-        self.info_ = self._current.info_
-        return self
-
-    def predict(self, x, batch_size=PREDICT_BATCH):
-        return self._current.predict(x, batch_size=batch_size)
-
-    def head(self):
-        return self._current.head()
-
-    def dropout_rate(self):
-        return self._current.dropout_rate()
-
-    def get_weights(self):
-        return self._current.get_weights()
-
-
-def _test_metrics(trainer, x_test, y_test):
-    m = metrics_from_probs(trainer.predict(x_test, batch_size=PREDICT_BATCH)[0], y_test)
-    return m["accuracy"], m["macro_f1"]
-
-
 # --------------------------------------------------------------------------- simulation
-def train_round0(trainer, seed, x_pool, y_initial, initial, x_test, y_test):
-    """Fit on the initial set once per seed; every strategy starts from this."""
-    info = trainer.fit(x_pool[initial], y_initial, seed).info_
-    probs, emb = trainer.predict(x_pool, batch_size=PREDICT_BATCH)
-    acc, f1 = _test_metrics(trainer, x_test, y_test)
-    # The head's Dropout rate does not change between fits: read once, it lets bald draw MC-dropout passes.
-    return {"probs": probs, "embeddings": emb, "head": trainer.head(), "dropout_rate": trainer.dropout_rate(),
-            "accuracy": acc, "macro_f1": f1,
-            "train_seconds": info["train_seconds"], "steps": info.get("steps", math.nan),
-            "weights": trainer.get_weights()}
+def train_round0(trainer, seed, x_pool, labels, x_test, y_test):
+    """Fit on the initial labels (``labels``: -1 elsewhere) once per seed; every strategy starts from it.
+
+    Returns
+    -------
+    fit : loop.round.Fit
+    weights : list of ndarray
+        The model's weights (where ``--fine-tune`` continues from).
+    """
+    fit = fit_round(trainer, x_pool, labels, seed=seed, x_test=x_test, y_test=y_test)
+    return fit, trainer.get_weights()
+
+
+def _kappa(before, after):
+    # Identical constant predictions make kappa undefined (0/0): they agree fully.
+    return 1.0 if (before == after).all() else float(cohen_kappa_score(before, after))
 
 
 def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer, round0, budget, rounds,
              fine_tune=False, params=None, on_round=None, stop_rows=None, space=None):
     """Simulate ``rounds`` labeling rounds of one strategy; returns the CSV rows.
 
+    Every round is :func:`loop.round.run_round`, the round of ``al round``: train on the labels
+    revealed so far, evaluate, select ``budget`` rows; then the oracle reveals the selected
+    labels. Round 0's fit is ``round0`` (shared by the strategies of a seed); the last round
+    trains and evaluates only. Training reads labels through ``oracle.known_labels()`` (revealed
+    rows only), and so do the strategies (-1 for the pool).
+
     Besides accuracy, each row holds what the stopping criteria read: ``stop_kappa``
     (Cohen's kappa of this and the previous model's predicted classes on ``stop_rows``,
     default every pool row), ``pool_mean_entropy`` (unlabeled rows, normalised) and
-    ``selected_max_entropy`` (the largest normalised entropy among this round's picks,
-    under the model that picked them).
+    ``selected_max_entropy`` (the largest normalised entropy among the picks that led to this
+    round, under the model that picked them).
 
-    The oracle reveals the initial rows and then only what the strategy selects; training
-    reads labels through ``oracle.labels_of`` (revealed rows only) and strategies see
-    ``oracle.known_labels()`` (-1 for the pool). ``trainer`` has the :class:`train.Trainer`
-    methods ``fit(x, y, random_state, start_weights=)`` (returning itself, with
-    ``info_['train_seconds']``), ``predict``, ``head``, ``dropout_rate`` and ``get_weights``.
-
-    ``space`` (ndarray of shape (n_pool, n_features), optional): label-free features of the
-    pool that replace the model's embeddings for the strategies of :func:`selection_space.uses_space`.
+    Parameters
+    ----------
+    trainer : loop.round.RoundTrainer, or an object with its ``fit``, ``predict``, ``head``,
+        ``dropout_rate`` and ``get_weights``; started under ``seed``.
+    round0 : (Fit, weights)
+        :func:`train_round0`'s answer.
+    space : ndarray of shape (n_pool, n_features), optional
+        Label-free features of the pool that replace the model's embeddings for the methods
+        of :func:`strategies.space.uses_space`.
     """
-    mask = np.zeros(len(oracle), dtype=bool)
     oracle.query(initial)
-    mask[initial] = True
     stop_rows = np.arange(len(oracle)) if stop_rows is None else np.asarray(stop_rows, dtype=np.int64)
-    probs, emb, head, weights = round0["probs"], round0["embeddings"], round0["head"], round0["weights"]
-    row = {"strategy": strategy, "seed": seed, "round": 0, "n_labeled": int(mask.sum()),
-           "accuracy": round0["accuracy"], "macro_f1": round0["macro_f1"], "select_seconds": 0.0,
-           "train_seconds": round0["train_seconds"], "steps": round0.get("steps", math.nan), "stop_kappa": math.nan,
-           "pool_mean_entropy": float(normalized_entropy(probs[~mask]).mean()), "selected_max_entropy": math.nan}
-    rows = [row]
-    if on_round:
-        on_round(row)
-    for r in range(1, rounds + 1):
-        ctx = st.SelectionContext(probs, emb, mask, labels=oracle.known_labels(), head=head,
-                                  dropout_rate=round0["dropout_rate"], params=params or {})
-        ctx = selection_context(strategy, ctx, budget, space)
-        start = time.perf_counter()
-        picked = st.select(strategy, ctx, budget, random_state=np.random.RandomState(seed * 10_000 + r))
-        select_seconds = time.perf_counter() - start
-        picked_entropy = float(normalized_entropy(probs[picked]).max())
-        before = probs[stop_rows].argmax(axis=1)
-        oracle.query(picked)
-        mask[picked] = True
-        labeled = np.flatnonzero(mask)
-        info = trainer.fit(x_pool[labeled], oracle.labels_of(labeled), seed,
-                           start_weights=weights if fine_tune else None).info_
-        probs, emb = trainer.predict(x_pool, batch_size=PREDICT_BATCH)
-        head = trainer.head()
-        if fine_tune:
+    fit, weights = round0
+    rows, before, select_seconds, picked_entropy = [], None, 0.0, math.nan
+    for r in range(rounds + 1):
+        labels = oracle.known_labels()
+        mask = labels >= 0
+        result = run_round(trainer, x_pool, labels, strategy=strategy, budget=budget if r < rounds else None,
+                           seed=seed, number=r, x_test=x_test, y_test=y_test, params=params, space=space,
+                           fit=fit if r == 0 else None, start_weights=weights if fine_tune else None)
+        fit = result.fit
+        if fine_tune and r > 0:
             weights = trainer.get_weights()
-        acc, f1 = _test_metrics(trainer, x_test, y_test)
-        after = probs[stop_rows].argmax(axis=1)
-        # Identical constant predictions make kappa undefined (0/0): they agree fully.
-        kappa = 1.0 if (before == after).all() else float(cohen_kappa_score(before, after))
-        row = {"strategy": strategy, "seed": seed, "round": r, "n_labeled": int(mask.sum()), "accuracy": acc,
-               "macro_f1": f1, "select_seconds": select_seconds, "train_seconds": info["train_seconds"],
-               "steps": info.get("steps", math.nan), "stop_kappa": kappa,
-               "pool_mean_entropy": float(normalized_entropy(probs[~mask]).mean()) if (~mask).any() else 0.0,
+        after = fit.probs[stop_rows].argmax(axis=1)
+        row = {"strategy": strategy, "seed": seed, "round": r, "n_labeled": int(mask.sum()),
+               "accuracy": fit.metrics["accuracy"], "macro_f1": fit.metrics["macro_f1"],
+               "select_seconds": select_seconds, "train_seconds": fit.info["train_seconds"],
+               "steps": fit.info.get("steps", math.nan),
+               "stop_kappa": math.nan if before is None else _kappa(before, after),
+               "pool_mean_entropy": float(normalized_entropy(fit.probs[~mask]).mean()) if (~mask).any() else 0.0,
                "selected_max_entropy": picked_entropy}
         rows.append(row)
         if on_round:
             on_round(row)
+        if result.selection is not None:
+            picked = result.selection.rows
+            select_seconds = result.selection.seconds
+            picked_entropy = float(normalized_entropy(fit.probs[picked]).max())
+            oracle.query(picked)
+        before = after
     return rows
 
 
@@ -334,7 +256,7 @@ def build_parser():
                    "the path of a local weights file of MobileNetV3Small without its top; default: random")
     p.add_argument("--image-size", type=int, default=None,
                    help="model input side; default 8 for digits with small_cnn (their native 8x8), else 32")
-    p.add_argument("--steps", type=int, default=200, help="optimiser steps per fit at least (see --epochs-per-fit)")
+    p.add_argument("--steps", type=int, default=STEPS, help="optimiser steps per fit at least (see --epochs-per-fit)")
     p.add_argument("--epochs-per-fit", type=float, default=EPOCHS_PER_FIT,
                    help="grow the steps of a fit to this many passes over the labeled set when --steps is fewer, "
                    "rounded up to a multiple of --steps; 0 keeps --steps for every fit")
@@ -362,7 +284,7 @@ def build_parser():
                    help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
                    "patch features learned from each seed's pool without labels (Coates et al. 2011), for a linear "
                    "model (default) or --model mlp")
-    p.add_argument("--out", default=str(REPO / "results" / "benchmark"), help="output folder")
+    p.add_argument("--out", default=str(Path("results", "benchmark")), help="output folder (relative to the working directory)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -443,12 +365,10 @@ def main(argv=None):
 
     input_shape = (4 * N_CENTROIDS,) if args.features == "patches" else x_all.shape[1:]
 
-    def make(steps):
-        return Trainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=steps,
-                       batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, exact_steps=True)
-
-    make(args.steps)  # checks the trainer's arguments before anything is written
-    trainer = GrowingTrainer(make, args.steps, args.epochs_per_fit, args.batch_size)
+    # Built before anything is written: it checks the training arguments.
+    trainer = RoundTrainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=args.steps,
+                           epochs_per_fit=args.epochs_per_fit, batch_size=args.batch_size, lr=args.lr,
+                           schedule=args.schedule)
     run_args = {k: getattr(args, k) for k in RUN_KEYS}
     out = Path(args.out)
     # Checks run.json against these arguments, then writes it (atomically) before any row.
@@ -477,9 +397,11 @@ def main(argv=None):
         trainer.start(seed, adapt=adapt_data(args.model, x_pool, initial),
                       weights_file=out / "weights" / f"initial_weights_seed{seed}.npz")
         # The initial labels are revealed by an oracle of their own: round 0 is shared by all strategies.
-        round0 = train_round0(trainer, seed, x_pool, Oracle(y_pool).query(initial), initial, x_test, y_test)
-        say(f"seed {seed}: round 0 on {len(initial)} labels: accuracy {round0['accuracy']:.4f} "
-            f"({round0['train_seconds']:.1f} s)")
+        labels0 = np.full(len(y_pool), -1, dtype=np.int64)
+        labels0[initial] = Oracle(y_pool).query(initial)
+        round0 = train_round0(trainer, seed, x_pool, labels0, x_test, y_test)
+        say(f"seed {seed}: round 0 on {len(initial)} labels: accuracy {round0[0].metrics['accuracy']:.4f} "
+            f"({round0[0].info['train_seconds']:.1f} s)")
         stop_rows = stop_set(len(pool), seed)
         # Computed only when a strategy of this seed can read it (seconds of LSA otherwise wasted).
         space, space_seconds = pool_space(args.selection_space if may_use_space(todo) else "model", x_pool,

@@ -23,7 +23,8 @@ a path (as ``name`` or ``data_dir``), layout auto-detected
         cache folder.
 
 Image-folder trees of 1,000 images or more are decoded once and cached as ``.npz`` in the
-cache folder (``cache_dir``, else ``$AL_CACHE_DIR``, else ``<repo>/.cache/datasets``).
+cache folder (``cache_dir``, else ``$AL_CACHE_DIR``, else ``.cache/datasets`` in the working directory);
+so are smaller trees whose decoding took a second or more (a few huge photos).
 Nothing here imports TensorFlow or torch at module level.
 """
 from __future__ import annotations
@@ -49,6 +50,8 @@ def _load_path(path, image_size, cache_dir, name, param, table):
     lower = path.name.lower()
     if path.is_file() and lower.endswith(TABLE_EXTS):
         return load_table(path, name=name, **table)
+    if table["drop_columns"] or table["keep_columns"]:
+        raise DatasetError(f"--drop-columns / --keep-columns apply to tables (.csv/.tsv/.parquet), got {source!r}")
     if table["kind"] != "auto" and not path.is_dir():
         raise DatasetError(f"--kind {table['kind']} needs a .csv/.tsv/.parquet file or a folder of .txt files, "
                            f"got {source!r}")
@@ -84,7 +87,7 @@ def _existing_path(value, param):
 
 
 def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None, *, kind="auto", label_column=None,
-                 text_column=None, test=None, holdout=True):
+                 text_column=None, test=None, drop_columns=None, keep_columns=None, holdout=True):
     """Load a dataset: uint8 images of one size, table rows or texts, with int64 labels.
 
     Parameters
@@ -101,12 +104,13 @@ def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None, *,
         Output side ``S`` in [8, 1024]; every image is resized (bilinear) to ``S x S x 3``.
     cache_dir : str or os.PathLike, optional
         Where archives are extracted and decoded trees are cached. Default:
-        ``$AL_CACHE_DIR`` if set, else ``<repo>/.cache/datasets``.
+        ``$AL_CACHE_DIR`` if set, else ``.cache/datasets`` in the working directory.
 
     kind : {'auto', 'image', 'tabular', 'text'}
         Overrides the detected kind of a ``.csv``/``.tsv``/``.parquet`` file (see
         :func:`datasets.tables.load_table`, which also documents ``label_column``,
-        ``text_column`` and ``test``, a held-out file with the same columns).
+        ``text_column``, ``test`` (a held-out file with the same columns), ``drop_columns``
+        and ``keep_columns``).
     holdout : bool, default=True
         When the data has no test split, move a stratified 20 % of the labeled training
         items to one (:func:`with_holdout`, fixed seed), so accuracy can be reported.
@@ -127,7 +131,8 @@ def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None, *,
     ``ROOT/unlabeled/`` are appended to the training pool with label -1.
     """
     ds = _load(name, data_dir, image_size, cache_dir,
-               {"kind": kind, "label_column": label_column, "text_column": text_column, "test": test})
+               {"kind": kind, "label_column": label_column, "text_column": text_column, "test": test,
+                "drop_columns": drop_columns, "keep_columns": keep_columns})
     return with_holdout(ds) if holdout else ds
 
 

@@ -7,6 +7,7 @@ import pickle
 import shutil
 import tarfile
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from labelnext.data.record import (CIFAR10_CLASSES, Dataset, DatasetError, _as_l
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 _PICKLE_DIR = "cifar-10-batches-py"
 _UNLABELED = "unlabeled"
-# Trees smaller than this decode in well under a second: not worth a cache file.
+# Trees smaller than this decode in well under a second: not worth a cache file...
 _CACHE_MIN_FILES = 1000
+# ...unless decoding took this long (a few huge photos): then the resized pixels are kept too.
+_CACHE_MIN_SECONDS = 1.0
 _PROGRESS_EVERY = 10_000
 # Bump when the decoding changes, so old cache files are not reused.
 _CACHE_VERSION = "1"
@@ -389,16 +392,15 @@ def _write_tree_cache(cache_file, x_train, x_test):
 def _load_tree(root, kind, image_size, cache_dir, name, source):
     classes, train, test = _list_tree(root, kind)
     n_files = len(train) + len(test or [])
-    cached = cache_file = None
-    if n_files >= _CACHE_MIN_FILES:
-        cache_file = _tree_cache_file(root, cache_dir, image_size, train, test)
-        cached = _read_tree_cache(cache_file, len(train), None if test is None else len(test), image_size)
+    cache_file = _tree_cache_file(root, cache_dir, image_size, train, test)
+    cached = _read_tree_cache(cache_file, len(train), None if test is None else len(test), image_size)
     if cached is not None:
         x_train, x_test = cached
     else:
+        t = time.perf_counter()
         x_train = _decode_images([p for p, _, _ in train], image_size, "training ")
         x_test = None if test is None else _decode_images([p for p, _, _ in test], image_size, "test ")
-        if cache_file is not None:
+        if n_files >= _CACHE_MIN_FILES or time.perf_counter() - t >= _CACHE_MIN_SECONDS:
             _write_tree_cache(cache_file, x_train, x_test)
     return Dataset(
         name=name,

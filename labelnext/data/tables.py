@@ -235,6 +235,71 @@ def _detect(columns, label, text_column, kind, path):
     return "text", text_column
 
 
+# A column is named as a likely leak only on enough rows for the pattern to mean something.
+LEAK_MIN_ROWS = 20
+
+
+def _column_list(value, param, columns, label, path):
+    """Column names from 'A,B' or a list, each checked against the file's header."""
+    if value is None:
+        return []
+    names = [c.strip() for c in value.split(",")] if isinstance(value, str) else list(value)
+    for name in names:
+        if name not in columns:
+            _fail(path, f"{param} names {name!r}, which is not a column; columns are {list(columns)}")
+        if name == label:
+            _fail(path, f"{param} names the class column {label!r}; pick the class column with --label-column")
+    return names
+
+
+def column_warnings(columns, y):
+    """Feature columns that would leak the class or mislead a model, with the reasons.
+
+    Parameters
+    ----------
+    columns : dict of str to list of str
+        Feature columns as read (the class column excluded).
+    y : ndarray of shape (n_rows,)
+        Class ids, -1 where unlabeled.
+
+    Returns
+    -------
+    warnings : list of str
+        One per suspicious column: ``'id': unique integers (an ID?); values monotone in row order``.
+        Reasons: a constant; unique integers in every row (an ID); values that only rise or
+        only fall with the row order (a counter or a timestamp, which splits by when a row was
+        written); values whose sort order puts the classes in blocks (an ID assigned class by
+        class, or a column derived from the class).
+    """
+    labeled = y >= 0
+    n_classes = len(np.unique(y[labeled]))
+    out = []
+    for name, values in columns.items():
+        reasons = []
+        present = [v for v in values if v]
+        if len(set(present)) <= 1:
+            out.append(f"{name!r}: constant, it carries no information")
+            continue
+        num = _numeric(values)
+        if num is None or np.isnan(num).any() or len(num) < LEAK_MIN_ROWS:
+            continue
+        distinct = len(np.unique(num))
+        if distinct == len(num) and np.all(num == np.round(num)):
+            reasons.append("unique integers in every row (an ID?)")
+        steps = np.diff(num)
+        if np.all(steps >= 0) or np.all(steps <= 0):
+            reasons.append("values monotone in row order (a counter or a time?)")
+        x, cls = num[labeled], y[labeled]
+        if n_classes >= 2 and distinct >= len(num) / 2 and len(x) >= LEAK_MIN_ROWS:
+            ordered = cls[np.argsort(x, kind="stable")]
+            runs = 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
+            if runs <= n_classes + max(2, len(x) // 100):
+                reasons.append(f"sorting by it puts the {n_classes} classes in {runs} blocks (it encodes the class?)")
+        if reasons:
+            out.append(f"{name!r}: " + "; ".join(reasons))
+    return out
+
+
 def _default_label(columns, path):
     header = list(columns)
     named = _find(header, LABEL_NAMES, None, "class column", path)
@@ -245,7 +310,8 @@ def _default_label(columns, path):
     return strings[0] if len(strings) == 1 else header[-1]
 
 
-def load_table(path, *, kind="auto", label_column=None, text_column=None, test=None, name=None):
+def load_table(path, *, kind="auto", label_column=None, text_column=None, test=None, name=None, drop_columns=None,
+               keep_columns=None):
     """Load a CSV/TSV/Parquet file as a tabular or text :class:`Dataset`.
 
     Parameters
@@ -264,6 +330,10 @@ def load_table(path, *, kind="auto", label_column=None, text_column=None, test=N
     test : path-like, optional
         A held-out file with the same columns. Without one, ``x_test`` is None and
         :func:`datasets.with_holdout` draws a stratified split.
+    drop_columns, keep_columns : str ('A,B') or list of str, optional
+        Feature columns to leave out, or the only ones to use (not both). Every feature
+        column that looks like a leak (:func:`column_warnings`) is named in ``notes`` with
+        a line starting ``warning:``.
 
     Returns
     -------
@@ -277,6 +347,12 @@ def load_table(path, *, kind="auto", label_column=None, text_column=None, test=N
     columns = _read_columns(path)
     label = _find(list(columns), LABEL_NAMES, label_column, "class column", path) if label_column else \
         _default_label(columns, path)
+    drop = _column_list(drop_columns, "--drop-columns", columns, label, path)
+    keep = _column_list(keep_columns, "--keep-columns", columns, label, path)
+    if drop and keep:
+        _fail(path, "give --drop-columns or --keep-columns, not both")
+    if drop or keep:
+        columns = {c: v for c, v in columns.items() if c == label or (c in keep if keep else c not in drop)}
     y_train, class_names = _class_ids(columns[label], path, label)
     if (y_train >= 0).sum() and len(np.unique(y_train[y_train >= 0])) < 2:
         _fail(path, f"class column {label!r} has a single class {class_names}: need at least 2")
@@ -289,12 +365,17 @@ def load_table(path, *, kind="auto", label_column=None, text_column=None, test=N
         if missing:
             _fail(test, f"lacks the training file's columns {missing}")
     notes, feature_names = [f"class column {label!r}: {len(class_names)} classes"], None
+    if drop or keep:
+        notes.append(f"dropped columns {drop}" if drop else f"kept only columns {keep}")
     if kind == "text":
         notes.append(f"text column {text_column!r}")
         x_train = np.array(columns[text_column], dtype=object)
         x_test = None if test_columns is None else np.array(test_columns[text_column], dtype=object)
     else:
-        encoder = _Encoder({c: v for c, v in columns.items() if c != label}, path)
+        features = {c: v for c, v in columns.items() if c != label}
+        notes.extend(f"warning: column {w}: drop it with --drop-columns if it is not a real feature"
+                     for w in column_warnings(features, y_train))
+        encoder = _Encoder(features, path)
         x_train = encoder.transform(columns, path, "training")
         x_test = None if test_columns is None else encoder.transform(test_columns, test, "test")
         feature_names = encoder.feature_names()

@@ -17,7 +17,7 @@ classifier and the space every strategy reads:
    (:func:`quadrant_sum_pool`) -> ``4 K`` features;
 
 :func:`patch_features` fits the encoder on a pool and encodes it (and e.g. a test set). A
-linear classifier on these features (``architectures`` ``linear``, which standardises them)
+linear classifier on these features (``backbones`` ``linear``, which standardises them)
 is the classic use: Coates et al. report 77.9% on CIFAR-10 with 1,600 centroids and all 50,000 labels.
 
 Every stochastic step takes ``random_state``; the encoding runs in blocks of images whose

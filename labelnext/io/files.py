@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,36 @@ def folder_lock(path):
         raise _named(exc, path) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+class LockHeld(RuntimeError):
+    """Another live process (or thread) holds the lock :func:`try_lock` asked for."""
+
+
+@contextlib.contextmanager
+def try_lock(path, *, what):
+    """Hold an exclusive lock on the file ``path`` or raise :class:`LockHeld` at once.
+
+    The holder writes ``what`` (e.g. ``'al round --budget 20'``), its pid and start time
+    into the file, so a refused caller can say who holds it. The kernel drops the lock
+    when the holder exits or is killed, so a crash never leaves a project locked.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode())
+    except OSError as exc:
+        raise _named(exc, path) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 400, 0).decode("utf-8", "replace").strip() or "another process"
+            raise LockHeld(holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{what} (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})".encode(), 0)
         yield path
     finally:
         os.close(fd)  # releases the lock

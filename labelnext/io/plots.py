@@ -130,3 +130,28 @@ def learning_curves(curves, *, title, ylabel="test accuracy"):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def learning_curve_interval(n_labeled, accuracy, intervals, n_eval, *, title):
+    """One project's accuracy per round with its 95% interval as error bars and the number of
+    items each accuracy was measured on (a small evaluation set shows as a wide bar).
+
+    Parameters
+    ----------
+    n_labeled : list of int
+    accuracy : list of float
+    intervals : list of [low, high] or None
+    n_eval : list of int or None
+    """
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    x, y = np.asarray(n_labeled, float), np.asarray(accuracy, float)
+    low = np.array([y[i] - (c[0] if c else y[i]) for i, c in enumerate(intervals)])
+    high = np.array([(c[1] if c else y[i]) - y[i] for i, c in enumerate(intervals)])
+    ax.errorbar(x, y, yerr=[low, high], marker="o", ms=4, capsize=3)
+    for xi, yi, n in zip(x, y, n_eval):
+        if n:
+            ax.annotate(f"n={n}", (xi, yi), textcoords="offset points", xytext=(4, -12), fontsize=7)
+    ax.set(title=title, xlabel="labels trained on", ylabel="accuracy (95% interval)", ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    return fig

@@ -135,7 +135,8 @@ def write_top_items(folder, grid, title):
         return "top_images.png"
     if kind == "tabular":
         with atomic_path(folder / "top_rows.csv", ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows(top_rows_table(grid))
+            csv.writer(f).writerows([[sheets.neutralize_cell(c) if isinstance(c, str) else c for c in row]
+                                     for row in top_rows_table(grid)])
         return "top_rows.csv"
     if kind == "text":
         save_text(folder / "top_texts.txt", top_texts(grid, title))
@@ -341,7 +342,7 @@ def job_report(summary, results_dir, seconds, *, sheet=None, dataset="digits"):
     if sheet is not None:
         lines += [f"  next: label the selection in {sheet} (fill in 'label') and keep the labels in a project,",
                   f"        round after round: al init {dataset} --project myproj, then al round / al label / "
-                  f"al import (see the README's loop section)"]
+                  f"al import (see docs/labeling.md)"]
     return "\n".join(lines)
 
 

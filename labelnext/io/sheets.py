@@ -26,18 +26,43 @@ from labelnext.utils.checks import check_class_names, check_int
 from labelnext.io.files import atomic_path, save_json
 
 CSV_COLUMNS = ("index", "label", "predicted_class", "confidence", "image")
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (OWASP "CSV Injection"): written behind a quote, which every spreadsheet shows as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Names tying Label Studio's results to the labeling config written by labelstudio_config.
 LS_FROM_NAME = "label"
 LS_TO_NAME = "image"
+
+
+def _ascii_digits(token):
+    """True for a non-empty run of 0-9 only (str.isdigit also accepts '²' and Arabic-Indic digits)."""
+    return token.isascii() and token.isdigit()
 
 
 def _class_id(token, lookup, n_classes):
     """Class id of a class name, or of a class id written as text; None when neither."""
     if token in lookup:  # a name wins: a folder of digits names its classes '0'..'9'
         return lookup[token]
-    if token.isdigit() and int(token) < n_classes:
+    if _ascii_digits(token) and int(token) < n_classes:
         return int(token)
     return None
+
+
+def neutralize_cell(value):
+    """A sheet cell a spreadsheet shows as text: a leading formula character gets a quote before it."""
+    value = "" if value is None else str(value)
+    if not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)  # a plain number such as -1.5 is data, not a formula
+        return value
+    except ValueError:
+        return "'" + value
+
+
+def restore_cell(value):
+    """The value :func:`neutralize_cell` wrote: the quote before a formula character is dropped."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
 
 
 def _allowed(class_names):
@@ -80,7 +105,8 @@ def write_label_csv(path, rows):
             confidence = f"{confidence:.4f}"
         else:
             raise ValueError(f"rows[{pos}]['confidence'] must be a finite number or empty, got {confidence!r}")
-        writer.writerow([index, row.get("label", ""), row.get("predicted_class", ""), confidence, row.get("image", "")])
+        writer.writerow([index, *(neutralize_cell(row.get(c)) for c in ("label", "predicted_class")), confidence,
+                         neutralize_cell(row.get("image"))])
     # newline='': the csv module writes its own line ends ('\r\n', as the sheet always had).
     with atomic_path(path, ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         f.write(out.getvalue())
@@ -168,11 +194,11 @@ def read_label_csv(path, class_names, n_items=None):
                 raise ValueError(
                     f"{where} line {line}: {len(row)} fields but the header has {len(header)} ({', '.join(header)})"
                 )
-            label = row[col_label].strip()
+            label = restore_cell(row[col_label].strip()).strip()
             if not label:
                 continue
             raw = row[col_index].strip()
-            if not (raw.isdigit() or (raw[:1] == "-" and raw[1:].isdigit())):
+            if not (_ascii_digits(raw) or (raw[:1] == "-" and _ascii_digits(raw[1:]))):
                 raise ValueError(f"{where} line {line}: index {raw!r} is not an integer (columns: {', '.join(header)})")
             index = int(raw)
             if index < 0 or (n_items is not None and index >= n_items):
@@ -357,6 +383,8 @@ def read_labelstudio_export(path, class_names, n_items=None):
         tasks = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{what} {str(path)!r} is not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:  # the parser recurses once per nested array / object
+        raise ValueError(f"{what} {str(path)!r} is nested too deeply to be a Label Studio export") from None
     if not isinstance(tasks, list):
         raise ValueError(
             f"{what} {str(path)!r} must be a list of tasks (Label Studio's 'JSON' export), got {type(tasks).__name__}"
@@ -372,7 +400,7 @@ def read_labelstudio_export(path, class_names, n_items=None):
         where += f" (id {task.get('id')})"
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
         raw = data.get("index")
-        if isinstance(raw, str) and raw.strip().isdigit():
+        if isinstance(raw, str) and _ascii_digits(raw.strip()):
             raw = int(raw)
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise ValueError(f"{where}: data.index must be the dataset index (an integer), got {raw!r}; "

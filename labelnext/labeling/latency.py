@@ -1,4 +1,4 @@
-"""How fast the labeling page answers a label: ``python -m labeling.latency --project P``.
+"""How fast the labeling page answers a label: ``python -m labelnext.labeling.latency --project P``.
 
 Copies the project to a temporary folder (the real store gets no test labels), serves the
 copy on a free loopback port, and times ``n`` label requests over one keep-alive HTTP
@@ -41,7 +41,7 @@ def measure(project, n=200):
                 body = json.dumps({"index": item["index"], "class": state["classes"][k % len(state["classes"])],
                                    "expect_id": expect})
                 t = time.perf_counter()
-                conn.request("POST", "/api/label", body, {"Content-Type": "application/json"})
+                conn.request("POST", "/api/label", body, {"Content-Type": "application/json", "X-Token": server.token})
                 resp = conn.getresponse()
                 data = resp.read()
                 times.append(1000 * (time.perf_counter() - t))
@@ -55,7 +55,7 @@ def measure(project, n=200):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m labeling.latency", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m labelnext.labeling.latency", description=__doc__.split("\n\n")[0])
     p.add_argument("--project", required=True, help="a project folder with a selection")
     p.add_argument("-n", type=int, default=200, help="label requests to time")
     args = p.parse_args(argv)

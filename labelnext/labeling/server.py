@@ -7,15 +7,16 @@ Routes (every error is JSON ``{"error": "<one line>"}`` with a 4xx status, nothi
     GET  /api/item/<index>      preview of one item (image URL, text, or row values)
     GET  /image/<index>         one item's image, chosen by dataset index (never by path)
     POST /api/label             {"index", "class", "expect_id", "annotator"?}   (409 on conflict)
-    POST /api/undo              {"annotator"?}
+    POST /api/undo              {"id", "annotator"?, "override"?}: one label of this round, its giver's
     POST /api/flag              {"index", "flag": "skip" | "unsure" | null}
     POST /api/round             {"budget"?, "strategy"?}: the next round, in the background
     GET  /api/round             the background round's progress and result
     GET  /api/status            rounds, labels per class; GET /learning_curve.png the curve
 
-Safety: the server binds 127.0.0.1 unless told otherwise with ``allow_remote`` and then
-requires a token (``?token=`` once, kept in a cookie, or the ``X-Token`` header) on every
-request. Writes take JSON only (a cross-site form cannot post it without a CORS preflight,
+Safety: the server binds 127.0.0.1 unless told otherwise with ``allow_remote``, and
+requires a token on every request, on loopback too (any local user of a shared machine
+could otherwise read every item and write labels): ``?token=`` once in the URL ``al label``
+prints, then kept in an HttpOnly SameSite cookie so reloads work, or the ``X-Token`` header. Writes take JSON only (a cross-site form cannot post it without a CORS preflight,
 which this server never grants) and, on loopback, only with a loopback ``Host`` header (a
 DNS-rebinding page names another host). Bodies over :data:`MAX_BODY` bytes get 413.
 """
@@ -25,6 +26,7 @@ import re
 import secrets
 import signal
 import threading
+import urllib.parse
 from pathlib import Path
 
 from labelnext.labeling.session import LabelingSession, RequestError
@@ -154,7 +156,10 @@ def create_app(session, *, token=None, loopback_port=None):
 
     @app.post("/api/undo")
     def undo():
-        return jsonify(session.undo(_json_body().get("annotator")))
+        body = _json_body()
+        if "id" not in body:
+            raise RequestError(400, "missing field 'id': send the id of the label to undo")
+        return jsonify(session.undo(body["id"], body.get("annotator"), override=body.get("override", False)))
 
     @app.post("/api/flag")
     def flag():
@@ -178,7 +183,8 @@ def create_app(session, *, token=None, loopback_port=None):
 
     @app.get("/learning_curve.png")
     def learning_curve():
-        curve = Path(session.project.path) / "learning_curve.png"
+        # Absolute: Flask resolves a relative path against the package folder, not the working directory.
+        curve = Path(session.project.path).resolve() / "learning_curve.png"
         if not curve.is_file():
             raise RequestError(404, "no learning curve yet: it appears after a round with a held-out split")
         return send_file(curve, mimetype="image/png", max_age=0)
@@ -204,9 +210,9 @@ class LabelServer:
     annotator : str, optional
         Name recorded with labels whose request names none.
     allow_remote : bool
-        Allow a non-loopback ``host``; a token is then required (``token`` or a random one).
+        Allow a non-loopback ``host``.
     token : str, optional
-        Require this token even on loopback.
+        The token every request must carry (default: a random one, printed in :attr:`url`).
     threads : int
         Request threads.
     """
@@ -223,7 +229,7 @@ class LabelServer:
                              "(a token is then required) or use the default --host 127.0.0.1")
         if token is not None and (not isinstance(token, str) or len(token) < 16 or not token.isprintable()):
             raise ValueError("--token must be at least 16 printable characters")
-        self.token = token if token is not None or loopback else secrets.token_urlsafe(24)
+        self.token = token if token is not None else secrets.token_urlsafe(24)
         self._owns_project = not isinstance(project, LabelingProject)
         self.project = LabelingProject(project, progress=progress) if self._owns_project else project
         try:
@@ -239,7 +245,8 @@ class LabelServer:
         self.app = create_app(self.session, token=self.token,
                                               loopback_port=self.port if loopback else None)
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+        # Quoted: a --token holding + # & would otherwise print a URL that answers 403.
+        self.url = f"http://{shown}:{self.port}/?token={urllib.parse.quote(self.token, safe='')}"
         self._thread = None
 
     def _wsgi(self, environ, start_response):

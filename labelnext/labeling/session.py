@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from labelnext.loop.store import LabelConflictError
+from labelnext.loop.store import LabelConflictError, UndoRefusedError
 from labelnext.loop.project import DEFAULT_STRATEGY
 from labelnext.io.files import load_json, save_json
+from labelnext.data import DatasetError
+from labelnext.data.images import read_images
 
 SOURCE = "web"
 FLAGS = ("skip", "unsure")
@@ -52,6 +54,21 @@ def check_annotator(value, default=None):
         raise RequestError(400, f"annotator must be a name of 1-{ANNOTATOR_MAX} printable characters, "
                                 f"got {value!r:.80}")
     return value.strip()
+
+
+def class_keys(class_names):
+    """The key that labels each class on the page: ``{class name: '0'..'9'}``.
+
+    A class named by one digit gets that digit (class "0" -> key 0: a person labeling digits
+    presses what they see); the other classes take the free keys in keyboard order
+    1, 2, ..., 9, 0. Classes beyond ten keys have none (their buttons still work).
+    """
+    keys = {name: name for name in class_names if len(name) == 1 and name in "0123456789"}
+    free = [d for d in "1234567890" if d not in keys]
+    for name in class_names:
+        if name not in keys and free:
+            keys[name] = free.pop(0)
+    return {name: keys[name] for name in class_names if name in keys}
 
 
 def parse_index(value, n_items):
@@ -139,7 +156,8 @@ class LabelingSession:
         target = math.ceil((sum(counts.values()) + len(items) - n_done) / len(self.class_names))
         return {
             "project": Path(self.project.path).name, "round": number, "kind": self.data.kind,
-            "classes": self.class_names, "annotator": self.annotator, "items": items,
+            "classes": self.class_names, "keys": class_keys(self.class_names), "annotator": self.annotator,
+            "items": items,
             "n_selected": len(items), "n_labeled": n_done,
             "counts": counts, "target": target, "job": self.job.as_dict(),
         }
@@ -188,16 +206,40 @@ class LabelingSession:
             raise err from None
         return {"row": row, "counts": self.counts()}
 
-    def undo(self, annotator=None):
-        """Delete this labeler's newest web label; its item's previous label (if any) is current again.
+    def undo(self, label_id, annotator=None, *, override=False):
+        """Take back one web label of the current round: the one the page gave (its row id).
+
+        Only its labeler may (``override`` lets anyone), and only while it is still the item's
+        current label; the item's previous label (if any) is current again.
 
         Returns
         -------
-        dict: ``removed`` (the deleted row or None), ``current`` (the item's label now), ``counts``.
+        dict: ``removed`` (the deleted row), ``current`` (the item's label now), ``counts``.
+
+        Raises
+        ------
+        RequestError
+            400 for a bad id, 404 for no such web label, 403 for another labeler's, 409 when
+            the item changed since or the label belongs to an earlier round.
         """
+        if isinstance(label_id, bool) or not isinstance(label_id, numbers.Integral) or label_id < 1:
+            raise RequestError(400, f"id must be the label id to undo (an integer >= 1), got {label_id!r:.80}")
+        if not isinstance(override, bool):
+            raise RequestError(400, f"override must be true or false, got {override!r:.80}")
         annotator = check_annotator(annotator, self.annotator)
-        removed = self.store.remove_last(source=SOURCE, annotator=annotator)
-        current = None if removed is None else self.store.newest([removed["item"]]).get(removed["item"])
+        number = self.current_round()
+        if number is None:
+            raise RequestError(409, "no round has run yet: there is nothing to undo")
+        try:
+            removed = self.store.remove(int(label_id), source=SOURCE, round=number, annotator=annotator,
+                                        override=override)
+        except LabelConflictError as e:
+            err = RequestError(409, str(e))
+            err.current = e.current
+            raise err from None
+        except UndoRefusedError as e:
+            raise RequestError({"missing": 404, "annotator": 403, "round": 409}[e.reason], str(e)) from None
+        current = self.store.newest([removed["item"]]).get(removed["item"])
         return {"removed": removed, "current": current, "counts": self.counts()}
 
     def flag(self, index, flag):
@@ -251,9 +293,19 @@ class LabelingSession:
             mime = IMAGE_TYPES.get(path.suffix.lower())
             if mime is not None:
                 try:
-                    return path.read_bytes(), mime
+                    data = path.read_bytes()
                 except OSError as e:
                     raise RequestError(404, f"the image file of item {index} cannot be read: {e.strerror}") from None
+                # Served only if it decodes to the pixels the project loaded (and fingerprinted):
+                # a file replaced or a symlink re-pointed since then is refused, never served.
+                try:
+                    same = np.array_equal(read_images([io.BytesIO(data)], ds.x_train.shape[1])[0], ds.x_train[index])
+                except DatasetError:
+                    same = False
+                if not same:
+                    raise RequestError(409, f"the image file of item {index} changed since the project was loaded; "
+                                            "restart `al label` (the project refuses data that changed since `al init`)")
+                return data, mime
         buf = io.BytesIO()
         Image.fromarray(np.asarray(ds.x_train[index])).save(buf, format="PNG")
         return buf.getvalue(), "image/png"

@@ -5,18 +5,20 @@ A project folder holds everything that lasts::
     project.json        data set source + fingerprint, classes, seed, model settings
     labels.sqlite       the label store (every label with its source, round and time)
     round-000/          one folder per round, written as a unit:
-        model/              the run trained on every label the store had (train.write_run)
+        model/              the run trained on every label the store had (runs.write_run)
         selection.csv       the items chosen for labeling, best first, with scores
         round.json          strategy, budget, labels used, test accuracy and macro-F1
     learning_curve.png  test accuracy per round (rewritten by ``status``)
     selection_space_lsa.npy  the label-free text features (``al init --selection-space lsa``), once
     features_patches.npz  the label-free image features and their encoder (``al init --features patches``), once
 
-:class:`LabelingProject` is the loop in Python; the ``al`` command (``al_cli.py``) calls
+:class:`LabelingProject` is the loop in Python; the ``al`` command (``labelnext/cli.py``) calls
 its methods. Every round trains on ALL labels in the store and evaluates on the held-out
-split (the data set's own, or the fixed stratified one ``datasets.with_holdout`` draws).
+split (the data set's own, or the fixed stratified one ``datasets.with_holdout`` draws),
+through :func:`loop.round.run_round`, the round the label-efficiency benchmark simulates.
 """
 import csv
+import fnmatch
 import time
 from pathlib import Path
 
@@ -24,20 +26,33 @@ import numpy as np
 
 from labelnext.io import plots
 from labelnext import strategies
-from labelnext.training import trainer as train
-from labelnext.training.architectures import ARCHS_BY_KIND, check_weights
-from labelnext.utils.checks import check_choice, check_int
-from labelnext.data import dataset_fingerprint, load_dataset
+from labelnext.training.backbones import ARCHS_BY_KIND, adapt_data, check_weights, default_arch
+from labelnext.training.runs import write_run
+from labelnext.training.trainer import draw_labeled_set
+from labelnext.utils.checks import check_choice, check_float, check_int
+from labelnext.data import dataset_fingerprint, load_dataset, with_holdout
+from labelnext.loop.evaluation import (AUDIT_SHARE, agreement, audit_size, draw_audit, measure, mix, stop_set,
+                                       stopping_signal)
 from labelnext.loop.store import LabelStore
 from labelnext.features.patches import PatchEncoder, features_model
-from labelnext.io.files import cached_arrays, load_json, save_figure, save_json, save_npy, save_png, staged_folder
-from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space, selection_context
-from labelnext.io.sheets import (labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
+from labelnext.io.files import LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, save_png, staged_folder, try_lock
+from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space
+from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, RoundTrainer, fit_steps, run_round
+from labelnext.io.sheets import (neutralize_cell, restore_cell, labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
                     write_labelstudio_tasks)
-from labelnext.strategies.auto import auto_choice, switch_for
+from labelnext.strategies.auto import switch_for
 
 PROJECT_FILE = "project.json"
 STORE_FILE = "labels.sqlite"
+# Held while a round runs: one writer of rounds at a time (the command line and the page alike).
+ROUND_LOCK = ".round.lock"
+# Names the project writes itself (top level): an export may never replace one of them.
+OWN_FILES = (PROJECT_FILE, f"{STORE_FILE}*", "round-*", "learning_curve.png", "features_*.npz",
+             "selection_space_*.npy", ".*")
+# project.json's keys and the types every command relies on.
+CONFIG_KEYS = {"dataset": dict, "class_names": list, "n_items": int, "mode": str, "seed": int, "arch": str,
+               "steps": int}
+DATASET_KEYS = ("source", "name", "kind", "fingerprint", "image_size", "label_column", "text_column", "test")
 FORMATS = ("csv", "labelstudio")
 # Typicality while labels per class are few, then uncertainty with diversity (strategies/auto.py).
 DEFAULT_STRATEGY = "auto"
@@ -74,7 +89,15 @@ class LabelingProject:
         if not config_file.is_file():
             raise ProjectError(f"--project {str(self.path)!r} is not a project folder (no {PROJECT_FILE}): "
                                f"create one with `al init DATA --project {self.path}`")
-        self.config = load_json(config_file)
+        try:
+            config = load_json(config_file)
+        except ValueError as e:  # not JSON, not UTF-8
+            raise ProjectError(f"{str(config_file)!r} is not valid JSON ({e}); restore it from a backup") from None
+        self.config = _check_config(config, config_file)
+        store_file = self.path / STORE_FILE
+        if not store_file.is_file():
+            raise ProjectError(f"--project {str(self.path)!r} has no label store ({STORE_FILE} is missing): every "
+                               "label lives there, so nothing runs without it; restore it from a backup")
         self.progress = progress or (lambda message: None)
         self.class_names = list(self.config["class_names"])
         self.store = LabelStore(self.path / STORE_FILE, n_items=self.config["n_items"], class_names=self.class_names)
@@ -82,9 +105,10 @@ class LabelingProject:
 
     # ------------------------------------------------------------------ creation
     @classmethod
-    def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=400,
-               image_size=32, kind="auto", label_column=None, text_column=None, test=None, selection_space="model",
-               features="raw", weights=None, progress=None):
+    def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=None,
+               image_size=32, kind="auto", label_column=None, text_column=None, test=None, drop_columns=None,
+               keep_columns=None, selection_space="model", features="raw", weights=None, epochs_per_fit=EPOCHS_PER_FIT,
+               audit=None, progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
 
         Parameters
@@ -98,8 +122,16 @@ class LabelingProject:
             partly labeled data set; every other label stays hidden until a round's
             selection is labeled (``import_labels(oracle=True)`` reveals it). None: the
             data set's known labels are the seed set and its unlabeled items the pool.
-        steps : int
-            Optimiser steps per training (the same for every round).
+        steps : int or None
+            Optimiser steps per training at least (:class:`loop.round.RoundTrainer`, the recipe the
+            benchmark measures too); None: :data:`loop.round.STEPS`.
+        epochs_per_fit : float
+            Grow the steps to this many passes over the labeled set when ``steps`` is fewer,
+            rounded up to a multiple of ``steps`` (:func:`loop.round.fit_steps`); 0: ``steps`` every round.
+        drop_columns, keep_columns : str ('A,B') or list of str, optional
+            A table's feature columns to leave out, or the only ones to use; recorded, so
+            every round loads the same columns. Columns that look like leaks are named in
+            the project's notes (``al init`` prints them).
         selection_space : {'model', 'lsa'}
             Where the distance-based strategies (``auto``'s DBAL and TypiClust among them)
             measure distances each round: the round's model embeddings, or (text) a label-free
@@ -109,8 +141,14 @@ class LabelingProject:
             (images) k-means patch features learned from the pool without labels
             (:mod:`patch_features`), for a ``linear`` model (the default) or ``mlp``.
         weights : None, 'imagenet' or a path
-            Initial weights of ``mobilenetv3`` (:func:`architectures.check_weights`): pretrained
+            Initial weights of ``mobilenetv3`` (:func:`backbones.check_weights`): pretrained
             features for the model that every round trains on.
+        audit : float or None
+            Share of each round's budget drawn uniformly at random from the pool, mixed into the
+            selection unmarked and kept out of training: once labeled, these items are the
+            evaluation set (:mod:`loop.evaluation`). None: :data:`loop.evaluation.AUDIT_SHARE`
+            for a real pool (whose seed labels then all train), 0 for a simulation (the data
+            set's test split is the yardstick there).
 
         Returns
         -------
@@ -120,30 +158,37 @@ class LabelingProject:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ProjectError(f"--project {str(path)!r} exists and is not an empty folder; "
                                "pick a new folder (a project is never written over)")
-        check_int(steps, "--steps", low=1)
+        steps = STEPS if steps is None else check_int(steps, "--steps", low=1)
+        check_float(epochs_per_fit, "epochs_per_fit", 0.0, None)
         check_int(random_state, "--seed", low=0)
         check_choice(selection_space, "--selection-space", SELECTION_SPACES)
         ds = load_dataset(dataset, image_size=image_size, kind=kind, label_column=label_column,
-                          text_column=text_column, test=test)
+                          drop_columns=drop_columns, keep_columns=keep_columns,
+                          text_column=text_column, test=test, holdout=False)
+        mode = "simulation" if initial is not None else "pool"
+        audit = check_float(AUDIT_SHARE if audit is None and mode == "pool" else audit or 0.0, "--audit", 0.0, 0.9)
+        # A real pool evaluated by its audit trains on every seed label; otherwise a fixed
+        # stratified share of the labeled items is held out when the data has no test split.
+        holdout = not (mode == "pool" and audit > 0)
+        if holdout:
+            ds = with_holdout(ds)
         check_space(selection_space, ds.kind)
         arch = features_model(features, ds.kind, arch)
         known = np.flatnonzero(ds.y_train >= 0)
         if initial is not None:
             check_int(initial, "--initial", low=2, high=max(2, len(known) - 1))
-            seed_rows = known[train.draw_labeled_set(ds.y_train[known], initial, random_state=random_state,
-                                                     stratified=stratified)]
-            mode = "simulation"
+            seed_rows = known[draw_labeled_set(ds.y_train[known], initial, random_state=random_state,
+                                               stratified=stratified)]
         else:
             if len(known) == len(ds.y_train):
                 raise ProjectError(f"every item of {dataset} is labeled, so there is nothing to select: "
                                    "pass --initial N to simulate labeling from N seed labels")
             seed_rows = known
-            mode = "pool"
         if len(np.unique(ds.y_train[seed_rows])) < 2:
             raise ProjectError(f"the seed labels cover {len(np.unique(ds.y_train[seed_rows]))} class; "
                                "label items of at least 2 classes first (or raise --initial)")
         if arch is None:
-            arch = LOOP_IMAGE_ARCH if ds.kind == "image" else train.default_arch(ds.kind)
+            arch = LOOP_IMAGE_ARCH if ds.kind == "image" else default_arch(ds.kind)
         elif features == "raw":  # e.g. the table MLP cannot read images
             check_choice(arch, "--arch", ARCHS_BY_KIND[ds.kind])
         weights = check_weights(weights, arch)
@@ -155,6 +200,8 @@ class LabelingProject:
             "dataset": {"source": str(Path(dataset).resolve()) if Path(dataset).exists() else str(dataset),
                         "name": ds.name, "kind": ds.kind, "fingerprint": dataset_fingerprint(ds),
                         "image_size": image_size, "label_column": label_column, "text_column": text_column,
+                        # What was left out of a table, so every round loads the same columns.
+                        "drop_columns": drop_columns, "keep_columns": keep_columns, "holdout": holdout,
                         "test": None if test is None else str(Path(test).resolve())},
             "class_names": list(ds.class_names),
             "n_items": int(len(ds.y_train)),
@@ -164,6 +211,8 @@ class LabelingProject:
             "arch": arch,
             "weights": weights,
             "steps": int(steps),
+            "epochs_per_fit": float(epochs_per_fit),
+            "audit": audit,
             "selection_space": selection_space,
             "features": features,
             "notes": list(ds.notes),
@@ -186,7 +235,9 @@ class LabelingProject:
             d = self.config["dataset"]
             self.progress(f"loading {d['source']} ...")
             ds = load_dataset(d["source"], image_size=d["image_size"], kind=d["kind"] if d["kind"] != "image" else "auto",
-                              label_column=d["label_column"], text_column=d["text_column"], test=d["test"])
+                              label_column=d["label_column"], text_column=d["text_column"], test=d["test"],
+                              drop_columns=d.get("drop_columns"), keep_columns=d.get("keep_columns"),
+                              holdout=d.get("holdout", True))
             if dataset_fingerprint(ds) != d["fingerprint"]:
                 raise ProjectError(f"the data at {d['source']} changed since `al init` (fingerprint differs): "
                                    "item indices would no longer match the labels; start a new project")
@@ -208,12 +259,15 @@ class LabelingProject:
             raise ProjectError(f"no round has run yet: run `al round --project {self.path}` first")
         with open(_round_dir(self.path, number) / "selection.csv", newline="", encoding="utf-8") as f:
             return [{"index": int(r["index"]), "rank": int(r["rank"]), "score": float(r["score"]),
-                     "predicted_class": r["predicted_class"], "confidence": float(r["confidence"])}
+                     "predicted_class": restore_cell(r["predicted_class"]), "confidence": float(r["confidence"])}
                     for r in csv.DictReader(f)]
 
     # ------------------------------------------------------------------ a round
     def run_round(self, budget, strategy=DEFAULT_STRATEGY):
         """Train on every label in the store, evaluate, and select ``budget`` items.
+
+        One round runs at a time per project: a second one (another ``al round``, or the
+        page's "Run next round") is refused with :class:`ProjectError` while this one runs.
 
         Returns
         -------
@@ -222,60 +276,89 @@ class LabelingProject:
         ``selected`` (how many), ``folder``.
         """
         strategies.get_strategy(strategy)  # a bad name fails before any training
+        try:
+            with try_lock(self.path / ROUND_LOCK, what=f"a round with --budget {budget} --strategy {strategy}"):
+                return self._run_round(budget, strategy)
+        except LockHeld as held:
+            raise ProjectError(f"--project {str(self.path)!r} is busy: {held} is running; run this round when it "
+                               "has finished") from None
+
+    def _run_round(self, budget, strategy):
         labels = self.store.label_array()
-        labeled = labels >= 0
-        n_pool = int((~labeled).sum())
+        audited = self._audit_rows()
+        train_labels = labels.copy()
+        train_labels[audited] = -1  # the yardstick never trains
+        out = np.zeros(len(labels), bool)  # rows no strategy sees: every audit item, this round's too
+        out[audited] = True
+        selectable = (labels < 0) & ~out
+        n_pool = int(selectable.sum())
         if n_pool == 0:
             raise ProjectError("every item is labeled: the pool is empty, nothing left to select")
         check_int(budget, "--budget", low=1, high=n_pool)
-        if len(np.unique(labels[labeled])) < 2:
+        if len(np.unique(train_labels[train_labels >= 0])) < 2:
             raise ProjectError("the store has labels of fewer than 2 classes; label more items first")
         ds = self.data
         done = self.rounds()
         previous = done[-1] if done else None
         number = self.store.start_round(strategy=strategy)
         seed = self.config["seed"]
-        self.progress(f"round {number}: training {self.config['arch']} on {int(labeled.sum())} labels "
-                      f"({self.config['steps']} steps) ...")
-        rows = np.flatnonzero(labeled)
-        # The benchmark's stable recipe: every label trains (no validation split, which at a
-        # few dozen labels is a handful of items and made early stopping pick noise), a fixed
-        # step budget with cosine decay. Preprocessing is fitted as architectures.adapt_data says.
+        n_labeled = int((train_labels >= 0).sum())
+        rows = np.flatnonzero(train_labels >= 0)
         x, x_test = self._model_inputs(number)
         arch = self.config["arch"]
-        trainer = train.Trainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
-                                steps=self.config["steps"], schedule="cosine", exact_steps=True)
-        trainer.start(seed, adapt=train.adapt_data(arch, x, rows))
-        model = trainer.fit(x[rows], labels[rows], seed).model_
-        info = dict(trainer.info_, train_seconds=round(trainer.info_["train_seconds"], 2))
-        metrics = None
-        if x_test is not None:
-            metrics = trainer.evaluate(x_test, ds.y_test)
-        self.progress(f"round {number}: one inference pass over {len(ds.y_train)} items ...")
-        probs, embeddings = trainer.predict(x)
+        # A project.json without epochs_per_fit trains a fixed --steps.
+        trainer = RoundTrainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
+                               steps=self.config["steps"], epochs_per_fit=self.config.get("epochs_per_fit", 0.0))
+        self.progress(f"round {number}: training {arch} on {n_labeled} labels "
+                      f"({fit_steps(n_labeled, trainer.steps, trainer.epochs_per_fit, trainer.batch_size)} steps), "
+                      f"one inference pass over {len(ds.y_train)} items ...")
+        trainer.start(seed, adapt=adapt_data(arch, x, rows))
+        # The audit's draw has its own stream: the strategy's selection is the same with or without it.
+        audit_now = draw_audit(selectable, audit_size(budget, self.config.get("audit", 0.0)),
+                               np.random.RandomState([seed, number, 1]))
+        out[audit_now] = True
         params = {"auto": {"switch_labels_per_class": switch_for(arch)}}
-        ctx = strategies.SelectionContext(probs=probs, embeddings=embeddings, labeled_mask=labeled, labels=labels,
-                                          head=trainer.head(), dropout_rate=trainer.dropout_rate(), params=params)
         space_name = self.config.get("selection_space", "model")  # projects made before it: the model's
-        ctx = selection_context(strategy, ctx, budget, self._selection_space(space_name, number))
-        choice = auto_choice(ctx, budget) if strategy == "auto" else (strategy, None)
-        if choice[1]:
-            self.progress(f"round {number}: auto: {choice[1]}")
-        t = time.perf_counter()
-        chosen = strategies.select(strategy, ctx, budget, random_state=seed + number)
-        select_seconds = time.perf_counter() - t
+        result = run_round(trainer, x, train_labels, strategy=strategy, budget=budget - len(audit_now), seed=seed,
+                           number=number, x_test=x_test, y_test=ds.y_test if x_test is not None else None,
+                           params=params, space=self._selection_space(space_name, number),
+                           exclude=out if out.any() else None)
+        fit, sel = result.fit, result.selection
+        if sel.reason:
+            self.progress(f"round {number}: auto: {sel.reason}")
+        chosen = mix(sel.rows, audit_now, np.random.RandomState([seed, number, 2]))
+        graded = audited[labels[audited] >= 0]
+        audit = measure(fit.probs[graded], labels[graded]) if self.config.get("audit") else None
+        test = measure(fit.test_probs, ds.y_test) if fit.test_probs is not None else None
+        stop_rows = stop_set(len(labels), seed)
+        stop_pred = fit.probs[stop_rows].argmax(axis=1)
+        before = self.path / f"round-{previous['round']:03d}" / "stop_predictions.npy" if previous else None
+        stop_kappa = agreement(np.load(before), stop_pred) if before is not None and before.is_file() else None
+        info = dict(fit.info, train_seconds=round(fit.info["train_seconds"], 2))
         record = {
-            "round": number, "strategy": strategy, "method": choice[0], "method_reason": choice[1],
-            "selection_space": space_name, "features": self.config.get("features", "raw"),
-            "budget": int(budget), "n_labeled": int(labeled.sum()),
-            "n_pool": n_pool, "metrics": metrics, "train": info, "select_seconds": round(select_seconds, 3),
+            "round": number, "strategy": strategy, "method": sel.method,
+            "method_reason": sel.reason, "selection_space": space_name, "features": self.config.get("features", "raw"),
+            "budget": int(budget), "n_labeled": n_labeled, "n_pool": n_pool,
+            # The yardstick: the data set's test split when there is one, else the audit items labeled so far.
+            "evaluation": "test" if test is not None else "audit", "metrics": test or audit, "audit": audit,
+            "n_audit": int(len(audit_now)), "stop_kappa": stop_kappa,
+            "train": info, "select_seconds": round(sel.seconds, 3),
             "previous": None if previous is None else {"round": previous["round"], "n_labeled": previous["n_labeled"],
                                                        "metrics": previous["metrics"] or None},
         }
-        folder = self._write_round(number, model, rows, chosen, probs, record)
-        self.store.finish_round(number, n_labeled=int(labeled.sum()),
-                                metrics={"test": metrics, "strategy": strategy, "budget": int(budget)})
+        folder = self._write_round(number, trainer.model_, rows, chosen, fit.probs, record,
+                                   {"audit.npy": audit_now, "stop_predictions.npy": stop_pred})
+        self.store.finish_round(number, n_labeled=n_labeled,
+                                metrics={"test": record["metrics"], "evaluation": record["evaluation"], "audit": audit,
+                                         "stop_kappa": stop_kappa,
+                                         "strategy": strategy, "budget": int(budget)})
         return dict(record, selected=int(len(chosen)), folder=str(folder))
+
+    def _audit_rows(self):
+        """Every item drawn for the audit by a finished round (absolute indices, ascending)."""
+        files = [_round_dir(self.path, r["round"]) / "audit.npy" for r in self.rounds()]
+        drawn = [np.load(f) for f in files if f.is_file()]
+        return np.unique(np.concatenate(drawn)).astype(np.int64) if drawn else np.zeros(0, np.int64)
 
     def _model_inputs(self, number):
         """What the model reads for the pool and the test split (None without one): the data, or
@@ -316,13 +399,13 @@ class LabelingProject:
         save_npy(path, space)
         return space
 
-    def _write_round(self, number, model, train_rows, chosen, probs, record):
+    def _write_round(self, number, model, train_rows, chosen, probs, record, arrays):
         """Write ``round-NNN/`` next to its final place, then rename it in (a round is
         either all there or not there; one left by a crashed attempt, which the store never
         finished, is replaced)."""
         final = _round_dir(self.path, number)
         with staged_folder(final) as tmp:
-            train.write_run(tmp / "model", model, train_rows, {
+            write_run(tmp / "model", model, train_rows, {
                 "dataset": self.config["dataset"]["name"], "classes": self.class_names, "arch": self.config["arch"],
                 "seed": self.config["seed"], "round": number, "labeled_size": int(len(train_rows)),
                 "n_classes": len(self.class_names), "input_shape": list(model.input_shape[1:]),
@@ -335,9 +418,11 @@ class LabelingProject:
                 w.writerow(["rank", "index", "score", "predicted_class", "confidence"])
                 for rank, (item, c) in enumerate(zip(chosen, pred)):
                     # Strategies return an order; the score is the rank's complement in [0, 1].
-                    w.writerow([rank, int(item), f"{1 - rank / len(chosen):.4f}", self.class_names[c],
+                    w.writerow([rank, int(item), f"{1 - rank / len(chosen):.4f}", neutralize_cell(self.class_names[c]),
                                 f"{probs[item, c]:.4f}"])
             save_json(tmp / "round.json", record)
+            for name, array in arrays.items():
+                save_npy(tmp / name, array)
         return final
 
     # ------------------------------------------------------------------ labels in and out
@@ -366,6 +451,8 @@ class LabelingProject:
         out = Path(out)
         if out.is_dir():
             raise ProjectError(f"--out {str(out)!r} is a folder; give a file name")
+        for path in (out, out.with_suffix(".xml"), out.parent / f"{out.stem}_images"):
+            self._check_not_own(path)
         number = self.last_round()
         rows = self.selection(number)
         thumbs = out.parent / f"{out.stem}_images"
@@ -380,6 +467,14 @@ class LabelingProject:
         config = out.with_suffix(".xml")
         config.write_text(labelstudio_config(self.class_names), encoding="utf-8")
         return {"path": str(out), "config": str(config), "round": number, "n_items": len(rows)}
+
+    def _check_not_own(self, path):
+        """Refuse an output that would replace one of the project's own files."""
+        root, target = self.path.resolve(), Path(path).resolve()
+        if target == root or (root in target.parents
+                              and any(fnmatch.fnmatch(target.relative_to(root).parts[0], p) for p in OWN_FILES)):
+            raise ProjectError(f"--out {str(path)!r} would replace the project's own {target.relative_to(root)}; "
+                               "write the sheet elsewhere")
 
     def import_labels(self, file=None, *, oracle=False, annotator=None):
         """Add labels to the store: a filled-in CSV sheet, a Label Studio JSON export, or
@@ -418,38 +513,51 @@ class LabelingProject:
         else:
             items, classes = read_label_csv(file, self.class_names, n_items=self.config["n_items"])
             source = "csv"
-        added = self.store.add(items, classes, source=source, round=round_no, annotator=annotator) if len(items) else 0
+        if not len(items):  # almost always the wrong file, or a sheet saved before it was filled in
+            raise ProjectError(f"{str(file)!r} holds no label: fill in the 'label' column (a class name or id) "
+                               "and import it again" if source == "csv" else
+                               f"{str(file)!r} holds no usable annotation ({stats['tasks']} tasks; cancelled "
+                               f"{stats['cancelled']}, empty {stats['empty']}): annotate in Label Studio and export again")
+        added = self.store.add(items, classes, source=source, round=round_no, annotator=annotator)
         return {"added": int(added), "source": source, **stats}
 
     # ------------------------------------------------------------------ status
     def status(self, *, figure=True):
-        """Rounds so far, labels per class and (with ``figure``) the learning curve PNG.
+        """Rounds so far, labels per class, the stopping signal and (with ``figure``) the learning curve PNG.
 
         Returns
         -------
         dict: ``rounds`` (list of ``round``, ``n_labeled``, ``accuracy``, ``macro_f1``,
-        ``strategy``), ``labels_per_class``, ``n_labeled``, ``n_pool``, ``mode``,
+        ``n_eval`` (items the accuracy was measured on), ``accuracy_ci`` (its 95% interval),
+        ``evaluation`` ('test' or 'audit'), ``stop_kappa``, ``strategy``), ``labels_per_class``,
+        ``n_labeled``, ``n_pool``, ``mode``, ``stopping`` (:func:`loop.evaluation.stopping_signal`),
         ``learning_curve`` (path or None).
         """
+        self.data  # noqa: B018 -- like round, export and label: refuse data that changed since `al init`
         rounds = []
         for r in self.rounds():
-            test = (r["metrics"] or {}).get("test") or {}
+            metrics = r["metrics"] or {}
+            test = metrics.get("test") or {}
             rounds.append({"round": r["round"], "n_labeled": r["n_labeled"], "accuracy": test.get("accuracy"),
-                           "macro_f1": test.get("macro_f1"), "strategy": r["strategy"]})
+                           "macro_f1": test.get("macro_f1"), "n_eval": test.get("n_eval"),
+                           "accuracy_ci": test.get("accuracy_ci"),
+                           "evaluation": metrics.get("evaluation", "test"),
+                           "stop_kappa": metrics.get("stop_kappa"), "strategy": r["strategy"]})
         counts = self.store.counts_per_class()
         n_labeled = int(sum(counts))
         curve = None
-        points = [(r["n_labeled"], r["accuracy"]) for r in rounds if r["accuracy"] is not None]
+        points = [r for r in rounds if r["accuracy"] is not None]
         if figure and points:
-            x, y = zip(*points)
-            fig = plots.learning_curves({self.config["dataset"]["name"]: (np.array(x), np.array([y]))},
-                                        title=f"{self.path.name}: test accuracy per round")
             curve = self.path / "learning_curve.png"
-            save_figure(curve, fig)
+            save_figure(curve, plots.learning_curve_interval(
+                [r["n_labeled"] for r in points], [r["accuracy"] for r in points],
+                [r["accuracy_ci"] for r in points], [r["n_eval"] for r in points],
+                title=f"{self.path.name}: accuracy per round"))
             curve = str(curve)
         return {"project": str(self.path), "mode": self.config["mode"], "rounds": rounds,
                 "labels_per_class": dict(zip(self.class_names, (int(c) for c in counts))),
-                "n_labeled": n_labeled, "n_pool": int(self.config["n_items"] - n_labeled), "learning_curve": curve}
+                "n_labeled": n_labeled, "n_pool": int(self.config["n_items"] - n_labeled),
+                "stopping": stopping_signal(rounds), "learning_curve": curve}
 
     def close(self):
         self.store.close()
@@ -459,3 +567,22 @@ class LabelingProject:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _check_config(config, path):
+    """project.json as every command expects it, or one line naming the file and what is wrong."""
+    where = f"{str(path)!r}"
+    if not isinstance(config, dict):
+        raise ProjectError(f"{where} must hold a JSON object, got {type(config).__name__}; restore it from a backup")
+    for key, kind in CONFIG_KEYS.items():
+        if key not in config:
+            raise ProjectError(f"{where} has no {key!r}; restore it from a backup")
+        if not isinstance(config[key], kind) or isinstance(config[key], bool):
+            raise ProjectError(f"{where}: {key!r} must be {kind.__name__}, got {type(config[key]).__name__}")
+    missing = [k for k in DATASET_KEYS if k not in config["dataset"]]
+    if missing:
+        raise ProjectError(f"{where}: 'dataset' has no {missing}; restore it from a backup")
+    names = config["class_names"]
+    if len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise ProjectError(f"{where}: 'class_names' must be a list of at least 2 strings")
+    return config

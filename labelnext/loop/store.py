@@ -12,7 +12,7 @@ nothing, readers never block writers, and a process killed in the middle of a wr
 leaves the store exactly as it was before that write (SQLite's rollback on recovery).
 Every argument is checked before the transaction starts, so refused input writes nothing.
 
-Undo (:meth:`LabelStore.remove_last`) DELETES the undone row rather than appending a
+Undo (:meth:`LabelStore.remove`) DELETES the undone row rather than appending a
 tombstone: an undo is a retraction, so the item's previous label (a seed label, an
 earlier import) becomes current again, which a tombstone meaning "unlabeled" could not
 express. ``id`` is ``AUTOINCREMENT``, so a deleted id is never reused and "newest" stays
@@ -78,6 +78,14 @@ class LabelConflictError(ValueError):
         who = "nobody (its labels were undone)" if current is None else (
             f"{current['annotator'] or current['source']!r} as {current['class_name']!r} at {current['created_at']}")
         super().__init__(f"item {item} was labeled by someone else since you loaded it: now {who}")
+
+
+class UndoRefusedError(ValueError):
+    """An undo named a label the caller may not take back; ``reason`` is 'missing', 'round' or 'annotator'."""
+
+    def __init__(self, reason, message):
+        self.reason = reason
+        super().__init__(message)
 
 
 class LabelStore:
@@ -268,7 +276,15 @@ class LabelStore:
         classes : ndarray of shape (n_labeled,), int64
         """
         rows = np.array(self._read(_CURRENT), dtype=np.int64).reshape(-1, 2)
-        return rows[:, 0].copy(), rows[:, 1].copy()
+        items, classes = rows[:, 0].copy(), rows[:, 1].copy()
+        # Written only through add/label_item, which check both; anything else was edited outside.
+        bad = (items < 0) | (items >= self.n_items) | (classes < 0) | (classes >= len(self.class_names))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"label store {str(self.path)!r} holds item {items[i]} with class id {classes[i]}, outside "
+                             f"items 0-{self.n_items - 1} and class ids 0-{len(self.class_names) - 1}: it was edited "
+                             "outside labelnext; restore it from a backup")
+        return items, classes
 
     def label_array(self):
         """Current labels as one vector over the data set, -1 where unlabeled.
@@ -288,10 +304,7 @@ class LabelStore:
 
     def counts_per_class(self):
         """Current labels per class: ndarray of shape (n_classes,), int64."""
-        counts = np.zeros(len(self.class_names), dtype=np.int64)
-        for cls, n in self._read(f"SELECT class, COUNT(*) FROM ({_CURRENT}) GROUP BY class"):
-            counts[cls] = n
-        return counts
+        return np.bincount(self.current()[1], minlength=len(self.class_names)).astype(np.int64)
 
     def history(self, item):
         """Every label ``item`` was given, oldest first (the last one is current).
@@ -363,30 +376,48 @@ class LabelStore:
         """Number of label rows, history included."""
         return self._read("SELECT COUNT(*) FROM labels")[0][0]
 
-    def remove_last(self, *, source, annotator=None):
-        """Undo: delete the newest label row written by ``source`` and ``annotator``.
+    def remove(self, label_id, *, source, round, annotator=None, override=False):
+        """Undo one label: delete row ``label_id``; the item's previous label is current again.
 
-        The item's previous label, if any, becomes current again. ``annotator=None``
-        matches rows written without an annotator, so two named labelers undo only
-        their own labels.
+        The row must still be its item's current label (what the caller saw: its id is its
+        version), written by ``source`` in ``round`` (an earlier round's label trained that
+        round's model, so it is relabeled, not undone), and by ``annotator`` unless
+        ``override`` (``None`` is a labeler without a name, not a wildcard).
 
         Returns
         -------
-        removed : dict or None
-            The deleted row (as in :meth:`history`), or None when there was nothing to undo.
+        removed : dict
+            The deleted row (as in :meth:`history`).
+
+        Raises
+        ------
+        LabelConflictError
+            The item was labeled again since (``current`` holds the newer row).
+        UndoRefusedError
+            No such label of ``source``, another round's, or another labeler's.
         """
-        _check_write_args(source, 0, annotator)
+        _check_write_args(source, round, annotator)
+        label_id = check_int(label_id, "id", low=1)
 
         def undo(conn):
-            row = conn.execute(
-                f"{_ROW} WHERE source = ? AND annotator IS ? ORDER BY id DESC LIMIT 1", (source, annotator)
-            ).fetchone()
-            if row is not None:
-                conn.execute("DELETE FROM labels WHERE id = ?", (row[0],))
+            row = conn.execute(f"{_ROW} WHERE id = ? AND source = ?", (label_id, source)).fetchone()
+            if row is None:
+                raise UndoRefusedError("missing", f"label {label_id} is not a {source} label in the store "
+                                                  "(already undone?)")
+            newest = conn.execute(f"{_ROW} WHERE item = ? ORDER BY id DESC LIMIT 1", (row[1],)).fetchone()
+            if newest[0] != row[0]:
+                raise LabelConflictError(row[1], self._row(newest))
+            if row[4] != round:
+                raise UndoRefusedError("round", f"label {label_id} was given in round {row[4]}, not in the current "
+                                                f"round {round}: label item {row[1]} again instead")
+            if row[5] != annotator and not override:
+                raise UndoRefusedError("annotator", f"label {label_id} was given by {row[5] or 'a labeler without a name'}"
+                                                    f", not by {annotator or 'a labeler without a name'}: only they can"
+                                                    " undo it")
+            conn.execute("DELETE FROM labels WHERE id = ?", (row[0],))
             return row
 
-        row = self._write(undo)
-        return None if row is None else self._row(row)
+        return self._row(self._write(undo))
 
     def _row(self, r):
         return {

@@ -1,6 +1,6 @@
 """Inference that streams: a pool's probabilities and embeddings written to disk block by block.
 
-:func:`stream_predict` runs the one inference pass (:func:`architectures.predict_two_outputs`)
+:func:`stream_predict` runs the one inference pass (:func:`training.predict.predict_two_outputs`)
 over a source read block by block -- an array in memory, a memory-mapped ``.npy``
 (:class:`ArraySource`) or a folder of images decoded lazily (:class:`ImageFolderSource`) --
 so neither the items nor the outputs are ever held whole in memory. It writes, in ``out_dir``:
@@ -8,12 +8,13 @@ so neither the items nor the outputs are ever held whole in memory. It writes, i
 ``probs.npy`` (n, n_classes) and ``embeddings.npy`` (n, n_features), float32
     ``.npy`` files filled block by block through ``np.lib.format.open_memmap``; read them with
     ``np.load(path, mmap_mode='r')`` (``AL_functions.analyze`` and ``shards.open_rows`` take
-    them as they are). Once complete they equal :func:`architectures.predict_with_embeddings`
+    them as they are). Once complete they equal :func:`training.predict.predict_with_embeddings`
     on the same items, bit for bit (every batch is the same as in one in-memory pass).
 ``items.txt``
     for a folder: the images' paths relative to it, one per line, in row order (written once).
 ``state.json``
-    the rows finished, the last finished block and the fingerprint of the model and the source,
+    the rows finished, the last finished block and the fingerprint of the model
+    (:func:`training.fingerprint.model_fingerprint`) and the source,
     written atomically after the block's rows are flushed to disk. A rerun after a crash resumes
     after the last finished block; a rerun with another model or source is refused in one line
     (``overwrite=True``, ``--overwrite``: start again).
@@ -21,8 +22,8 @@ so neither the items nor the outputs are ever held whole in memory. It writes, i
 With a Dask ``client`` (``--scheduler``) the blocks are predicted by its workers, each loading
 the model file once (:func:`predict_block`). Command line (``--help`` lists the flags)::
 
-    python inference.py --model models/500_train --images FOLDER --out DIR [--scheduler tcp://host:8786]
-    python inference.py --model models/500_train/best_model.keras --array pool.npy --out DIR
+    python -m labelnext.scale.inference --model models/500_train --images FOLDER --out DIR [--scheduler tcp://host:8786]
+    python -m labelnext.scale.inference --model models/500_train/best_model.keras --array pool.npy --out DIR
 """
 import functools
 import hashlib
@@ -36,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from labelnext.utils import console as cli
-from labelnext.training.architectures import PREDICT_BATCH, check_embedding_layer, predict_two_outputs, two_output_model
+from labelnext.training.backbones import check_embedding_layer
+from labelnext.training.fingerprint import model_fingerprint
+from labelnext.training.predict import PREDICT_BATCH, predict_two_outputs, two_output_model
 from labelnext.utils.checks import check_int
 from labelnext.utils.extras import require
 from labelnext.data.images import list_image_files, read_images
@@ -52,7 +55,9 @@ BLOCK_BYTES = 64 << 20
 MAX_BATCHES_PER_BLOCK = 64
 # Rows hashed for an array's fingerprint: hashing every row would read the whole pool again.
 FINGERPRINT_ROWS = 64
-STATE_VERSION = 1
+# Raised whenever state.json records something differently (e.g. how the model is fingerprinted):
+# an older state is then refused in one line, not compared field by field.
+STATE_VERSION = 2
 
 
 # --------------------------------------------------------------------------- sources
@@ -196,17 +201,7 @@ def as_source(source, model):
     return source
 
 
-# --------------------------------------------------------------------------- fingerprints and state
-def model_fingerprint(model):
-    """Digest of a Keras model's input / output shapes and every weight (trainable or not)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(repr((tuple(model.input_shape), tuple(model.output_shape))).encode())
-    for w in model.get_weights():
-        h.update(repr((w.shape, str(w.dtype))).encode())
-        h.update(np.ascontiguousarray(w).tobytes())
-    return h.hexdigest()
-
-
+# --------------------------------------------------------------------------- state
 def default_block_rows(item_shape, batch_size=PREDICT_BATCH):
     """Rows per block: whole batches of about :data:`BLOCK_BYTES` of float32 input, at least one batch."""
     item_bytes = 4 * int(np.prod(item_shape, dtype=np.int64)) if len(item_shape) else 4
@@ -233,6 +228,8 @@ def _saved_state(out_dir, fingerprint):
         done, old = int(state["rows_done"]), state["fingerprint"]
     except (ValueError, KeyError, TypeError):
         return None, f"has a damaged {STATE_FILE}"
+    if state.get("version") != STATE_VERSION:
+        return None, f"holds outputs recorded in another format (state version {state.get('version')}, now {STATE_VERSION})"
     if old != fingerprint:
         what = " and ".join(k for k in ("model", "source") if old.get(k) != fingerprint[k]) or "model"
         return None, f"holds the outputs of another {what} ({done:,}/{int(old.get('n', 0)):,} rows done)"
@@ -295,7 +292,7 @@ def stream_predict(model, source, out_dir, *, block_rows=None, batch_size=PREDIC
 
     Parameters
     ----------
-    model : keras.Model with a layer named ``embedding`` (:func:`architectures.build_model`), or
+    model : keras.Model with a layer named ``embedding`` (:func:`training.backbones.build_model`), or
         the path of a run folder / ``.keras`` file (required with ``client``: each worker loads it
         once, so it must be readable there).
     source : ndarray of shape (n, ...), a ``.npy`` path, a folder of images, or a source object

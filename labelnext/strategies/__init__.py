@@ -14,7 +14,7 @@ Names (one file per family)
 ``typiclust.py``, ``probcover.py``: ``typiclust``, ``probcover`` (typicality and coverage:
 the low-budget, cold-start methods); ``coreset.py``: ``coreset`` (k-center greedy);
 ``badge.py``: ``badge``; ``cluster_margin.py``: ``cluster_margin``; ``dbal.py``: ``dbal``
-(uncertainty with diversity), also under its former name ``uncertainty_clustering``;
+(uncertainty with diversity), also registered as ``uncertainty_clustering``;
 ``intersection.py``: ``intersection``
 (the analyzer's uncertainty AND diversity AND novelty, filled to the budget by combined
 rank); ``gnn.py``: ``gnn`` (GraphSAGE sidecar, hybrid score); ``modal.py``:

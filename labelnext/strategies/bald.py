@@ -2,7 +2,7 @@
 
 The samples come from the user (``ctx.mc_probs``, e.g. ``from_arrays(..., mc_probs=)``) or,
 for a model whose only stochastic layer after the ``embedding`` is the Dropout in front of
-its softmax head (every ``architectures.build_model`` model), from :func:`mc_dropout_probs`:
+its softmax head (every ``backbones.build_model`` model), from :func:`mc_dropout_probs`:
 those passes need the embeddings, the head and the rate, not another trip through the network.
 """
 from dataclasses import dataclass

@@ -67,7 +67,7 @@ class SelectionContext:
         ``bald`` computes them from ``head`` and ``dropout_rate`` (only then, and only for it).
     dropout_rate : float in [0, 1), optional
         Rate of the Dropout layer between ``embeddings`` and ``head`` in the model
-        (``architectures.head_dropout_rate``); with ``head`` it makes MC-dropout exact.
+        (``backbones.head_dropout_rate``); with ``head`` it makes MC-dropout exact.
     params : dict of str -> dict or Options
         Options per strategy or subpool name, e.g. ``{'uncertainty_clustering': {'alpha': 0.2},
         'gnn': {'epochs': 100}, 'anchoral': {'subpool_size': 500}}``. ``strategies.select``

@@ -1,4 +1,4 @@
-"""Where the distance-based strategies measure distances: the selection space (issue 13).
+"""Where the distance-based strategies measure distances: the selection space.
 
 ``model`` (the default): the base model's embeddings, as every strategy gets them.
 ``lsa``: latent semantic analysis of the pool's text, learned without labels (sublinear
@@ -8,18 +8,17 @@ items (:data:`SPACE_STRATEGIES`: typicality, coverage, diversity; ``auto`` when 
 one of them). The classifier is still the base model, and the strategies that need its
 head or gradients (BADGE, modAL, the analyzer's intersection, ...) and subpool composites
 (``anchoral_dbal``, whose retrieval reads the embeddings too) keep its embeddings.
-The label-efficiency benchmark (``--selection-space``) and the loop's rounds (``al init
---selection-space``) read it from here.
+The loop's round (:func:`loop.round.select_round`) puts it in place of the embeddings for the
+method a round runs, in ``al round`` (``al init --selection-space``) and the label-efficiency
+benchmark (``--selection-space``) alike.
 """
 import time
-from dataclasses import replace
 
 import numpy as np
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from labelnext.training.architectures import MAX_TOKENS
-from labelnext.strategies.auto import auto_choice
+from labelnext.training.backbones import MAX_TOKENS
 
 SELECTION_SPACES = ("model", "lsa")
 SPACE_STRATEGIES = frozenset({"typiclust", "probcover", "coreset", "dbal", "uncertainty_clustering", "cluster_margin"})
@@ -52,12 +51,10 @@ def pool_space(selection_space, x_pool, *, random_state):
     return space, time.perf_counter() - start
 
 
-def uses_space(strategy, ctx, budget):
-    """Whether ``strategy`` measures distances only (:data:`SPACE_STRATEGIES`); ``auto`` by the
-    method it picks on ``ctx`` this round."""
-    if strategy == "auto":
-        strategy = auto_choice(ctx, budget)[0]
-    return strategy in SPACE_STRATEGIES
+def uses_space(method):
+    """Whether ``method`` (a strategy name, ``auto`` already resolved to its pick) measures
+    distances only (:data:`SPACE_STRATEGIES`)."""
+    return method in SPACE_STRATEGIES
 
 
 def may_use_space(strategies):
@@ -65,9 +62,3 @@ def may_use_space(strategies):
     :data:`SPACE_STRATEGIES`, or ``auto``. Where none can, the space need not be computed."""
     return any(name == "auto" or name in SPACE_STRATEGIES for name in strategies)
 
-
-def selection_context(strategy, ctx, budget, space):
-    """``ctx`` with ``space`` as its embeddings when ``space`` is given and ``strategy`` uses it."""
-    if space is not None and uses_space(strategy, ctx, budget):
-        return replace(ctx, embeddings=space)
-    return ctx

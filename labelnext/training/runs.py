@@ -2,22 +2,18 @@
 
 ``models/<run>/`` holds ``best_model.keras``, ``labeled_indices.npy`` (absolute data set
 indices) and ``metadata.json``. :func:`save_run` stages the folder and swaps it in
-(:func:`results_io.staged_folder`) and replaces only an earlier run, never a file or a
-folder of anything else (:func:`check_run_target`). ``train.py`` re-exports these names.
+(:func:`io.files.staged_folder`) and replaces only an earlier run, never a file or a
+folder of anything else (:func:`check_run_target`). The metadata names the data set a run
+was trained on by :func:`labels_digest`.
 """
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from labelnext.training.architectures import check_embedding_layer, load_keras
-from labelnext.utils.defaults import DEFAULT_RUN, MODEL_FILE  # noqa: F401  (runs.DEFAULT_RUN stays importable)
-from labelnext.io.files import (
-    check_output_folder,
-    load_json,
-    save_json,
-    save_npy,
-    staged_folder,
-)
+from labelnext.io.files import check_output_folder, load_json, save_json, save_npy, staged_folder
+from labelnext.training.backbones import check_embedding_layer, load_keras
+from labelnext.utils.defaults import DEFAULT_RUN, MODEL_FILE
 
 
 def is_run_folder(path):
@@ -59,7 +55,7 @@ def check_run_target(out_dir, overwrite=True):
 
 def save_run(model, out_dir, labeled_indices, metadata, *, overwrite=True):
     """Write model, labeled set and metadata to a staged folder, then swap it in
-    (:func:`results_io.staged_folder`).
+    (:func:`io.files.staged_folder`).
 
     A crash or bad input never leaves a run folder whose model and labeled set disagree;
     only an earlier run is ever replaced (see :func:`check_run_target`).
@@ -136,3 +132,9 @@ def load_run(model_path):
     if not labeled_file.exists() or not meta_file.exists():
         raise ValueError(f"{run} must hold labeled_indices.npy and metadata.json beside {path.name}: train with `python train.py`")
     return model, np.load(labeled_file).astype(np.int64), load_json(meta_file)
+
+
+def labels_digest(y):
+    """Digest of a training split's labels: tells whether a data set is the one a run was trained on,
+    wherever it lies on disk."""
+    return hashlib.sha1(np.ascontiguousarray(y, dtype=np.int64).tobytes()).hexdigest()[:16]

@@ -1,37 +1,28 @@
 """The one Keras trainer: reset to a saved initial state, fit a step budget, predict, save a run.
 
-``python train.py`` trains the default run ``models/500_train/`` on the embedded
-digits data: ``best_model.keras``, ``labeled_indices.npy`` and ``metadata.json``.
-Everything downstream reads the labeled set from there.
-
 :class:`Trainer` is the one place a Keras model is trained: the base model
-(:func:`train_base_model`), the analyzer's retraining (:func:`train_classifier`) and
-the label-efficiency benchmark (``benchmarks/label_efficiency.py``) all go through it.
-Architectures (a new one is one function in ``architectures.BACKBONES``), inference
-and metrics live in ``architectures.py``.
+(:func:`train_base_model`, which ``python train.py`` runs to write ``models/500_train/``),
+the analyzer's retraining (:func:`train_classifier`), a project's rounds and the
+label-efficiency benchmark all go through it. The models come from :mod:`backbones` (a new
+architecture is one function in ``backbones.BACKBONES``), their inference and metrics from
+:mod:`predict`, run folders from :mod:`runs`.
 """
-import contextlib
-import hashlib
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-# Callers of the model helpers import them from here too (train.build_model, train.evaluate, ...).
-from labelnext.training.architectures import (ADAPTED_ARCHS, ARCHS, ARCHS_BY_KIND, BACKBONES, PREDICT_BATCH, adapt_data, as_model_input,  # noqa: F401
-                           build_model, check_weights, compile_model, default_arch, default_lr, evaluate,
-                           head_dropout_rate, load_keras, metrics_from_probs, predict_two_outputs,
-                           predict_with_embeddings, two_output_model)
-from labelnext.utils.checks import check_choice, check_int
-from labelnext.utils.console import ArgumentParser, run_cli
 from labelnext.data import load_dataset
 from labelnext.io.files import atomic_path
-# Run folders live in runs.py; callers keep importing them from here (train.save_run, ...).
-from labelnext.training.runs import (DEFAULT_RUN, MODEL_FILE, check_run_target, is_run_folder, load_run,  # noqa: F401
-                  resolve_model_path, save_run, write_run)
+from labelnext.training.backbones import (ADAPTED_ARCHS, ARCHS_BY_KIND, BACKBONES, adapt_data, as_model_input, build_model,
+                                          check_weights, compile_model, default_arch, default_lr, head_dropout_rate,
+                                          load_keras)
+from labelnext.training.predict import PREDICT_BATCH, evaluate, predict_two_outputs, two_output_model
+from labelnext.training.runs import check_run_target, labels_digest, save_run
+from labelnext.utils.checks import check_choice, check_int
+from labelnext.utils.defaults import DEFAULT_RUN
 from labelnext.utils.seeding import seed_everything
 
 SCHEDULES = ("constant", "cosine")
@@ -74,14 +65,14 @@ class Trainer:
     input_shape : tuple of int
         One item's shape, e.g. (height, width, 3).
     n_classes : int
-    arch : str, one of :data:`ARCHS`
-    weights : None, 'imagenet' or the path of a MobileNetV3Small weights file (architectures.check_weights)
+    arch : str, one of :data:`backbones.ARCHS`
+    weights : None, 'imagenet' or the path of a MobileNetV3Small weights file (backbones.check_weights)
     steps : int
         Optimiser steps per fit.
     batch_size : int
     lr : float or None
         Adam learning rate (the peak rate with ``schedule='cosine'``); None: the
-        architecture's (:func:`architectures.default_lr`: 1e-2 for ``mlp``, else 1e-3).
+        architecture's (:func:`backbones.default_lr`: 1e-2 for ``mlp``, else 1e-3).
     schedule : {'constant', 'cosine'}
         ``cosine`` decays the rate to 0 over ``steps`` (the iteration counter is reset
         with the optimizer state at every fit): the last iterate is far less noisy.
@@ -140,7 +131,7 @@ class Trainer:
             Seeds the initial weights (Python, NumPy and TensorFlow).
         adapt : ndarray, optional
             What preprocessing layers are fitted on (``mlp``: training rows; text: the
-            pool's text); see :func:`architectures.build_model`.
+            pool's text); see :func:`backbones.build_model`.
         initial_weights : list of ndarray, optional
             Start from these (``get_weights()`` of a model of the same arch and shape).
         weights_file : path, optional
@@ -266,7 +257,7 @@ class Trainer:
         return predict_two_outputs(self._both, x, batch_size)
 
     def evaluate(self, x, y, batch_size=PREDICT_BATCH):
-        """Accuracy and macro-F1 on labeled data (see :func:`evaluate`)."""
+        """Accuracy and macro-F1 on labeled data (see :func:`predict.evaluate`)."""
         self._check_started()
         return evaluate(self.model_, x, y, batch_size)
 
@@ -277,7 +268,7 @@ class Trainer:
         return w, b
 
     def dropout_rate(self):
-        """The rate of the Dropout in front of :meth:`head` (see :func:`architectures.head_dropout_rate`)."""
+        """The rate of the Dropout in front of :meth:`head` (see :func:`backbones.head_dropout_rate`)."""
         self._check_started()
         return head_dropout_rate(self.model_)
 
@@ -286,7 +277,7 @@ class Trainer:
         return self.model_.get_weights()
 
     def save_run(self, out_dir, labeled_indices, metadata):
-        """Write the model with its labeled set and metadata as a run folder (see :func:`save_run`)."""
+        """Write the model with its labeled set and metadata as a run folder (see :func:`runs.save_run`)."""
         self._check_started()
         return save_run(self.model_, out_dir, labeled_indices, metadata)
 
@@ -330,12 +321,6 @@ def train_classifier(x, y, n_classes, *, arch="mobilenetv3", weights=None, rando
 
 
 # --------------------------------------------------------------------------- labeled set
-def labels_digest(y):
-    """Digest of a training split's labels: tells whether a data set is the one a run was trained on,
-    wherever it lies on disk."""
-    return hashlib.sha1(np.ascontiguousarray(y, dtype=np.int64).tobytes()).hexdigest()[:16]
-
-
 def draw_labeled_set(y, size, *, random_state=0, stratified=True):
     """Absolute indices of the initial labeled set.
 
@@ -373,10 +358,10 @@ def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, rando
 
     ``random_state`` seeds the labeled draw, the initial weights and training; it is
     written to the run's metadata as ``seed``. ``arch`` defaults to the data kind's
-    (:func:`architectures.default_arch`: images ``mobilenetv3``, tables ``mlp``, text
-    ``textmlp``); preprocessing is fitted as :func:`architectures.adapt_data` says (a text vocabulary on
+    (:func:`backbones.default_arch`: images ``mobilenetv3``, tables ``mlp``, text
+    ``textmlp``); preprocessing is fitted as :func:`backbones.adapt_data` says (a text vocabulary on
     the whole pool's text, the MLP's standardisation on the labeled rows).
-    ``out_dir`` is checked before anything is loaded or trained (:func:`check_run_target`).
+    ``out_dir`` is checked before anything is loaded or trained (:func:`runs.check_run_target`).
 
     Returns
     -------
@@ -424,57 +409,3 @@ def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, rando
     }
     save_run(model, out_dir, labeled_indices, metadata, overwrite=overwrite)
     return Path(out_dir), metadata
-
-
-# Python parameters -> the flags of this script, for one-line errors (cli.flag_message).
-FLAGS = {"name": "--dataset", "data_dir": "--data-dir", "labeled_size": "--labeled-size", "random_state": "--seed",
-         "seed": "--seed", "out_dir": "--out", "steps": "--steps", "patience": "--patience", "image_size": "--image-size"}
-
-
-def build_parser():
-    p = ArgumentParser(
-        description="Train the base model (by data kind: MobileNetV3Small for images, an MLP for tables, a text MLP "
-        "for text) on a seeded labeled seed set and save models/<run>/{best_model.keras, labeled_indices.npy, metadata.json}.",
-    )
-    p.add_argument("--dataset", default="digits", help="'digits' (embedded, offline), 'cifar10', or a path: CIFAR-10 pickle folder, image-folder tree ROOT/{train,test}/<class>/, .npz (x_train, y_train, x_test, y_test), a .tar.gz of a tree, or a table / text file (.csv, .tsv, .parquet)")
-    p.add_argument("--data-dir", default=None, help="where the 'cifar10' data lies, if not in ~/.keras/datasets")
-    p.add_argument("--labeled-size", type=int, default=500, help="size of the initial labeled set")
-    p.add_argument("--seed", type=int, default=0, help="seed for the labeled draw, weights and training")
-    p.add_argument("--no-stratify", action="store_true", help="draw the labeled set uniformly instead of per class")
-    p.add_argument("--out", default=None, help="run folder (default models/<labeled-size>_train); an existing one is replaced only with --overwrite and only if it is one of our runs")
-    p.add_argument("--overwrite", action="store_true", help="replace --out when it already holds a run")
-    p.add_argument("--arch", default=None, choices=ARCHS, help="model architecture (default: by data kind)")
-    p.add_argument("--weights", default="none", help="initial weights of mobilenetv3: none, imagenet (needs network "
-                   "once), or the path of a local weights file of MobileNetV3Small without its top (e.g. Keras' "
-                   "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5)")
-    p.add_argument("--steps", type=int, default=800, help="optimiser steps budget (epochs = steps / batches per epoch)")
-    p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs on the validation split")
-    p.add_argument("--image-size", type=int, default=32, help="model input height and width")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    return p
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    check_int(args.labeled_size, "labeled_size", low=1)
-    check_int(args.seed, "random_state", low=0)
-    check_int(args.steps, "steps", low=1)
-    check_int(args.patience, "patience", low=0)
-    out = Path(args.out) if args.out else Path("models") / f"{args.labeled_size}_train"
-    check_run_target(out, args.overwrite)
-    print(f"training {args.arch or 'the default model of the data kind'} on {args.dataset} with {args.labeled_size} labels -> {out}",
-          file=sys.stderr)
-    # Keras prints epoch lines to stdout: they are progress, so they go to stderr.
-    with contextlib.redirect_stdout(sys.stderr):
-        out, meta = train_base_model(
-            args.dataset, args.data_dir, labeled_size=args.labeled_size, random_state=args.seed,
-            stratified=not args.no_stratify, out_dir=out, arch=args.arch,
-            weights=None if args.weights == "none" else args.weights, steps=args.steps, image_size=args.image_size,
-            patience=args.patience, verbose=0 if args.quiet else 2, overwrite=args.overwrite,
-        )
-    print(f"saved {out / MODEL_FILE} ({meta['arch']}): {meta['epochs']} epochs, validation accuracy {meta['validation_accuracy']}, "
-          f"test accuracy {meta['test_accuracy']}, {meta['train_seconds']} s")
-
-
-if __name__ == "__main__":
-    sys.exit(run_cli(main, flags=FLAGS))

@@ -22,10 +22,10 @@ SCRIPTS = {
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A small CNN on 16x16 digits with 150 labels: seconds to train."""
-    from labelnext.training import trainer as train
+    from labelnext.training.trainer import train_base_model
 
     out = tmp_path_factory.mktemp("models") / "tiny"
-    train.train_base_model("digits", labeled_size=150, random_state=0, out_dir=out, arch="small_cnn", steps=60, image_size=16, verbose=0)
+    train_base_model("digits", labeled_size=150, random_state=0, out_dir=out, arch="small_cnn", steps=60, image_size=16, verbose=0)
     return out
 
 
@@ -336,10 +336,11 @@ def test_main_job_reports_before_after_and_random(tiny_run, tmp_path):
 
 
 def test_mobilenetv3_embedding_is_576d():
-    from labelnext.training import trainer as train
+    from labelnext.training.backbones import build_model
+    from labelnext.training.predict import predict_with_embeddings
 
-    model = train.build_model((32, 32, 3), 10, arch="mobilenetv3")
-    probs, emb = train.predict_with_embeddings(model, np.zeros((2, 32, 32, 3), np.uint8))
+    model = build_model((32, 32, 3), 10, arch="mobilenetv3")
+    probs, emb = predict_with_embeddings(model, np.zeros((2, 32, 32, 3), np.uint8))
     assert probs.shape == (2, 10) and emb.shape == (2, 576)
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
 

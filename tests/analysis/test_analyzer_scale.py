@@ -12,7 +12,7 @@ from labelnext import cli
 from labelnext.analysis import large_pools
 from labelnext.analysis.analyzer import ActiveLearningAnalyzer
 from labelnext.data.images import list_image_files, read_images
-from labelnext.training import architectures, runs
+from labelnext.training import backbones, predict, runs
 from labelnext.utils.console import run_cli
 
 SIDE, BUDGET = 8, 12
@@ -33,8 +33,8 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A saved run (model + metadata.json with the class names), as train.py and `al` write them."""
-    architectures.load_keras().utils.set_random_seed(0)
-    model = architectures.build_model((SIDE, SIDE, 3), len(CLASSES), arch="small_cnn")
+    backbones.load_keras().utils.set_random_seed(0)
+    model = backbones.build_model((SIDE, SIDE, 3), len(CLASSES), arch="small_cnn")
     folder = tmp_path_factory.mktemp("run") / "model"
     runs.write_run(folder, model, np.arange(3), {"classes": CLASSES})
     return folder
@@ -44,7 +44,7 @@ def _in_memory(run_dir, folder, mask, tmp_path):
     """The analyzer on the same items decoded and predicted whole, in memory."""
     model, _ = runs.load_model(run_dir)
     x = read_images([str(folder / p) for p, _ in list_image_files(folder)], SIDE)
-    probs, emb = architectures.predict_with_embeddings(model, x)
+    probs, emb = predict.predict_with_embeddings(model, x)
     a = ActiveLearningAnalyzer.from_arrays(probs, emb, mask, results_dir=tmp_path / "mem", verbose=False)
     return a.find_intersection(BUDGET, retrain=False, write=False)[0]
 

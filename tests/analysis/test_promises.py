@@ -1,4 +1,4 @@
-"""The README's promises (issue 9): bad input and OS errors are one line and exit 2 with nothing
+"""The promises the docs make: bad input and OS errors are one line and exit 2 with nothing
 touched, folders land as a unit, modes follow the umask, messages name flags, figures tell the truth,
 and tables and text go through the analyzer like images."""
 import errno
@@ -21,7 +21,10 @@ from labelnext.analysis import model_run as keras_run
 from labelnext.io import plots
 from labelnext.io import reports
 from labelnext.io import files as results_io
-from labelnext.training import trainer as train
+from labelnext.training import cli as train_cli
+from labelnext.training.backbones import build_model, load_keras
+from labelnext.training.runs import check_run_target
+from labelnext.utils.defaults import MODEL_FILE
 from labelnext.analysis.analyzer import ActiveLearningAnalyzer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +74,7 @@ def test_train_out_never_replaces_a_foreign_folder_or_a_file(tmp_path, capsys):
     a_file.write_text("keep me too")
     before = tree_digest(tmp_path)
     for target, match in ((foreign, "is a folder that is not one of our runs"), (a_file, "exists and is not a run folder")):
-        err = one_line_exit_2(capsys, train.main, ["--out", str(target), "--overwrite", "--steps", "1"], train.FLAGS)
+        err = one_line_exit_2(capsys, train_cli.main, ["--out", str(target), "--overwrite", "--steps", "1"], train_cli.FLAGS)
         assert match in err and err.startswith(f"error: --out '{target}'")
     assert tree_digest(tmp_path) == before
 
@@ -79,13 +82,13 @@ def test_train_out_never_replaces_a_foreign_folder_or_a_file(tmp_path, capsys):
 def test_train_out_replaces_one_of_our_runs_only_with_overwrite(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / train.MODEL_FILE).write_bytes(b"model")
+    (run / MODEL_FILE).write_bytes(b"model")
     (run / "metadata.json").write_text("{}")
     before = tree_digest(tmp_path)
-    err = one_line_exit_2(capsys, train.main, ["--out", str(run), "--steps", "1"], train.FLAGS)
+    err = one_line_exit_2(capsys, train_cli.main, ["--out", str(run), "--steps", "1"], train_cli.FLAGS)
     assert "already holds a run: pass --overwrite" in err
     assert tree_digest(tmp_path) == before
-    assert train.check_run_target(run, overwrite=True) == run
+    assert check_run_target(run, overwrite=True) == run
 
 
 # ----------------------------------------------------------------------------- item 3: validate before writing
@@ -161,7 +164,8 @@ class FakeModel:
     def __init__(self, path, probs):
         self.path, self.probs, self.calls = Path(path), probs, 0
 
-    fingerprint = keras_run.KerasModel.fingerprint
+    def fingerprint(self):
+        return hashlib.blake2b(self.probs.tobytes()).hexdigest()
 
     def predict(self, x, batch_size=256):
         self.calls += 1
@@ -189,14 +193,21 @@ def test_damaged_cache_is_said_and_recomputed(tmp_path, capsys, monkeypatch):
     assert an.model.calls == 3
 
 
-def test_cache_key_follows_the_model_file_content(tmp_path):
-    path = tmp_path / "m.keras"
-    path.write_bytes(b"A" * 100)
-    os.utime(path, ns=(10**18, 10**18))
-    first = keras_run.KerasModel(None, path).fingerprint()
-    path.write_bytes(b"B" * 100)  # same path, size and mtime: another model
-    os.utime(path, ns=(10**18, 10**18))
-    assert keras_run.KerasModel(None, path).fingerprint() != first
+def test_cache_key_follows_the_model_not_its_file(tmp_path, monkeypatch):
+    keras = load_keras()
+    model = build_model((6,), 3, arch="linear", adapt=np.random.RandomState(0).rand(20, 6))
+    monkeypatch.setattr(keras_run, "dataset_fingerprint", lambda ds: "toy")
+    data, indices = None, np.arange(4)
+    keys = []
+    for name in ("a.keras", "b.keras"):  # the same model saved to two files (Keras writes the save date in each)
+        model.save(tmp_path / name)
+        loaded = keras.models.load_model(tmp_path / name, compile=False)
+        keys.append(keras_run.cache_key(keras_run.KerasModel(loaded, tmp_path / name), data, indices))
+    assert keys[0] == keys[1]
+    weights = model.get_weights()
+    weights[-1] = weights[-1] + 1e-3  # one bias moved: another model under the same path
+    model.set_weights(weights)
+    assert keras_run.cache_key(keras_run.KerasModel(model, tmp_path / "a.keras"), data, indices) != keys[0]
 
 
 # ----------------------------------------------------------------------------- item 7: folders as a unit
@@ -322,7 +333,7 @@ def test_grids_show_the_predicted_class_the_truth_only_as_simulation_and_mark_fi
     assert reports.grid_captions(dict(grid, true=None, fill=None, score_label="rank")) == ["dog #1", "cat #2"]
 
 
-# ----------------------------------------------------------------------------- issue 12: tables and text downstream
+# ----------------------------------------------------------------------------- tables and text downstream
 def test_tabular_items_give_a_table_of_top_rows(tmp_path):
     an = toy(tmp_path, kind="tabular")
     ranked = an.run_uncertainty()
@@ -365,7 +376,7 @@ def test_al_cycle_mirrors_agree():
 
 
 def test_training_progress_goes_to_stderr_and_tf_is_deterministic(tmp_path, capsys):
-    code = cli.run_cli(train.main, ["--dataset", "digits", "--image-size", "16", "--arch", "small_cnn", "--steps", "4",
+    code = cli.run_cli(train_cli.main, ["--dataset", "digits", "--image-size", "16", "--arch", "small_cnn", "--steps", "4",
                                     "--labeled-size", "60", "--patience", "1", "--out", str(tmp_path / "run")])
     out = capsys.readouterr()
     assert code == 0 and out.out.startswith("saved ") and len(out.out.strip().splitlines()) == 1

@@ -13,12 +13,14 @@ from labelnext import strategies as st
 from labelnext.benchmark import simulate as le
 from labelnext.benchmark import curves
 from labelnext.benchmark.curves import COLUMNS, area_under_curve, summarize
+from labelnext.strategies import auto
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "Evaluation" / "Benchmark" / "benchmark.py"
 # bald: MC-dropout passes drawn from each round's trained head and its Dropout rate, end to end.
 TINY = ["--dataset", "digits", "--strategies", "random,bald", "--seeds", "2", "--rounds", "2", "--initial", "20",
-        "--budget", "10", "--pool-size", "200", "--test-size", "100", "--steps", "20", "--quiet"]
+        "--budget", "10", "--pool-size", "200", "--test-size", "100", "--steps", "20", "--epochs-per-fit", "20",
+        "--quiet"]
 
 
 def run(args, out):
@@ -139,6 +141,12 @@ class FakeTrainer:
         return None
 
 
+def _initial_labels(y, initial):
+    labels = np.full(len(y), -1)
+    labels[initial] = y[initial]
+    return labels
+
+
 def test_oracle_reveals_only_what_is_queried():
     oracle = le.Oracle(np.array([3, 1, 2, 0, 1]))
     assert (oracle.known_labels() == -1).all()
@@ -168,7 +176,7 @@ def test_simulation_never_uses_unrevealed_labels(strategy, monkeypatch):
         return real_select(name, ctx, budget, random_state)
 
     monkeypatch.setattr(st, "select", spy)
-    round0 = le.train_round0(trainer, 0, x, le.Oracle(y).query(initial), initial, x[:20], y[:20])
+    round0 = le.train_round0(trainer, 0, x, _initial_labels(y, initial), x[:20], y[:20])
     trainer.oracle = oracle
     rows = le.run_pair(strategy, 0, x_pool=x, oracle=oracle, initial=initial, x_test=x[:20], y_test=y[:20],
                        trainer=trainer, round0=round0, budget=8, rounds=3)
@@ -182,6 +190,24 @@ def test_simulation_never_uses_unrevealed_labels(strategy, monkeypatch):
         np.testing.assert_array_equal(yt, y[revealed])
     assert [len(yt) for _, yt, _ in trainer.fits[1:]] == [20, 28, 36]
     assert len(seen_labels) == 3
+
+
+def test_the_simulated_loop_decides_auto_once_per_round(monkeypatch):
+    calls = []
+    real = auto.auto_choice
+    monkeypatch.setattr(auto, "auto_choice", lambda ctx, budget: calls.append(int(ctx.labeled_mask.sum()))
+                        or real(ctx, budget))
+    rng = np.random.RandomState(0)
+    n, c = 120, 3
+    y = rng.randint(0, c, n)
+    x = (rng.randn(n, 4, 4, 3) + y[:, None, None, None]).astype(np.float32)
+    initial = le.initial_rows(y, 12, 0)
+    trainer = FakeTrainer(c)
+    round0 = le.train_round0(trainer, 0, x, _initial_labels(y, initial), x[:20], y[:20])
+    rows = le.run_pair("auto", 0, x_pool=x, oracle=le.Oracle(y), initial=initial, x_test=x[:20], y_test=y[:20],
+                       trainer=trainer, round0=round0, budget=8, rounds=3)
+    assert [r["n_labeled"] for r in rows] == [12, 20, 28, 36]
+    assert calls == [12, 20, 28]  # one decision per selecting round, none in the last
 
 
 def test_tiny_run_with_patch_features(tmp_path):
@@ -310,14 +336,6 @@ def test_stop_rounds_fire_where_the_thresholds_are_crossed():
     assert curves.stop_rounds(rs) == {"stabilizing_predictions": 7, "overall_uncertainty": 4, "max_confidence": 5}
     assert curves.stop_rounds(rs[:4]) == {"stabilizing_predictions": None, "overall_uncertainty": None,
                                           "max_confidence": None}
-
-
-def test_fit_steps_grow_with_the_labeled_set_in_multiples_of_the_base():
-    assert le.fit_steps(100, 200, 20, 32) == 200   # 63 steps of epochs: the base covers them
-    assert le.fit_steps(320, 200, 20, 32) == 200   # exactly 200
-    assert le.fit_steps(321, 200, 20, 32) == 400
-    assert le.fit_steps(1000, 200, 20, 32) == 800  # 625 -> 800
-    assert le.fit_steps(10**6, 200, 0, 32) == 200  # 0: the fixed budget of earlier versions
 
 
 def test_summary_gives_interval_verdict_and_noise():

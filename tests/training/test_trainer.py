@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from labelnext.training import architectures
+from labelnext.training import backbones
 from labelnext.training import trainer as train
 from labelnext.data import load_dataset
 
@@ -40,14 +40,14 @@ def test_a_new_architecture_is_one_function(monkeypatch, digits):
         inputs = keras.Input(shape=tuple(input_shape))
         return inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs))
 
-    monkeypatch.setitem(architectures.BACKBONES, "tiny", tiny)
+    monkeypatch.setitem(backbones.BACKBONES, "tiny", tiny)
     probs, emb = train.Trainer(x.shape[1:], n_classes, arch="tiny", steps=2).start(0).fit(x, y, 0).predict(x[:4])
     assert probs.shape == (4, n_classes) and emb.shape == (4, 5)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
 
 
 def test_the_learning_rate_defaults_by_architecture():
-    # The table MLP trains at 10x the rate of the others (architectures.ARCH_LR, measured on letter).
+    # The table MLP trains at 10x the rate of the others (backbones.ARCH_LR, measured on letter).
     assert train.Trainer((16,), 3, arch="mlp").lr == 1e-2
     assert train.Trainer((8, 8, 3), 3, arch="small_cnn").lr == 1e-3
     assert train.Trainer((16,), 3, arch="mlp", lr=5e-4).lr == 5e-4
@@ -82,7 +82,7 @@ def test_mc_dropout_from_the_head_matches_the_models_dropout_passes(digits):
     assert trainer.dropout_rate() == pytest.approx(0.35)
     emb = trainer.predict(x)[1]
     model, passes = trainer.model_, 400
-    dropout = next(layer for layer in model.layers if isinstance(layer, architectures.load_keras().layers.Dropout)
+    dropout = next(layer for layer in model.layers if isinstance(layer, backbones.load_keras().layers.Dropout)
                    and layer.input is model.get_layer("embedding").output)
     # The model's own dropout-on passes over the embeddings: every row repeated, one call.
     keras_mc = np.asarray(model.get_layer("predictions")(dropout(np.tile(emb, (passes, 1)), training=True)))
@@ -94,18 +94,6 @@ def test_mc_dropout_from_the_head_matches_the_models_dropout_passes(digits):
     np.testing.assert_allclose(ours.std(axis=0), keras_mc.std(axis=0), atol=0.012)
     np.testing.assert_allclose(bald_scores(ours).mean(), bald_scores(keras_mc).mean(), rtol=0.1)
     assert bald_scores(ours).mean() > 0.01
-
-
-def test_head_dropout_rate_reads_the_layer_in_front_of_the_softmax():
-    keras = architectures.load_keras()
-    assert architectures.head_dropout_rate(architectures.build_model((8, 8, 3), 3, arch="small_cnn", dropout=0.0)) == 0.0
-    inputs = keras.Input(shape=(4,))
-    emb = keras.layers.Identity(name="embedding")(inputs)
-    direct = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(emb))
-    assert architectures.head_dropout_rate(direct) == 0.0
-    hidden = keras.layers.Dense(4)(keras.layers.Dropout(0.5)(emb))  # not a Dropout right in front of the head
-    other = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(hidden))
-    assert architectures.head_dropout_rate(other) is None
 
 
 def test_a_model_of_another_data_kind_is_refused_before_training(tmp_path):

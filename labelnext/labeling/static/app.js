@@ -12,6 +12,7 @@ let S = null;          // the last /api/state
 let pos = 0;           // position of the shown item in S.items
 let busy = false;      // one write at a time: keys pressed meanwhile are ignored
 const known = new Map(); // index -> label id this page last saw (null: unlabeled)
+const mine = [];         // ids of the labels this page gave, newest last: what undo takes back
 let jobTimer = null;
 
 function me() {
@@ -63,6 +64,7 @@ async function loadState(first) {
   if (first && S.annotator && !$("annotator").value) $("annotator").value = S.annotator;
   if (first || prevRound !== S.round) {
     known.clear();
+    mine.length = 0;  // a new round: the last round's labels trained its model and are not undone
     S.items.forEach((it) => known.set(it.index, labelId(it)));
     const p = firstPending(0);
     pos = p < 0 ? Math.max(0, S.items.length - 1) : p;
@@ -162,9 +164,9 @@ async function renderItem() {
     b.className = "class-btn" + (it.label && it.label.class === k ? " chosen" : "") +
       (name === it.predicted_class ? " predicted" : "");
     b.dataset.cls = name;
-    if (k < 10) {
+    if (S.keys[name] !== undefined) {
       const kbd = document.createElement("kbd");
-      kbd.textContent = String((k + 1) % 10);
+      kbd.textContent = S.keys[name];
       b.append(kbd, " ");
     }
     b.append(name);
@@ -213,6 +215,7 @@ async function label(cls) {
     if (r.ok) {
       it.label = r.data.row;
       known.set(it.index, r.data.row.id);
+      mine.push(r.data.row.id);
       S.counts = r.data.counts;
       notice("");
       advance();
@@ -247,9 +250,15 @@ async function undo() {
   if (!S || busy) return;
   busy = true;
   try {
-    const r = await api("POST", "api/undo", { annotator: me() });
-    if (!r.ok) { notice(r.data.error, "error"); return; }
-    if (!r.data.removed) { notice("Nothing of yours to undo.", "info"); return; }
+    if (!mine.length) { notice("Nothing of yours to undo.", "info"); return; }
+    const r = await api("POST", "api/undo", { id: mine[mine.length - 1], annotator: me() });
+    if (!r.ok) {
+      if (r.status !== 400) mine.pop();  // changed since, another round's, or gone: not undoable any more
+      notice(r.data.error, r.status === 409 ? "warn" : "error");
+      if (r.status === 409) loadState(false);
+      return;
+    }
+    mine.pop();
     S.counts = r.data.counts;
     const i = S.items.findIndex((it) => it.index === r.data.removed.item);
     if (i >= 0) {
@@ -327,7 +336,9 @@ async function showStatus() {
   const st = r.data;
   $("rounds-table").querySelector("tbody").replaceChildren(...st.rounds.map((x) => {
     const tr = document.createElement("tr");
-    [x.round, x.n_labeled, fmt(x.accuracy), fmt(x.macro_f1), x.strategy].forEach((v) => {
+    const ci = x.accuracy_ci ? `[${x.accuracy_ci[0].toFixed(2)}, ${x.accuracy_ci[1].toFixed(2)}]` : "-";
+    const on = x.n_eval ? `${x.n_eval} ${x.evaluation}` : "-";
+    [x.round, x.n_labeled, fmt(x.accuracy), ci, on, fmt(x.macro_f1), x.strategy].forEach((v) => {
       const td = document.createElement("td"); td.textContent = String(v); tr.append(td);
     });
     return tr;
@@ -339,6 +350,8 @@ async function showStatus() {
     tr.append(a, b);
     return tr;
   }));
+  $("stopping").hidden = !st.stopping;
+  $("stopping").textContent = st.stopping ? st.stopping.message : "";
   $("curve").hidden = !st.learning_curve;
   $("no-curve").hidden = !!st.learning_curve;
   if (st.learning_curve) $("curve").src = `${st.learning_curve}?t=${Date.now()}`;
@@ -357,8 +370,9 @@ document.addEventListener("keydown", (e) => {
   if (e.target instanceof HTMLInputElement || e.ctrlKey || e.metaKey || e.altKey || !S) return;
   if ($("view-label").hidden) return;
   if (/^[0-9]$/.test(e.key)) {
-    const k = (parseInt(e.key, 10) + 9) % 10;  // 1 -> class 0, ..., 0 -> class 9
-    if (k < S.classes.length) { e.preventDefault(); label(S.classes[k]); }
+    // The server's key per class (a class named "7" is key 7), as shown on each button.
+    const name = S.classes.find((c) => S.keys[c] === e.key);
+    if (name !== undefined) { e.preventDefault(); label(name); }
   } else if (e.key === "s" || e.key === "S") { flag("skip"); }
   else if (e.key === "u" || e.key === "U") { flag("unsure"); }
   else if (e.key === "z" || e.key === "Z" || e.key === "Backspace") { e.preventDefault(); undo(); }

@@ -1,4 +1,4 @@
-"""Keras classifiers by architecture, one inference pass, and their metrics.
+"""Keras classifiers by data kind: backbones, the classifier built on them, its preprocessing.
 
 :func:`build_model` puts an ``embedding`` layer, dropout and a softmax head on a
 backbone from :data:`BACKBONES`: a new architecture is one function there.
@@ -7,12 +7,12 @@ Images: ``mobilenetv3`` (MobileNetV3Small, the default), ``small_cnn``. Tables: 
 standardisation with statistics of the rows it trains on (a ``Normalization`` layer,
 saved with the model), then Dense + BatchNorm + Dropout blocks, as the "BeanNet" of the
 GNN active-learning study; ``linear``, a softmax regression on standardised features (the
-linear probe on label-free image features, ``patch_features.py``). Text: ``textmlp`` (sublinear, L2-normalised term frequencies of
+linear probe on label-free image features, ``features/patches.py``). Text: ``textmlp`` (sublinear, L2-normalised term frequencies of
 word uni- and bigrams, then a small MLP; the default, fast on a CPU) and ``lstm`` (token ids, an embedding and a
 bidirectional LSTM, as the study's text model; several times slower). A text vocabulary
 is fitted on the pool's text (no labels needed) and saved with the model.
-:class:`train.Trainer` trains these models; the analyzer and the benchmark read
-probabilities and embeddings through :func:`predict_with_embeddings` (or the trainer).
+:class:`trainer.Trainer` trains these models; :mod:`predict` runs them (probabilities and
+embeddings in one pass); :func:`fingerprint.model_fingerprint` names them.
 """
 import os
 import sys
@@ -22,12 +22,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from sklearn.metrics import f1_score  # noqa: E402
 
 from labelnext.utils.checks import check_choice, check_int  # noqa: E402
 
-# Batch size of inference passes (probabilities and embeddings of a whole pool).
-PREDICT_BATCH = 256
 # Vocabulary and sequence sizes: IMDB-scale reviews on a CPU.
 MAX_TOKENS = 20_000
 SEQUENCE_LENGTH = 200
@@ -80,7 +77,7 @@ def _define_layers(keras):
     _LAYERS["SublinearTF"] = SublinearTF
 
 
-# --------------------------------------------------------------------------- architectures
+# --------------------------------------------------------------------------- backbones
 def _mobilenetv3(keras, input_shape, weights, adapt=None):
     """MobileNetV3Small without its top, average-pooled (576-d); inputs in [0, 255]."""
     try:
@@ -146,7 +143,7 @@ def _mlp(keras, input_shape, weights, adapt=None):
 def _linear(keras, input_shape, weights, adapt=None):
     """The features themselves, standardised with ``adapt``'s statistics: with build_model's head, a
     softmax (multinomial logistic) regression, the linear probe on label-free features such as
-    :func:`patch_features.patch_features`."""
+    :func:`features.patches.patch_features`."""
     return _standardized_input(keras, input_shape, adapt, "linear")
 
 
@@ -288,7 +285,7 @@ def check_embedding_layer(model, name="model"):
     try:
         model.get_layer("embedding")
     except (ValueError, AttributeError):
-        raise ValueError(f"{name} has no layer named 'embedding': build it with architectures.build_model") from None
+        raise ValueError(f"{name} has no layer named 'embedding': build it with labelnext.training.backbones.build_model") from None
     return model
 
 
@@ -321,51 +318,3 @@ def compile_model(model, lr=1e-3):
     keras = load_keras()
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-# --------------------------------------------------------------------------- inference
-def two_output_model(model):
-    """The same model with two outputs: probabilities and the ``embedding`` layer."""
-    keras = load_keras()
-    return keras.Model(model.inputs, [model.output, model.get_layer("embedding").output])
-
-
-def predict_two_outputs(both, x, batch_size):
-    """Run a :func:`two_output_model`: (probs (n, n_classes), embeddings (n, n_features)), float32."""
-    probs, emb = both.predict(as_model_input(x), batch_size=batch_size, verbose=0)
-    probs = probs.astype(np.float32)
-    # Softmax in float32 can miss 1 by ~1e-6; renormalise so downstream checks are exact.
-    probs /= probs.sum(axis=1, keepdims=True)
-    return probs, emb.astype(np.float32)
-
-
-def predict_with_embeddings(model, x, batch_size=PREDICT_BATCH):
-    """One inference pass: class probabilities and pooled embeddings.
-
-    Returns
-    -------
-    probs : ndarray of shape (n_samples, n_classes), float32
-    embeddings : ndarray of shape (n_samples, n_features), float32
-    """
-    return predict_two_outputs(two_output_model(model), x, batch_size)
-
-
-def metrics_from_probs(probs, y):
-    """Accuracy and macro-F1 of the arg-max predictions.
-
-    Parameters
-    ----------
-    probs : ndarray of shape (n_samples, n_classes)
-    y : ndarray of shape (n_samples,), int
-
-    Returns
-    -------
-    dict with ``accuracy`` and ``macro_f1`` (floats)
-    """
-    pred = np.asarray(probs).argmax(axis=1)
-    return {"accuracy": float((pred == y).mean()), "macro_f1": float(f1_score(y, pred, average="macro"))}
-
-
-def evaluate(model, x, y, batch_size=PREDICT_BATCH):
-    """Accuracy and macro-F1 of ``model`` on labeled data (see :func:`metrics_from_probs`)."""
-    return metrics_from_probs(model.predict(as_model_input(x), batch_size=batch_size, verbose=0), y)
