@@ -6,12 +6,15 @@
     al import --project P sheet.csv             labels from a sheet / Label Studio export (--oracle: simulation)
     al status --project P [--json]              rounds, accuracy per round, labels per class, learning curve
     al label --project P                        the labeling web page
+    al analyze SOURCE --model M --out DIR       a pool too large for memory: streamed inference, then the
+                                                analyses (on a Dask cluster with --scheduler)
 
 Bad input is one line on stderr and exit code 2; progress goes to stderr, reports to stdout.
 """
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from labelnext.utils.console import fmt_metric, progress, run_cli
 
@@ -105,6 +108,25 @@ def build_parser():
     q.add_argument("--allow-remote", action="store_true", help="allow a --host reachable from other machines")
     q.add_argument("--token", default=None, help="the token every request must present, on loopback too (at least 16 "
                    "characters; default: a random one); the printed URL carries it and the page keeps it in a cookie")
+
+    q = sub.add_parser("analyze", help="pick items from a pool too large for memory", formatter_class=fmt,
+                       description="One streamed inference pass of a saved model over SOURCE (probabilities and "
+                       "embeddings written block by block to OUT/inference/; a rerun resumes), then uncertainty, "
+                       "diversity and novelty and their intersection on the memory-mapped outputs, in this process "
+                       "or on a Dask cluster (--scheduler). Writes OUT/selection.csv and the analyses' reports.")
+    q.add_argument("source", help="a folder of images (labeled ones under SOURCE/<class>/, the pool under "
+                   "SOURCE/unlabeled/) or a .npy array of items shaped as the model's input (with --labeled)")
+    q.add_argument("--model", required=True, help="run folder or .keras file: train.py's, or a round's "
+                   "PROJECT/round-NNN/model")
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--budget", type=int, default=None, help="items to select; None: every item in all three analyses")
+    q.add_argument("--labeled", default=None, help=".npy of the labeled items: a boolean mask or row numbers "
+                   "of SOURCE; None, for a folder: its layout says")
+    q.add_argument("--scheduler", default=None, help="address of a Dask scheduler (tcp://host:8786) whose workers "
+                   "run the inference and the analyses; --model, SOURCE and --out must be readable on every worker")
+    q.add_argument("--overwrite", action="store_true", help="start the inference again when OUT holds another "
+                   "model's or source's")
+    q.add_argument("--seed", type=int, default=0, help="seed for every random step")
     return p
 
 
@@ -182,8 +204,37 @@ def _report_status(st):
     return "\n".join(lines)
 
 
+def _analyze(args):
+    """`al analyze`: the analyzer over streamed inference, on a cluster with --scheduler."""
+    if args.budget is not None and args.budget < 1:
+        raise ValueError(f"--budget must be at least 1, got {args.budget}")
+    if args.labeled is None and not Path(args.source).is_dir():
+        raise ValueError(f"--labeled is required for SOURCE {args.source!r}, which is not a folder of images "
+                         f"(a folder's layout says which items are labeled)")
+    # TensorFlow loads only once the arguments are checked (as for the loop in main).
+    from labelnext.analysis import large_pools
+    from labelnext.analysis.analyzer import ActiveLearningAnalyzer
+
+    mask = None if args.labeled is None else large_pools.labeled_mask_file(args.labeled, args.source)
+    client = None if args.scheduler is None else large_pools.connect(args.scheduler)
+    try:
+        analyzer = ActiveLearningAnalyzer.from_inference(
+            args.model, args.source, Path(args.out) / "inference", mask, client=client, overwrite=args.overwrite,
+            results_dir=args.out, random_state=args.seed)
+        indices, stats = analyzer.find_intersection(args.budget, retrain=False, client=client)
+        sheet = analyzer.export_labeling_csv(Path(args.out) / "selection.csv")
+    finally:
+        if client is not None:
+            client.close()
+    print(f"selected {len(indices)} of {int(analyzer.pool_mask_.sum())} pool items "
+          f"({stats['n_intersection']} in all three analyses): {sheet}")
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command == "analyze":
+        return _analyze(args)
     # The loop (and through it TensorFlow) loads only once a command runs: `al --help` stays fast.
     from labelnext.loop.project import DEFAULT_STRATEGY, LabelingProject
 

@@ -6,6 +6,7 @@ novelty) and their intersection, named strategies, class balance and retraining.
 No argparse and no file formats here: files, figures and text go through
 :mod:`reports`; the command lines live in ``AL_cycle.py``.
 """
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from labelnext.utils.defaults import DEFAULT_RUN, MODEL_FILE
 from labelnext.utils.console import progress
 from labelnext.utils.defaults import TARGET_PER_CLASS
 from labelnext.analysis.pool import Pool
+from labelnext.analysis import large_pools
 from labelnext.loop.round import select_round, selection_context
 
 DEFAULT_MODEL = DEFAULT_RUN / MODEL_FILE
@@ -88,7 +90,8 @@ class ActiveLearningAnalyzer:
         self.verbose = bool(verbose)
         self.results_, self.timings_, self.metadata = {}, {}, {}
         self.intersection_ = self.retrain_report_ = self.model = self.model_path = self.data = self.pool_ = None
-        self._probs = self._embeddings = self._images = self._standardized = self._mc_probs = None
+        self._probs = self._embeddings = self._images = self._standardized = self._mc_probs = self._item_paths = None
+        self._files = {}  # 'probs' / 'embeddings' -> the file given for it (what Dask workers read)
         if model_path is not None:  # None: from_arrays fills the state in
             self._load(model_path, labeled_size, start_idx, end_idx, dataset, data_dir)
 
@@ -105,8 +108,11 @@ class ActiveLearningAnalyzer:
 
         Parameters
         ----------
-        probs : ndarray of shape (n_samples, n_classes)
-        embeddings : ndarray of shape (n_samples, n_features); may be a memory-mapped ``.npy``
+        probs : ndarray of shape (n_samples, n_classes), or the path of a ``.npy``
+        embeddings : ndarray of shape (n_samples, n_features); may be a memory-mapped ``.npy``,
+            or the path of a ``.npy`` (memory-mapped), a ``.parquet`` or a folder of ``.npy`` /
+            Parquet shards (:func:`labelnext.scale.shards.open_rows`: read block by block, never
+            whole); a path given is what ``find_intersection(client=...)``'s workers read
         labeled_mask : ndarray of shape (n_samples,), bool
         labels : ndarray of shape (n_samples,), int, optional; -1 where unknown
         images : ndarray, optional, the items for figures: (n_samples, h, w, 3) images,
@@ -120,6 +126,10 @@ class ActiveLearningAnalyzer:
         """
         self = cls(model_path=None, target_per_class=target_per_class, results_dir=results_dir,
                    random_state=random_state, auto_retrain=False, verbose=verbose)
+        if isinstance(probs, (str, os.PathLike)):
+            self._files["probs"], probs = probs, np.asarray(large_pools.open_pool(probs, "probs"))
+        if isinstance(embeddings, (str, os.PathLike)):
+            self._files["embeddings"], embeddings = embeddings, large_pools.open_pool(embeddings, "embeddings")
         probs = checks.check_probs(probs)
         n = probs.shape[0]
         embeddings = checks.check_embeddings(embeddings, n_samples=n)
@@ -128,6 +138,41 @@ class ActiveLearningAnalyzer:
             raise ValueError(f"images has {len(images)} items but probs has {n}")
         self._probs, self._embeddings, self._images, self.metadata = probs, embeddings, images, {"dataset": "arrays"}
         self._mc_probs = None if mc_probs is None else strategies.bald.check_mc_probs(mc_probs, n_samples=n)
+        return self
+
+    @classmethod
+    def from_inference(cls, model, source, out_dir, labeled_mask=None, labels=None, *, client=None, overwrite=False,
+                       block_rows=None, **kwargs):
+        """An analyzer over a pool too large for memory, through one streamed inference pass.
+
+        :func:`labelnext.scale.inference.stream_predict` writes ``out_dir/probs.npy`` and
+        ``out_dir/embeddings.npy`` block by block (a rerun resumes; another model or source is
+        refused unless ``overwrite``); the analyses then read them memory-mapped.
+
+        Parameters
+        ----------
+        model : str or Path of a run folder or ``.keras`` file (or a Keras model, without ``client``)
+        source : a folder of images, a ``.npy`` array of items, or an ndarray
+        out_dir : str or Path
+        labeled_mask : ndarray of shape (n_items,), bool, optional
+            Default, for a folder of images: the layout ``al init`` reads (images under a class
+            sub-folder are labeled, those under ``unlabeled/`` are the pool). Required for arrays.
+        labels : as in :meth:`from_arrays`
+        client : distributed.Client, optional
+            Its workers predict the blocks (the model and the source must be readable there).
+        overwrite, block_rows : as in ``stream_predict``
+        **kwargs : the keyword arguments of :meth:`from_arrays`
+        """
+        if labeled_mask is None and not (isinstance(source, (str, os.PathLike)) and Path(source).is_dir()):
+            raise ValueError("labeled_mask is required unless source is a folder of images (then its layout says it)")
+        out = large_pools.stream_outputs(model, source, out_dir, client=client, overwrite=overwrite,
+                                         block_rows=block_rows, progress=kwargs.get("verbose", True))
+        if labeled_mask is None:
+            labeled_mask = large_pools.folder_labeled_mask(out["items"])
+        kwargs.setdefault("class_names", large_pools.model_classes(model))
+        self = cls.from_arrays(out["probs"], out["embeddings"], labeled_mask, labels, **kwargs)
+        self._item_paths = out["item_paths"]
+        self.metadata = {"dataset": str(source) if isinstance(source, (str, os.PathLike)) else "arrays"}
         return self
 
     # ------------------------------------------------------------------ pool state and inference
@@ -243,22 +288,25 @@ class ActiveLearningAnalyzer:
                 checks.check_choice(value, key, choices[name])
         return params
 
-    def _run(self, name, given, write):
+    def _run(self, name, given, write, computed=None):
         params = self.analysis_params(name, given)
-        # Uncertainty reads probabilities only: do not standardise embeddings for it.
-        x = None if name == "uncertainty" else self.standardized_
-        probs = self.probs_
-        t = time.perf_counter()
-        res = alf.run_analysis(name, probs, x, self.labeled_mask_, params, random_state=self.random_state)
-        seconds = time.perf_counter() - t
+        if computed is None:
+            # Uncertainty reads probabilities only: do not standardise embeddings for it.
+            x = None if name == "uncertainty" else self.standardized_
+            t = time.perf_counter()
+            res = alf.run_analysis(name, self.probs_, x, self.labeled_mask_, params, random_state=self.random_state)
+            seconds = time.perf_counter() - t
+        else:  # (result, seconds) from a Dask cluster: :meth:`_run_on_cluster`
+            res, seconds = computed
         mask, scores = res["mask"], res["scores"]
         self.results_[name] = {"mask": mask, "scores": scores, "params": res["params"], "seconds": seconds}
         self.timings_[name] = round(seconds, 3)
         self._log(f"{name} ({reports.DESCRIBE[name].format(**res['params'])}): kept {mask.sum()} of {mask.size}")
         ranked = self._ranked(mask, scores)
         if write:
+            # The cluster's diversity keeps no per-cluster parts (representatives): none written.
             parts = (reports.diversity_parts(res, self.pool_indices_, self.standardized_[self.pool_mask_], self.random_state)
-                     if name == "diversity" else {})
+                     if name == "diversity" and "clusters" in res else {})
             record = self._record(name, ranked, scores[ranked], res["params"], parts.pop("extra", None))
             record["histogram"] = {"scores": scores, "kept": mask, "threshold": scores[mask].min() if mask.any() else None}
             reports.write_analysis(self.results_dir, dict(record, **parts))
@@ -308,6 +356,19 @@ class ActiveLearningAnalyzer:
         for name in ANALYSES:
             self._run(name, checked[name], write)
         return {name: int(self.results_[name]["mask"].sum()) for name in ANALYSES}
+
+    def _run_on_cluster(self, client, names, write):
+        """Analyses ``names``, with their defaults, on a Dask cluster's workers: the same masks and
+        scores as in this process (``scale.engine.analyze_sharded`` with exact ranks)."""
+        files = {key: large_pools.cluster_file(getattr(self, f"{key}_"), self._files.get(key), key,
+                                               self.results_dir / "cluster") for key in ("probs", "embeddings")}
+        params = {name: self.analysis_params(name) for name in ANALYSES}
+        t = time.perf_counter()
+        res = large_pools.analyze_on_cluster(client, files["probs"], files["embeddings"], self.labeled_mask_, params,
+                                             random_state=self.random_state)
+        seconds = time.perf_counter() - t
+        for name in names:
+            self._run(name, params[name], write, computed=(res[name], seconds))
 
     def run_gnn(self, **params):
         """Run the GraphSAGE sidecar in-process (see ``gnn.run_gnn``) on the embedding
@@ -371,13 +432,19 @@ class ActiveLearningAnalyzer:
         return self.indices_[rows]
 
     # ------------------------------------------------------------------ intersection and class balance
-    def find_intersection(self, budget=None, use_gnn=False, retrain="auto", write=True):
+    def find_intersection(self, budget=None, use_gnn=False, retrain="auto", write=True, client=None):
         """Intersect uncertainty, diversity and novelty (and the GNN selection), ranked by a combined score.
 
         Analyses not run yet run with their defaults. With a ``budget`` larger than the
         intersection, the selection is filled up by combined rank (the summary says so).
         When ``retrain='auto'``, a Keras model is loaded and every class reaches
         ``target_per_class``, the model is retrained on the class-balanced selection.
+
+        With a Dask ``client`` (``distributed.Client``), the analyses not run yet run on its
+        workers, which read the embeddings and probabilities from the files the analyzer was
+        given (:meth:`from_inference`, paths to :meth:`from_arrays`), else from copies written to
+        ``results_dir/cluster/``; every worker must be able to read them. The selection is the
+        one without a client.
 
         Returns
         -------
@@ -387,6 +454,9 @@ class ActiveLearningAnalyzer:
         checks.check_choice(retrain, "retrain", ("auto", True, False))
         if budget is not None:
             checks.check_int(budget, "budget", low=1, high=int(self.pool_mask_.sum()))
+        missing = [name for name in ANALYSES if name not in self.results_]
+        if client is not None and missing:
+            self._run_on_cluster(client, missing, write)
         for name in ANALYSES:
             if name not in self.results_:
                 self._run(name, None, write)
@@ -436,7 +506,7 @@ class ActiveLearningAnalyzer:
         sel = self._selection()
         path = Path(path) if path else self.results_dir / "intersection" / "to_label.csv"
         probs = self.probs_[self.pool_mask_][sel["rows"]]
-        paths = getattr(self.data, "train_paths", None) if self.data is not None else None
+        paths = getattr(self.data, "train_paths", None) if self.data is not None else self._item_paths
         return reports.write_labeling_csv(
             path, sel["indices"], [self.class_names[int(c)] for c in probs.argmax(axis=1)], probs.max(axis=1),
             image_paths=[paths[a] for a in sel["indices"]] if paths else None,

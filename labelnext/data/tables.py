@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from labelnext.data.record import Dataset, DatasetError, _one_line
+from labelnext.utils.extras import require
 
 TABLE_EXTS = (".csv", ".tsv", ".parquet")
 KINDS = ("auto", "tabular", "text")
@@ -82,8 +83,9 @@ def _looks_like_header(first, rest):
 def _read_columns(path):
     """Dict column name -> list of str (empty string = missing)."""
     if str(path).lower().endswith(".parquet"):
+        require("pyarrow", "scale", "a Parquet table")  # pandas reads Parquet through pyarrow
         try:
-            import pandas as pd  # Parquet only: pandas + pyarrow are not needed for CSV
+            import pandas as pd  # Parquet only: CSV is read without pandas
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow missing or a damaged file: one line either way
             _fail(path, f"cannot read Parquet: {_one_line(exc)}")

@@ -11,6 +11,7 @@ import importlib
 
 from labelnext.gnn.export import check_export, load_export, write_export
 from labelnext.gnn.options import SCORES, GNNOptions
+from labelnext.utils.extras import require
 
 _TORCH_API = {
     "build_graph": "labelnext.gnn.graph", "edge_homophily": "labelnext.gnn.graph", "node_homophily": "labelnext.gnn.graph",
@@ -24,7 +25,14 @@ _TORCH_API = {
 __all__ = ["GNNOptions", "SCORES", "check_export", "load_export", "write_export", *_TORCH_API]
 
 
+# The rooms that import torch and torch_geometric (the 'gnn' extra); ``scores`` is NumPy only.
+_NEEDS_TORCH = ("labelnext.gnn.graph", "labelnext.gnn.model", "labelnext.gnn.run")
+
+
 def __getattr__(name):  # PEP 562: import torch only when a torch name is used
     if name in _TORCH_API:
+        if _TORCH_API[name] in _NEEDS_TORCH:
+            for package in ("torch", "torch_geometric"):
+                require(package, "gnn", "the GNN (python -m gnn, strategy 'gnn')")
         return getattr(importlib.import_module(_TORCH_API[name]), name)
     raise AttributeError(f"module 'labelnext.gnn' has no attribute {name!r}")

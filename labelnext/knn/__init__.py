@@ -12,9 +12,10 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from labelnext.utils.checks import check_choice, check_embeddings, check_int, chunks, rows_per_block
+from labelnext.utils.extras import require
 from labelnext.utils.defaults import KNN_METHODS, KNN_METRICS  # noqa: F401  (knn.KNN_METHODS stays importable)
 from labelnext.knn.backends import (HNSW_SERIAL_BUILD_MAX_ROWS, cosine_distance, exact_knn, faiss_available,  # noqa: F401
-                          faiss_knn, hnsw_index, hnsw_knn, l2_normalize, search_inchunks)
+                          faiss_knn, hnsw_index, hnswlib_available, hnsw_knn, l2_normalize, search_inchunks)
 from labelnext.knn.ivf import (IVF_BLOCK_ROWS, IVF_MAX_SCAN, IVF_MIN_REFERENCE, IVF_SAMPLE_QUERIES, IVF_TARGET_RECALL,  # noqa: F401
                      ivf_knn, ivf_knn_raw, ivf_plan)
 
@@ -259,7 +260,8 @@ def knn_method_for(n_query, n_reference, n_features):
     reference rows to build plus queries), and where that is the flat search on at
     least ``IVF_MIN_PAIRS`` pairs, the inverted file (:func:`ivf_knn`: exact
     distances, recall measured per call, exact fallback); without faiss: exact up to
-    ``EXACT_KNN_MAX_PAIRS`` pairs, HNSW above.
+    ``EXACT_KNN_MAX_PAIRS`` pairs, HNSW above; without faiss and hnswlib (the 'scale'
+    extra), exact at every size (slower, same answer).
     """
     pairs = n_query * n_reference
     if pairs <= SMALL_KNN_MAX_PAIRS:
@@ -270,7 +272,7 @@ def knn_method_for(n_query, n_reference, n_features):
         if flat_s > hnsw_s:
             return "hnsw"
         return "ivf" if pairs >= IVF_MIN_PAIRS and n_reference >= IVF_MIN_REFERENCE else "faiss"
-    return "exact" if pairs <= EXACT_KNN_MAX_PAIRS else "hnsw"
+    return "hnsw" if pairs > EXACT_KNN_MAX_PAIRS and hnswlib_available() else "exact"
 
 
 def knn_search(query, reference, k, *, metric="euclidean", method="auto", exclude_self=False, ef=64, random_state=None):
@@ -321,8 +323,7 @@ def knn_search(query, reference, k, *, metric="euclidean", method="auto", exclud
     if method == "exact":
         dist, idx = exact_knn(query, reference, k, exclude_self, normalize)
     elif method in ("faiss", "ivf"):
-        if not faiss_available():
-            raise ValueError(f"method={method!r} needs faiss-cpu (pip install faiss-cpu); use 'exact', 'hnsw' or 'auto'")
+        require("faiss", "scale", f"nearest-neighbour method {method!r}")
         if method == "faiss":
             dist, idx = faiss_knn(query, reference, k, exclude_self, normalize)
         else:
@@ -361,6 +362,8 @@ class BlockSearcher:
         check_int(k, "k", low=1, high=reference.shape[0])
         self.k, self.metric, self.normalize = k, metric, metric == "cosine"
         self.method = knn_method_for(query.shape[0], reference.shape[0], query.shape[1]) if method == "auto" else method
+        if self.method in ("faiss", "ivf"):  # said here, on the client, not by every worker
+            require("faiss", "scale", f"nearest-neighbour method {self.method!r}")
         self.reference = np.ascontiguousarray(reference, dtype=np.float32)
         self.info, self._index, self._n_probe = {}, None, None
         if self.method == "ivf":

@@ -7,6 +7,7 @@ from sklearn.utils import check_random_state
 
 from labelnext.utils import checks
 from labelnext.utils.checks import chunks, rows_per_block
+from labelnext.utils.extras import available, require
 
 # HNSW graphs up to this many reference rows are built on one thread (reproducible);
 # larger ones in parallel (about 2x faster, not bit-reproducible).
@@ -117,7 +118,7 @@ def exact_knn_blocked_reference(query, reference, k, exclude_self, normalize):
 
 
 def hnsw_index(reference, random_state, ef, kk, normalize):
-    import hnswlib
+    hnswlib = require("hnswlib", "scale", "nearest-neighbour method 'hnsw'")
 
     ref = np.ascontiguousarray(reference, dtype=np.float32)
     if normalize:
@@ -177,16 +178,18 @@ def search_inchunks(search, query, k, exclude_self, normalize, block_rows=None):
 
 
 def faiss_available():
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether faiss-cpu imports ('auto' uses it where faster, and falls back without it)."""
+    return available("faiss")
+
+
+def hnswlib_available():
+    """Whether hnswlib imports ('auto' falls back to the exact search without it)."""
+    return available("hnswlib")
 
 
 def faiss_knn(query, reference, k, exclude_self, normalize=False):
     """Exact search with faiss's IndexFlatL2 (BLAS distances, fused top-k): ~5x the NumPy exact path."""
-    import faiss
+    faiss = require("faiss", "scale", "nearest-neighbour method 'faiss'")
 
     ref = np.ascontiguousarray(reference, dtype=np.float32)
     if normalize:

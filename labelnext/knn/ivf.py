@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from labelnext.utils.checks import check_choice, check_int
+from labelnext.utils.extras import require
 from labelnext.knn.backends import cosine_distance, drop_self, faiss_knn, l2_normalize, search_inchunks, smallest_k
 
 # Cells per sqrt(reference rows): 5,000 labeled rows -> 35 cells of ~140 rows
@@ -77,7 +78,7 @@ class IVFIndex:
     """
 
     def __init__(self, reference, n_lists=None, random_state=None):
-        import faiss
+        faiss = require("faiss", "scale", "nearest-neighbour method 'ivf'")
 
         ref = np.ascontiguousarray(reference, dtype=np.float32)
         n_ref, d = ref.shape
@@ -241,7 +242,7 @@ def ivf_knn(query, reference, k, *, metric="euclidean", exclude_self=False, targ
 def ivf_plan(query, reference, k, exclude_self, normalize, rng, target):
     """Cells and calibrated n_probe: ``(index or None, n_probe or None, info)``; reads only
     ``query.shape`` and the sample rows ``query[rows]``."""
-    import faiss
+    faiss = require("faiss", "scale", "nearest-neighbour method 'ivf'")
 
     info = {"n_lists": 0, "n_probe": None, "recalls": {}, "scan_fraction": 1.0, "fallback": True}
     if reference.shape[0] < IVF_MIN_REFERENCE:

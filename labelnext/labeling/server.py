@@ -29,12 +29,17 @@ import threading
 import urllib.parse
 from pathlib import Path
 
-from flask import Flask, jsonify, make_response, request, send_file
-from waitress import create_server, wasyncore
-from werkzeug.exceptions import HTTPException
-
 from labelnext.labeling.session import LabelingSession, RequestError
 from labelnext.loop.project import LabelingProject
+from labelnext.utils.extras import require
+
+# Flask and waitress are the 'label' extra: without them, importing this module says so in one line.
+for _package in ("flask", "waitress"):
+    require(_package, "label", "al label")
+
+from flask import Flask, jsonify, make_response, request, send_file  # noqa: E402
+from waitress import create_server, wasyncore  # noqa: E402
+from werkzeug.exceptions import HTTPException  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 16 * 1024

@@ -31,13 +31,13 @@ and a task reads its range block by block. Stages:
 import time
 
 import numpy as np
-from distributed import wait
 from sklearn.utils import check_random_state
 
 from labelnext import heuristics as alf
 from labelnext import knn
 from labelnext.scale import shards
 from labelnext.utils.checks import check_choice, check_int, check_mask, chunks
+from labelnext.utils.extras import require
 from labelnext.scale.kmeans import kmeans_on_workers, sample_on_workers, task_rows
 
 RANKS = ("exact", "sketch")
@@ -219,6 +219,8 @@ def analyze_sharded(client, embeddings, probs, labeled_mask, params=None, budget
     ``knn`` (the backend and IVF plan), ``ranks``, ``kmeans`` (where it ran, and for
     ``workers`` its steps, sample rows and inertia).
     """
+    # dask.distributed is the 'scale' extra; a client can only come from it, but say so plainly.
+    wait = require("distributed", "scale", "the Dask engine").wait
     check_choice(ranks, "ranks", RANKS)
     check_choice(kmeans, "kmeans", KMEANS_PLACES)
     x_meta = shards.open_rows(embeddings)

@@ -41,6 +41,7 @@ from labelnext.training.backbones import check_embedding_layer
 from labelnext.training.fingerprint import model_fingerprint
 from labelnext.training.predict import PREDICT_BATCH, predict_two_outputs, two_output_model
 from labelnext.utils.checks import check_int
+from labelnext.utils.extras import require
 from labelnext.data.images import list_image_files, read_images
 from labelnext.data.record import hash_rows
 from labelnext.io.files import check_output_folder, folder_lock, load_json, save_json, save_text
@@ -391,7 +392,7 @@ def predict_block(model_path, model_digest, reader, batch_size):
 def _worker_blocks(client, model_path, model_digest, source, blocks, batch_size):
     """``(start, stop, probs, embeddings)`` of each block as Dask workers finish them (any order).
     At most two blocks per worker are in flight: an in-memory source is sent as it is needed."""
-    from distributed import as_completed  # optional dependency, only for a client
+    as_completed = require("distributed", "scale", "inference on a Dask cluster").as_completed
 
     in_flight = 2 * max(1, len(client.scheduler_info()["workers"]))
     todo, where = iter(blocks), {}
@@ -488,9 +489,7 @@ def main(argv=None):
     if args.scheduler is None:
         probs, emb = run()
     else:
-        from distributed import Client  # optional dependency, only for --scheduler
-
-        with Client(args.scheduler) as client:
+        with require("distributed", "scale", "--scheduler").Client(args.scheduler) as client:
             probs, emb = run(client=client)
     print(f"wrote {Path(args.out) / PROBS_FILE} {probs.shape} and {Path(args.out) / EMBEDDINGS_FILE} {emb.shape}")
 

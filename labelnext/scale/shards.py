@@ -18,18 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from labelnext.utils.checks import check_choice, check_int, chunks, rows_per_block
+from labelnext.utils.extras import require
 
 SHARD_FORMATS = ("npy", "parquet")
 # Rows per Parquet row group written: reads touch only the row groups they need.
 PARQUET_ROW_GROUP = 65_536
 
 
+# pyarrow is the 'scale' extra; .npy shards need nothing.
+PARQUET_FEATURE = "Parquet shards (.npy shards need no extra)"
+
+
 def _parquet():
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as err:  # optional dependency: .npy shards need nothing
-        raise ValueError("Parquet shards need pyarrow (pip install pyarrow); use .npy shards") from err
-    return pq
+    return require("pyarrow.parquet", "scale", PARQUET_FEATURE)
 
 
 class _NpyShard:
@@ -287,9 +288,8 @@ class _Slice:
 
 
 def _write_parquet(array, start, stop, path, column):
-    import pyarrow as pa
-
     pq = _parquet()
+    pa = require("pyarrow", "scale", PARQUET_FEATURE)
     d = array.shape[1]
     writer = None
     try:

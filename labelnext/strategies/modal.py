@@ -1,7 +1,8 @@
 """modAL's own query strategies, run on our probabilities and embeddings: a peer baseline.
 
 modAL is imported inside the functions on purpose: ``import modAL`` pulls in torch
-(about 6 s), and most users of ``strategies`` never run a ``modal_*`` strategy.
+(about 6 s), most users of ``strategies`` never run a ``modal_*`` strategy, and it is the
+'modal' extra (:func:`_modal`: one line naming the extra when it is missing).
 
 modAL queries a classifier over embedding rows: the model's own softmax head when the
 context has one (``ctx.head``); otherwise (``from_arrays`` analyzers of any model) a
@@ -15,11 +16,16 @@ from sklearn.utils import check_random_state
 
 from labelnext.utils.checks import check_embeddings, check_float
 from labelnext.strategies.base import int_seed, softmax_head
+from labelnext.utils.extras import require
 
 # modAL's ranked batch mode computes pool x (labeled + chosen) distances once per chosen
 # item: O(pool x budget x labeled). Measured 158 s for 1,000 items on a 10k pool (DESIGN.md);
 # above this many pool rows it runs on a seeded random sample of the pool.
 MODAL_RANKED_MAX_POOL = 10_000
+
+
+def _modal(module):
+    return require(module, "modal", "modAL (the modal_* strategies)")
 
 
 class SoftmaxHeadClassifier:
@@ -121,7 +127,7 @@ def head_note(ctx):
 
 
 def _modal_learner(ctx, query_strategy, random_state):
-    from modAL.models import ActiveLearner  # lazy: see the module docstring
+    ActiveLearner = _modal("modAL.models").ActiveLearner
 
     head = ctx.head
     if head is None:
@@ -135,7 +141,7 @@ def _modal_learner(ctx, query_strategy, random_state):
 def modal_entropy_strategy(ctx, budget, random_state=None):
     """modAL's ``entropy_sampling`` through ``ActiveLearner.query`` (peer baseline); without
     ``ctx.head``, over :func:`fit_softmax_head` of the labeled rows."""
-    from modAL.uncertainty import entropy_sampling  # lazy: see the module docstring
+    entropy_sampling = _modal("modAL.uncertainty").entropy_sampling
 
     pool = ctx.pool_rows
     learner = _modal_learner(ctx, entropy_sampling, random_state)
@@ -157,7 +163,7 @@ def modal_ranked_batch_strategy(ctx, budget, random_state=None):
     Cardoso, T. N. C. et al. (2017). Ranked batch-mode active learning. Information
     Sciences 379.
     """
-    from modAL.batch import uncertainty_batch_sampling  # lazy: see the module docstring
+    uncertainty_batch_sampling = _modal("modAL.batch").uncertainty_batch_sampling
 
     rng = check_random_state(random_state)
     pool = ctx.pool_rows

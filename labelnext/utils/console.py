@@ -1,5 +1,5 @@
-"""Shared command-line plumbing: bad input, and errors from the operating system, are one
-line on stderr and exit code 2.
+"""Shared command-line plumbing: bad input, errors from the operating system and a missing
+optional extra are one line on stderr and exit code 2.
 
 Library code raises ``ValueError`` naming its Python parameter (``random_state must
 be ...``); a script passes ``flags`` (parameter -> flag) so the line names the flag the
@@ -8,6 +8,8 @@ user typed (``--seed must be ...``).
 import argparse
 import re
 import sys
+
+from labelnext.utils.extras import MissingExtraError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -57,6 +59,9 @@ def run_cli(main, argv=None, flags=None):
         code = main(argv)
     except ValueError as exc:
         print(f"error: {flag_message(str(exc), flags)}", file=sys.stderr)
+        return 2
+    except MissingExtraError as exc:  # an optional package is missing: the message names the extra
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # read-only or full disk, a path that is a file, a missing file
         message = os_error_message(exc)
