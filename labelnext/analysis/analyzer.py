@@ -75,7 +75,7 @@ class ActiveLearningAnalyzer:
     def __init__(self, model_path=DEFAULT_MODEL, labeled_size=None, start_idx=None, end_idx=None,
                  target_per_class=TARGET_PER_CLASS, dataset=None, data_dir=None, results_dir="results", random_state=0,
                  auto_retrain=True, retrain_steps=None, batch_size=256, verbose=True,
-                 compare_seeds=keras_run.COMPARE_SEEDS, retrain_patience=keras_run.RETRAIN_PATIENCE):
+                 compare_seeds=keras_run.COMPARE_SEEDS, retrain_patience=keras_run.PATIENCE):
         self.target_per_class = checks.check_int(target_per_class, "target_per_class", low=1)
         self.random_state = checks.check_int(random_state, "random_state", low=0)
         self.batch_size = checks.check_int(batch_size, "batch_size", low=1)

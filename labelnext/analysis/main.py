@@ -26,7 +26,7 @@ __all__ = ["analyzer_parser", "analyzer_from_args", "add_analysis_args", "add_al
            "analysis_params_from_args", "run_all_from_args", "analysis_main", "build_parser", "main"]
 
 DEFAULT_MODEL = defaults.DEFAULT_RUN / defaults.MODEL_FILE
-TARGET_PER_CLASS, COMPARE_SEEDS, RETRAIN_PATIENCE = defaults.TARGET_PER_CLASS, defaults.COMPARE_SEEDS, defaults.RETRAIN_PATIENCE
+TARGET_PER_CLASS, COMPARE_SEEDS, PATIENCE = defaults.TARGET_PER_CLASS, defaults.COMPARE_SEEDS, defaults.PATIENCE
 
 
 def __getattr__(name):
@@ -113,12 +113,13 @@ def analyzer_from_args(args):
     if not model.exists() and model.resolve() in (DEFAULT_MODEL.resolve(), DEFAULT_MODEL.parent.resolve()):
         progress("no base model yet: training the default one (models/500_train) ...", not args.quiet)
         analyzer.train.train_base_model(args.dataset or "digits", args.data_dir, labeled_size=args.labeled_size or 500,
-                                        random_state=args.seed, out_dir=DEFAULT_MODEL.parent, verbose=0 if args.quiet else 2)
+                                        random_state=args.seed, patience=getattr(args, "patience", PATIENCE),
+                                        out_dir=DEFAULT_MODEL.parent, verbose=0 if args.quiet else 2)
     return analyzer.ActiveLearningAnalyzer(
         model, labeled_size=args.labeled_size, start_idx=args.start_idx, end_idx=args.end_idx,
         target_per_class=args.target_per_class, dataset=args.dataset, data_dir=args.data_dir, results_dir=args.results_dir,
         random_state=args.seed, retrain_steps=getattr(args, "steps", None),
-        compare_seeds=getattr(args, "compare_seeds", COMPARE_SEEDS), retrain_patience=getattr(args, "patience", RETRAIN_PATIENCE),
+        compare_seeds=getattr(args, "compare_seeds", COMPARE_SEEDS), retrain_patience=getattr(args, "patience", PATIENCE),
         verbose=not args.quiet)
 
 
@@ -172,8 +173,9 @@ def build_parser():
     add_all_analysis_args(p)
     p.add_argument("--budget", type=int, default=None, help="selection size (default: 2 x target x classes, capped at the pool)")
     p.add_argument("--steps", type=int, default=None, help="step budget of each retraining fit (default: the base model's)")
-    p.add_argument("--patience", type=int, default=RETRAIN_PATIENCE,
-                   help="a retraining fit stops after this many epochs without a better validation accuracy (its best epoch is kept)")
+    p.add_argument("--patience", type=int, default=PATIENCE,
+                   help="early stopping of the retraining (and of the default base model when it is trained): a fit stops "
+                        "after this many epochs without a better validation accuracy and keeps its best epoch")
     p.add_argument("--compare-seeds", type=int, default=COMPARE_SEEDS,
                    help="seeds the 'AL vs random' comparison of the retraining runs over; each adds two trainings "
                         "(one seed decides nothing; 3 or more report mean +/- sd)")

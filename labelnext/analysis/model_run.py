@@ -18,7 +18,7 @@ from labelnext import heuristics as alf
 from labelnext.utils import checks
 from labelnext.training import trainer as train
 from labelnext.data import dataset_fingerprint, load_dataset
-from labelnext.utils.defaults import COMPARE_SEEDS, RETRAIN_PATIENCE
+from labelnext.utils.defaults import COMPARE_SEEDS, PATIENCE
 
 
 class KerasModel:
@@ -132,7 +132,7 @@ def open_run(model_path, labeled_size=None, dataset=None, data_dir=None):
 
 
 def retrain_selection(model, data, pool, rows, metadata, *, target_per_class, run_dir, steps, random_state,
-                      compare_seeds=COMPARE_SEEDS, patience=RETRAIN_PATIENCE, compare_random=True, log=None):
+                      compare_seeds=COMPARE_SEEDS, patience=PATIENCE, compare_random=True, log=None):
     """Add up to ``target_per_class`` labeled items per class from the ranked selection ``rows``,
     retrain, save the run, and compare with random selections of the same size.
 
@@ -176,7 +176,7 @@ def retrain_selection(model, data, pool, rows, metadata, *, target_per_class, ru
 
 
 def retrain_and_compare(model, data, y, base_labeled, added, random_added, metadata, *, run_dir, steps, seed,
-                        patience=RETRAIN_PATIENCE, compare_random=True, log=None):
+                        patience=PATIENCE, compare_random=True, log=None):
     """Train a fresh model on ``base_labeled + added``, save it as a run, and compare.
 
     The comparison model is trained exactly alike (architecture, steps, seed,

@@ -26,6 +26,7 @@ from labelnext.training.architectures import (ADAPTED_ARCHS, ARCHS, ARCHS_BY_KIN
                            head_dropout_rate, load_keras, metrics_from_probs, predict_two_outputs,
                            predict_with_embeddings, two_output_model)
 from labelnext.utils.checks import check_choice, check_int
+from labelnext.utils.defaults import PATIENCE
 from labelnext.utils.console import ArgumentParser, run_cli
 from labelnext.data import load_dataset
 from labelnext.io.files import atomic_path
@@ -368,7 +369,7 @@ def draw_labeled_set(y, size, *, random_state=0, stratified=True):
 
 def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, random_state=0, stratified=True,
                      out_dir=DEFAULT_RUN, arch=None, weights=None, steps=800, image_size=32,
-                     validation_split=0.1, patience=15, labeled_indices=None, verbose=2, data=None, overwrite=True):
+                     validation_split=0.1, patience=PATIENCE, labeled_indices=None, verbose=2, data=None, overwrite=True):
     """Draw (or take) the labeled seed set, train, evaluate on the test split and save the run.
 
     ``random_state`` seeds the labeled draw, the initial weights and training; it is
@@ -448,7 +449,7 @@ def build_parser():
                    "once), or the path of a local weights file of MobileNetV3Small without its top (e.g. Keras' "
                    "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5)")
     p.add_argument("--steps", type=int, default=800, help="optimiser steps budget (epochs = steps / batches per epoch)")
-    p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs on the validation split")
+    p.add_argument("--patience", type=int, default=PATIENCE, help="early-stopping patience in epochs on the validation split")
     p.add_argument("--image-size", type=int, default=32, help="model input height and width")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     return p

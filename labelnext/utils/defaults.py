@@ -1,5 +1,5 @@
 """Option names, allowed values and defaults of the three analyses and the kNN search,
-and of the main job (its base model, retraining target and patience, seeds compared).
+and of the main job (its base model, early-stopping patience, retraining target, seeds compared).
 
 The one set of defaults for ``AL_functions.analyze``, the analyzer's ``run_*`` methods and
 the command-line flags. NumPy-free and scikit-learn-free on purpose: the scripts build
@@ -19,10 +19,13 @@ TARGET_PER_CLASS = 20
 # seeds of the demo read -0.011, +0.036, +0.031), so the report says it decides nothing and
 # names --compare-seeds for the mean and spread.
 COMPARE_SEEDS = 1
-# Retraining stops after this many epochs without a better validation accuracy and keeps
-# the best epoch. On the digits demo validation and test accuracy stop moving after epoch
-# 5-9 (checked up to epoch 40), so a patience of 15 spent three quarters of each fit after it.
-RETRAIN_PATIENCE = 5
+# Early stopping of the base model (train.py) and of the retraining: a fit stops after this
+# many epochs without a better validation accuracy and keeps its best epoch. On the digits
+# demo the best epoch is 9 (base) and 5 (retraining) with a patience of 5 or 15 alike, so the
+# models are the same; validation and test accuracy stop moving after it (checked up to
+# epoch 40) and a patience of 15 spent half the base fit and three quarters of each
+# retraining after the best epoch.
+PATIENCE = 5
 
 ANALYSES = ("uncertainty", "diversity", "novelty")
 UNCERTAINTY_METHODS = ("entropy", "margin", "least_confidence", "combined")
