@@ -55,7 +55,9 @@ class ActiveLearningAnalyzer:
     auto_retrain : bool
         ``find_intersection`` retrains when the class targets are met.
     retrain_steps : int >= 1 or None
-        Training steps of :meth:`retrain` (default: the base model's).
+        Step budget of each fit of :meth:`retrain` (default: the base model's).
+    retrain_patience : int >= 1
+        Epochs without a better validation accuracy before a fit of :meth:`retrain` stops.
     batch_size : int >= 1
         Inference batch size.
     compare_seeds : int >= 1
@@ -76,12 +78,13 @@ class ActiveLearningAnalyzer:
     def __init__(self, model_path=DEFAULT_MODEL, labeled_size=None, start_idx=None, end_idx=None,
                  target_per_class=TARGET_PER_CLASS, dataset=None, data_dir=None, results_dir="results", random_state=0,
                  auto_retrain=True, retrain_steps=None, batch_size=256, verbose=True,
-                 compare_seeds=keras_run.COMPARE_SEEDS):
+                 compare_seeds=keras_run.COMPARE_SEEDS, retrain_patience=keras_run.PATIENCE):
         self.target_per_class = checks.check_int(target_per_class, "target_per_class", low=1)
         self.random_state = checks.check_int(random_state, "random_state", low=0)
         self.batch_size = checks.check_int(batch_size, "batch_size", low=1)
         self.retrain_steps = None if retrain_steps is None else checks.check_int(retrain_steps, "retrain_steps", low=1)
         self.compare_seeds = checks.check_int(compare_seeds, "compare_seeds", low=1)
+        self.retrain_patience = checks.check_int(retrain_patience, "retrain_patience", low=1)
         for name, value in (("auto_retrain", auto_retrain), ("verbose", verbose)):
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -529,7 +532,7 @@ class ActiveLearningAnalyzer:
         (:func:`keras_run.retrain_selection`).
 
         The new model is trained exactly like the comparison models on random selections
-        of the same size (same steps, validation split; ``compare_seeds`` seeds).
+        of the same size (same step budget, validation split and early stopping; ``compare_seeds`` seeds).
 
         Returns
         -------
@@ -548,7 +551,7 @@ class ActiveLearningAnalyzer:
         report = keras_run.retrain_selection(
             self.model, self.data, self.pool_, self._selection()["rows"], self.metadata, target_per_class=self.target_per_class, run_dir=run,
             steps=steps or self.retrain_steps or int(self.metadata.get("steps_budget") or 800), random_state=self.random_state,
-            compare_seeds=self.compare_seeds, compare_random=compare_random, log=self._log)
+            compare_seeds=self.compare_seeds, patience=self.retrain_patience, compare_random=compare_random, log=self._log)
         report["target_met"] = balance["met"]
         self.retrain_report_ = report
         reports.write_retrain(self.results_dir, report)

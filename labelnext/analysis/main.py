@@ -26,7 +26,7 @@ __all__ = ["analyzer_parser", "analyzer_from_args", "add_analysis_args", "add_al
            "analysis_params_from_args", "run_all_from_args", "analysis_main", "build_parser", "main"]
 
 DEFAULT_MODEL = defaults.DEFAULT_RUN / defaults.MODEL_FILE
-TARGET_PER_CLASS, COMPARE_SEEDS = defaults.TARGET_PER_CLASS, defaults.COMPARE_SEEDS
+TARGET_PER_CLASS, COMPARE_SEEDS, PATIENCE = defaults.TARGET_PER_CLASS, defaults.COMPARE_SEEDS, defaults.PATIENCE
 
 
 def __getattr__(name):
@@ -64,7 +64,7 @@ def _dest(flag):
 FLAGS = {"name": "--dataset", "dataset": "--dataset", "data_dir": "--data-dir", "random_state": "--seed", "seed": "--seed",
          "model_path": "--model", "labeled_size": "--labeled-size", "start_idx": "--start-idx", "end_idx": "--end-idx",
          "target_per_class": "--target-per-class", "budget": "--budget", "steps": "--steps", "retrain_steps": "--steps",
-         "compare_seeds": "--compare-seeds", "results_dir": "--results-dir",
+         "compare_seeds": "--compare-seeds", "retrain_patience": "--patience", "patience": "--patience", "results_dir": "--results-dir",
          **{option: flag for flags in ANALYSIS_FLAGS.values() for flag, option, *_ in flags if option not in ("method", "algorithm")}}
 
 
@@ -90,7 +90,7 @@ def check_args(args, *analyses):
     and that the results folder can be written."""
     checks.check_int(args.seed, "random_state", low=0)
     checks.check_int(args.target_per_class, "target_per_class", low=1)
-    for name in ("labeled_size", "budget", "steps", "compare_seeds"):
+    for name in ("labeled_size", "budget", "steps", "compare_seeds", "patience"):
         if getattr(args, name, None) is not None:
             checks.check_int(getattr(args, name), name, low=1)
     for name in ("start_idx", "end_idx"):
@@ -113,12 +113,14 @@ def analyzer_from_args(args):
     if not model.exists() and model.resolve() in (DEFAULT_MODEL.resolve(), DEFAULT_MODEL.parent.resolve()):
         progress("no base model yet: training the default one (models/500_train) ...", not args.quiet)
         analyzer.train.train_base_model(args.dataset or "digits", args.data_dir, labeled_size=args.labeled_size or 500,
-                                        random_state=args.seed, out_dir=DEFAULT_MODEL.parent, verbose=0 if args.quiet else 2)
+                                        random_state=args.seed, patience=getattr(args, "patience", PATIENCE),
+                                        out_dir=DEFAULT_MODEL.parent, verbose=0 if args.quiet else 2)
     return analyzer.ActiveLearningAnalyzer(
         model, labeled_size=args.labeled_size, start_idx=args.start_idx, end_idx=args.end_idx,
         target_per_class=args.target_per_class, dataset=args.dataset, data_dir=args.data_dir, results_dir=args.results_dir,
         random_state=args.seed, retrain_steps=getattr(args, "steps", None),
-        compare_seeds=getattr(args, "compare_seeds", COMPARE_SEEDS), verbose=not args.quiet)
+        compare_seeds=getattr(args, "compare_seeds", COMPARE_SEEDS), retrain_patience=getattr(args, "patience", PATIENCE),
+        verbose=not args.quiet)
 
 
 def check_pool_args(an, args, *analyses):
@@ -170,9 +172,13 @@ def build_parser():
                         "their intersection, the class-balance check and the retraining, and print a report.")
     add_all_analysis_args(p)
     p.add_argument("--budget", type=int, default=None, help="selection size (default: 2 x target x classes, capped at the pool)")
-    p.add_argument("--steps", type=int, default=None, help="training steps for retraining (default: the base model's)")
+    p.add_argument("--steps", type=int, default=None, help="step budget of each retraining fit (default: the base model's)")
+    p.add_argument("--patience", type=int, default=PATIENCE,
+                   help="early stopping of the retraining (and of the default base model when it is trained): a fit stops "
+                        "after this many epochs without a better validation accuracy and keeps its best epoch")
     p.add_argument("--compare-seeds", type=int, default=COMPARE_SEEDS,
-                   help="seeds the 'AL vs random' comparison of the retraining runs over (mean +/- sd is reported)")
+                   help="seeds the 'AL vs random' comparison of the retraining runs over; each adds two trainings "
+                        "(one seed decides nothing; 3 or more report mean +/- sd)")
     p.add_argument("--no-retrain", action="store_true", help="stop after the class-balance check")
     return p
 

@@ -16,13 +16,13 @@ from sklearn.utils import check_random_state
 
 from labelnext import heuristics as alf
 from labelnext.utils import checks
-from labelnext.training.backbones import head_dropout_rate
+from labelnext.training.backbones import ADAPTED_ARCHS, head_dropout_rate
 from labelnext.training.fingerprint import model_fingerprint
 from labelnext.training.predict import evaluate, predict_with_embeddings
 from labelnext.training.runs import labels_digest, load_run, resolve_model_path, save_run
-from labelnext.training.trainer import train_classifier
+from labelnext.training.trainer import Trainer
 from labelnext.data import dataset_fingerprint, load_dataset
-from labelnext.utils.defaults import COMPARE_SEEDS, MODEL_FILE
+from labelnext.utils.defaults import COMPARE_SEEDS, MODEL_FILE, PATIENCE
 
 
 class KerasModel:
@@ -131,7 +131,7 @@ def open_run(model_path, labeled_size=None, dataset=None, data_dir=None):
 
 
 def retrain_selection(model, data, pool, rows, metadata, *, target_per_class, run_dir, steps, random_state,
-                      compare_seeds=COMPARE_SEEDS, compare_random=True, log=None):
+                      compare_seeds=COMPARE_SEEDS, patience=PATIENCE, compare_random=True, log=None):
     """Add up to ``target_per_class`` labeled items per class from the ranked selection ``rows``,
     retrain, save the run, and compare with random selections of the same size.
 
@@ -146,6 +146,8 @@ def retrain_selection(model, data, pool, rows, metadata, *, target_per_class, ru
     compare_seeds : int
         The comparison runs with this many seeds (training seed ``seed + k`` and random
         draw ``random_state + k``); the first is the saved run, the same as with one seed.
+    patience : int
+        Epochs without a better validation accuracy before a fit stops (best epoch kept).
 
     Returns
     -------
@@ -165,20 +167,21 @@ def retrain_selection(model, data, pool, rows, metadata, *, target_per_class, ru
     y = data.y_train.copy()
     y[pool.indices] = np.where(pool.labels >= 0, pool.labels, y[pool.indices])
     report = retrain_and_compare(model, data, y, pool.indices[pool.labeled_mask], added, random_added, metadata,
-                                 run_dir=run_dir, steps=steps, seed=seed, compare_random=compare_random, log=log)
+                                 run_dir=run_dir, steps=steps, seed=seed, patience=patience, compare_random=compare_random,
+                                 log=log)
     return {"added": int(len(added)),
             "added_per_class": dict(zip(pool.class_names, alf.class_counts(y[added], pool.n_classes).tolist())),
             **report}
 
 
 def retrain_and_compare(model, data, y, base_labeled, added, random_added, metadata, *, run_dir, steps, seed,
-                        compare_random=True, log=None):
+                        patience=PATIENCE, compare_random=True, log=None):
     """Train a fresh model on ``base_labeled + added``, save it as a run, and compare.
 
     The comparison model is trained exactly alike (architecture, steps, seed,
-    validation split) on ``base_labeled + random_added``. With several random sets
-    (a list), seed ``k`` trains both the selection's and the k-th random set's model
-    with training seed ``seed + k``: the difference is reported per seed and as mean
+    validation split, early stopping) on ``base_labeled + random_added``. With several
+    random sets (a list), seed ``k`` trains both the selection's and the k-th random set's
+    model with training seed ``seed + k``: the difference is reported per seed and as mean
     and standard deviation, since one seed's difference is mostly noise.
 
     Parameters
@@ -191,6 +194,9 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
     metadata : dict, the parent run's metadata (architecture, seed)
     run_dir : Path of the new run folder
     steps, seed : int
+        Step budget of every fit (epochs = ceil(steps / batches per epoch)); training seed.
+    patience : int
+        Epochs without a better validation accuracy before a fit stops; its best epoch is kept.
     compare_random : bool
     log : callable(str) or None, progress lines
 
@@ -200,28 +206,46 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
     ``accuracy_random`` and the same for ``macro_f1`` (None without a test split; the
     first seed's), ``comparison`` (``seeds``, ``selection``, ``random``, ``difference``
     per seed, ``mean_difference``, ``std_difference``; None without one), ``seed``,
-    ``steps``, ``model_path`` (the new run's model) and ``seconds``.
+    ``steps`` (the budget), ``steps_trained`` (the saved run's, early stopping included),
+    ``patience``, ``model_path`` (the new run's model) and ``seconds``.
     """
+    checks.check_int(patience, "patience", low=1)
     arch = metadata.get("arch", "mobilenetv3")
     has_test = data.x_test is not None and data.y_test is not None
     before = model.evaluate(data.x_test, data.y_test) if has_test else {}
     randoms = list(random_added) if isinstance(random_added, (list, tuple)) else [random_added]
+    # What preprocessing layers are fitted on: the pool's text, or (MLP standardisation) each fit's rows.
+    pool_adapt = data.x_train if data.kind == "text" else None
+    per_rows = pool_adapt is None and arch in ADAPTED_ARCHS
+    trainers = {}
 
     def fit(extra, what, train_seed):
+        """One fit, as ``trainer.train_classifier`` does it. A seed's selection and random fits share
+        one Trainer when their preprocessing is the same: each fit resets it to the seed's initial
+        weights, optimizer and dropout state, so the numbers equal two fresh models' (measured on
+        the digits demo: same accuracies), and the training step is traced once, not twice."""
         lab = np.union1d(base_labeled, extra)
         if log:
-            log(f"retrain ({what}): {len(lab)} labeled items, {steps} steps, seed {train_seed} ...")
-        new, info = train_classifier(data.x_train[lab], y[lab], model.n_classes, arch=arch, random_state=train_seed,
-                                           steps=steps, adapt=data.x_train if data.kind == "text" else None, verbose=0)
-        return lab, new, info, (evaluate(new, data.x_test, data.y_test) if has_test else {})
+            log(f"retrain ({what}): {len(lab)} labeled items, up to {steps} steps, seed {train_seed} ...")
+        trainer = None if per_rows else trainers.get(train_seed)
+        if trainer is None:
+            trainer = Trainer(data.x_train.shape[1:], model.n_classes, arch=arch, steps=steps,
+                                    validation_split=0.1, patience=patience, exact_steps=False)
+            trainer.start(train_seed, adapt=data.x_train[lab] if per_rows else pool_adapt)
+            trainers[train_seed] = trainer
+        trainer.fit(data.x_train[lab], y[lab], train_seed)
+        info = dict(trainer.info_, train_seconds=round(trainer.info_["train_seconds"], 2))
+        return lab, trainer.model_, info, (evaluate(trainer.model_, data.x_test, data.y_test) if has_test else {})
 
     t = time.perf_counter()
     lab, new, info, after = fit(added, "selection", seed)
-    # The run is saved before the comparison trains: a long comparison killed halfway keeps it.
+    # The run is saved before the comparison trains (and before the random fit resets this model):
+    # a long comparison killed halfway keeps it.
     meta = dict(metadata, labeled_size=int(len(lab)), parent_run=str(model.path.parent), added=np.asarray(added).tolist(),
-                epochs=info["epochs"], steps=info["steps"], validation_accuracy=info["best_val_accuracy"],
-                test_accuracy=after.get("accuracy"), test_macro_f1=after.get("macro_f1"),
-                train_seconds=info["train_seconds"], created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                epochs=info["epochs"], steps=info["steps"], steps_budget=int(steps), patience=int(patience),
+                validation_accuracy=info["best_val_accuracy"], test_accuracy=after.get("accuracy"),
+                test_macro_f1=after.get("macro_f1"), train_seconds=info["train_seconds"],
+                created=time.strftime("%Y-%m-%dT%H:%M:%S"))
     save_run(new, run_dir, lab, meta)
     comparison, rand = None, {}
     if compare_random and has_test:
@@ -248,6 +272,8 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
         "comparison": comparison,
         "seed": seed,
         "steps": steps,
+        "steps_trained": info["steps"],
+        "patience": int(patience),
         "model_path": str(Path(run_dir) / MODEL_FILE),
         "seconds": round(time.perf_counter() - t, 1),
     }

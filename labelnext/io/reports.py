@@ -302,7 +302,7 @@ def analyzer_report(record):
             lines.append(f"    {name:>12}: {c:>5}" + (f"  (short {s})" if s else ""))
     r = record.get("retrain")
     if r:
-        lines.append(f"  retrained on {r['labeled_before']} + {r['added']} items ({r['steps']} steps, seed {r['seed']}): "
+        lines.append(f"  retrained on {r['labeled_before']} + {r['added']} items ({retrain_steps(r)}, seed {r['seed']}): "
                      f"test accuracy {fmt_metric(r['accuracy_before'])} -> {fmt_metric(r['accuracy_after'])}, "
                      f"random selection of the same size {fmt_metric(r['accuracy_random'])}")
         lines.append(f"    macro-F1 {fmt_metric(r['macro_f1_before'])} -> {fmt_metric(r['macro_f1_after'])} "
@@ -311,6 +311,14 @@ def analyzer_report(record):
         if line:
             lines.append(line)
     return "\n".join(lines)
+
+
+def retrain_steps(r):
+    """The saved fit's steps: the budget, and where early stopping ended it when it did."""
+    trained = r.get("steps_trained")
+    if trained is None or trained >= r["steps"]:
+        return f"{r['steps']} steps"
+    return f"{trained} of {r['steps']} steps, early-stopped"
 
 
 def comparison_line(comparison):

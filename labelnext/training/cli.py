@@ -14,7 +14,7 @@ from labelnext.training.runs import check_run_target
 from labelnext.training.trainer import train_base_model
 from labelnext.utils.checks import check_int
 from labelnext.utils.console import ArgumentParser, run_cli
-from labelnext.utils.defaults import MODEL_FILE
+from labelnext.utils.defaults import MODEL_FILE, PATIENCE
 
 # Python parameters -> the flags of this script, for one-line errors (cli.flag_message).
 FLAGS = {"name": "--dataset", "data_dir": "--data-dir", "labeled_size": "--labeled-size", "random_state": "--seed",
@@ -38,7 +38,7 @@ def build_parser():
                    "once), or the path of a local weights file of MobileNetV3Small without its top (e.g. Keras' "
                    "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5)")
     p.add_argument("--steps", type=int, default=800, help="optimiser steps budget (epochs = steps / batches per epoch)")
-    p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs on the validation split")
+    p.add_argument("--patience", type=int, default=PATIENCE, help="early-stopping patience in epochs on the validation split")
     p.add_argument("--image-size", type=int, default=32, help="model input height and width")
     p.add_argument("--drop-columns", default=None, metavar="A,B", help="a table's feature columns to leave out, e.g. id,row_number (every column that looks like a leak is named: an ID, a counter, a constant, values that sort the classes into blocks)")
     p.add_argument("--keep-columns", default=None, metavar="A,B", help="a table's only feature columns to use")

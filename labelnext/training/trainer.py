@@ -22,7 +22,7 @@ from labelnext.training.backbones import (ADAPTED_ARCHS, ARCHS_BY_KIND, BACKBONE
 from labelnext.training.predict import PREDICT_BATCH, evaluate, predict_two_outputs, two_output_model
 from labelnext.training.runs import check_run_target, labels_digest, save_run
 from labelnext.utils.checks import check_choice, check_int
-from labelnext.utils.defaults import DEFAULT_RUN
+from labelnext.utils.defaults import DEFAULT_RUN, PATIENCE
 from labelnext.utils.seeding import seed_everything
 
 SCHEDULES = ("constant", "cosine")
@@ -353,7 +353,7 @@ def draw_labeled_set(y, size, *, random_state=0, stratified=True):
 
 def train_base_model(dataset="digits", data_dir=None, *, labeled_size=500, random_state=0, stratified=True,
                      out_dir=DEFAULT_RUN, arch=None, weights=None, steps=800, image_size=32,
-                     validation_split=0.1, patience=15, labeled_indices=None, verbose=2, data=None, overwrite=True):
+                     validation_split=0.1, patience=PATIENCE, labeled_indices=None, verbose=2, data=None, overwrite=True):
     """Draw (or take) the labeled seed set, train, evaluate on the test split and save the run.
 
     ``random_state`` seeds the labeled draw, the initial weights and training; it is

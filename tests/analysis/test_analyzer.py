@@ -335,6 +335,45 @@ def test_main_job_reports_before_after_and_random(tiny_run, tmp_path):
     assert (tmp_path / "embeddings" / "embeddings.npy").exists()
 
 
+def test_main_job_compares_over_the_seeds_asked_for(tiny_run, tmp_path, capsys):
+    import json
+
+    from labelnext.analysis import main as job
+
+    argv = ["--model", str(tiny_run), "--quiet", "--target-per-class", "3", "--steps", "4", "--patience", "1", "--n-clusters", "5"]
+    job.main(argv + ["--results-dir", str(tmp_path / "one")])
+    assert "on one seed; one seed decides nothing (run with --compare-seeds 3 or more)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "one" / "retrain" / "summary.json").read_text())["comparison"]["seeds"] == [0]
+    job.main(argv + ["--results-dir", str(tmp_path / "three"), "--compare-seeds", "3"])
+    assert "AL vs random over 3 seeds" in capsys.readouterr().out
+    comparison = json.loads((tmp_path / "three" / "retrain" / "summary.json").read_text())["comparison"]
+    assert comparison["seeds"] == [0, 1, 2] and len(comparison["difference"]) == 3 and comparison["std_difference"] is not None
+
+
+def test_a_seeds_two_fits_on_one_trainer_equal_two_fresh_models(tiny_run, tmp_path):
+    from labelnext.analysis import model_run
+    from labelnext.training import trainer as train
+
+    model, data, labeled, meta = model_run.open_run(tiny_run)
+    pool = np.setdiff1d(np.arange(len(data.y_train)), labeled)
+    added, random_added = pool[:40], pool[40:80]
+    report = model_run.retrain_and_compare(model, data, data.y_train, labeled, added, [random_added], meta,
+                                           run_dir=tmp_path / "run", steps=30, seed=0, patience=2)
+    for extra, key in ((added, "selection"), (random_added, "random")):
+        lab = np.union1d(labeled, extra)
+        fresh, _ = train.train_classifier(data.x_train[lab], data.y_train[lab], model.n_classes, arch=meta["arch"],
+                                          random_state=0, steps=30, patience=2)
+        assert train.evaluate(fresh, data.x_test, data.y_test)["accuracy"] == report["comparison"][key][0]
+
+
+def test_report_says_where_early_stopping_ended_the_fit():
+    from labelnext.io import reports
+
+    assert reports.retrain_steps({"steps": 800, "steps_trained": 200}) == "200 of 800 steps, early-stopped"
+    assert reports.retrain_steps({"steps": 800, "steps_trained": 810}) == "800 steps"
+    assert reports.retrain_steps({"steps": 800}) == "800 steps"
+
+
 def test_mobilenetv3_embedding_is_576d():
     from labelnext.training.backbones import build_model
     from labelnext.training.predict import predict_with_embeddings

@@ -97,6 +97,7 @@ def test_train_out_replaces_one_of_our_runs_only_with_overwrite(tmp_path, capsys
     (["--steps", "0"], "--steps must be an integer >= 1, got 0"),
     (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
     (["--compare-seeds", "0"], "--compare-seeds must be"),
+    (["--patience", "0"], "--patience must be an integer >= 1, got 0"),
     (["--k-neighbors", "0"], "--k-neighbors must be an integer >= 1"),
     (["--threshold-percentile", "120"], "--threshold-percentile must be a number between 0 and 100"),
 ])
