@@ -203,7 +203,8 @@ def main(argv=None):
     source = an.metadata.get("dataset_source", "")
     data = args.dataset or (source if source and Path(source).exists() else an.metadata.get("dataset", "digits"))
     print(importlib.import_module("labelnext.io.reports").job_report(an.get_summary(), args.results_dir, time.perf_counter() - t0,
-                                                        sheet=sheet, dataset=data))
+                                                        sheet=sheet, dataset=data,
+                                                        fully_labeled=bool((an.data.y_train >= 0).all())))
 
 
 if __name__ == "__main__":

@@ -344,13 +344,16 @@ def intersection_note(info, budget):
     return None
 
 
-def job_report(summary, results_dir, seconds, *, sheet=None, dataset="digits"):
-    """The main job's report: the analyzer's summary, where the results went and what to run next."""
+def job_report(summary, results_dir, seconds, *, sheet=None, dataset="digits", fully_labeled=False):
+    """The main job's report: the analyzer's summary, where the results went and what to run next.
+
+    ``fully_labeled``: every item of ``dataset`` has a label, so a project on it is a simulation
+    (``al init`` refuses one without ``--initial``)."""
     lines = [summary, f"  results in {results_dir}/ ({seconds:.0f} s)"]
     if sheet is not None:
+        init = f"al init {dataset} --project myproj" + (" --initial 30" if fully_labeled else "")
         lines += [f"  next: label the selection in {sheet} (fill in 'label') and keep the labels in a project,",
-                  f"        round after round: al init {dataset} --project myproj, then al round / al label / "
-                  f"al import (see docs/labeling.md)"]
+                  f"        round after round: {init}, then al round / al label / al import (see docs/labeling.md)"]
     return "\n".join(lines)
 
 
