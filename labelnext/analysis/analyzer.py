@@ -18,6 +18,7 @@ from labelnext import gnn
 from labelnext.analysis import model_run as keras_run
 from labelnext import knn
 from labelnext.io import reports
+from labelnext.data import kinds
 from labelnext.io import files as results_io
 from labelnext import strategies
 from labelnext.utils.defaults import DEFAULT_RUN, MODEL_FILE
@@ -513,7 +514,7 @@ class ActiveLearningAnalyzer:
         return reports.write_labeling_csv(
             path, sel["indices"], [self.class_names[int(c)] for c in probs.argmax(axis=1)], probs.max(axis=1),
             image_paths=[paths[a] for a in sel["indices"]] if paths else None,
-            images=None if paths or self.kind != "image" else self._items_for(sel["indices"]))
+            images=None if paths or not kinds.get(self.kind).images else self._items_for(sel["indices"]))
 
     def load_labels_csv(self, path):
         """Read ``index,label`` rows a person filled in (label: class name or id) into the pool's labels.

@@ -215,7 +215,7 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
     before = model.evaluate(data.x_test, data.y_test) if has_test else {}
     randoms = list(random_added) if isinstance(random_added, (list, tuple)) else [random_added]
     # What preprocessing layers are fitted on: the pool's text, or (MLP standardisation) each fit's rows.
-    pool_adapt = data.x_train if data.kind == "text" else None
+    pool_adapt = data.x_train if data.kind_info.fit_on_pool else None
     per_rows = pool_adapt is None and arch in ADAPTED_ARCHS
     trainers = {}
 

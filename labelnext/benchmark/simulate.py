@@ -47,11 +47,11 @@ from sklearn.model_selection import train_test_split
 
 from labelnext.utils import checks
 from labelnext import strategies as st
-from labelnext.training.backbones import ARCHS, ARCHS_BY_KIND, adapt_data, default_arch, default_lr
+from labelnext.training.backbones import ARCHS, adapt_data, default_lr
 from labelnext.benchmark.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
 from labelnext.utils.console import progress, run_cli
-from labelnext.data import load_dataset
+from labelnext.data import kinds, load_dataset
 from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
 from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
 from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space
@@ -332,9 +332,9 @@ def _resolve_model(args, kind):
     if args.features != "raw":
         return features_model(args.features, kind, args.model)
     if args.model is None:
-        return "small_cnn" if kind == "image" else default_arch(kind)
-    if args.model not in ARCHS_BY_KIND[kind]:
-        raise ValueError(f"model must be one of {list(ARCHS_BY_KIND[kind])} for {kind} data, got {args.model!r}")
+        return kinds.get(kind).default_model
+    if args.model not in kinds.get(kind).models:
+        raise ValueError(f"model must be one of {list(kinds.get(kind).models)} for {kind} data, got {args.model!r}")
     return args.model
 
 
@@ -351,7 +351,7 @@ def main(argv=None):
     args.model = _resolve_model(args, kind)
     if args.lr is None:
         args.lr = default_lr(args.model)  # recorded in run.json as the value used
-    if kind != "image":
+    if not kinds.get(kind).images:
         args.image_size = None  # not a parameter of tables and text
     elif args.model == "mobilenetv3" and args.image_size < 32:
         raise ValueError(f"image_size must be >= 32 for mobilenetv3, got {args.image_size}")

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from labelnext.data import kinds
+
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
@@ -44,6 +46,7 @@ class Dataset:
         Absolute path loaded, or ``'sklearn.datasets.load_digits'``.
     kind : {'image', 'tabular', 'text'}
         ``tabular``: ``x_*`` float32 of shape (n, n_features); ``text``: object arrays of str.
+        What differs between kinds is asked of :attr:`kind_info`.
     feature_names : list of str or None
         Column of each tabular feature (one-hot columns as ``name=value``).
     notes : list of str
@@ -66,6 +69,11 @@ class Dataset:
     def n_classes(self) -> int:
         """Number of classes (``len(class_names)``)."""
         return len(self.class_names)
+
+    @property
+    def kind_info(self) -> kinds.Kind:
+        """How items of this kind are previewed, modelled and reported (:mod:`labelnext.data.kinds`)."""
+        return kinds.get(self.kind)
 
     @property
     def column_names(self) -> list:

@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
+from labelnext.data import kinds
 from labelnext.utils.checks import BLOCK_ELEMENTS, check_choice, check_float, check_int
 
 # Coates et al.'s constants for 0-255 pixels: 10 is added to each patch's variance (so
@@ -292,13 +293,12 @@ class PatchEncoder:
 
 def features_model(features, kind, model=None):
     """The model for ``features`` on data of ``kind``: ``model`` (None: the kind's default, chosen by
-    the caller) for ``raw``; for ``patches``, ``model`` or ``linear``, refused unless ``kind`` is
-    'image' and ``model`` is one of :data:`FEATURE_MODELS`."""
+    the caller) for ``raw``; for ``patches``, ``model`` or ``linear``, refused unless the kind allows
+    patches (:attr:`kinds.Kind.features`: images) and ``model`` is one of :data:`FEATURE_MODELS`."""
     check_choice(features, "features", FEATURES)
     if features == "raw":
         return model
-    if kind != "image":
-        raise ValueError(f"features 'patches' needs images, got {kind} data; use 'raw'")
+    kinds.check_allowed("features", features, kind, "features")
     if model is None:
         return FEATURE_MODELS[0]
     return check_choice(model, "model", FEATURE_MODELS)

@@ -17,6 +17,7 @@ import numpy as np
 
 from labelnext.io import plots
 from labelnext.io import sheets
+from labelnext.data import kinds
 from labelnext.utils.console import fmt_metric
 from labelnext.io.files import (
     atomic_path,
@@ -87,7 +88,7 @@ def _grid_title(grid, title):
 
 
 def grid_figure(grid, title):
-    """Image grid of the top items (``grid['kind'] == 'image'``).
+    """Image grid of the top items (the ``image_grid`` writer of :data:`TOP_ITEM_WRITERS`).
 
     Parameters
     ----------
@@ -127,21 +128,36 @@ def top_texts(grid, title):
     return "\n".join(lines) + "\n"
 
 
+def _write_image_grid(folder, grid, title):
+    save_figure(folder / "top_images.png", grid_figure(grid, title))
+    return "top_images.png"
+
+
+def _write_row_table(folder, grid, title):
+    with atomic_path(folder / "top_rows.csv", ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([[sheets.neutralize_cell(c) if isinstance(c, str) else c for c in row]
+                                 for row in top_rows_table(grid)])
+    return "top_rows.csv"
+
+
+def _write_text_snippets(folder, grid, title):
+    save_text(folder / "top_texts.txt", top_texts(grid, title))
+    return "top_texts.txt"
+
+
+# Writer name (a kind's ``top_items``) -> fn(folder, grid, title) -> the file name written.
+TOP_ITEM_WRITERS = {"image_grid": _write_image_grid, "row_table": _write_row_table,
+                    "text_snippets": _write_text_snippets}
+
+
 def write_top_items(folder, grid, title):
-    """The top items in the form their data kind allows; returns the file name written."""
-    kind = grid.get("kind", "image")
-    if kind == "image":
-        save_figure(folder / "top_images.png", grid_figure(grid, title))
-        return "top_images.png"
-    if kind == "tabular":
-        with atomic_path(folder / "top_rows.csv", ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows([[sheets.neutralize_cell(c) if isinstance(c, str) else c for c in row]
-                                     for row in top_rows_table(grid)])
-        return "top_rows.csv"
-    if kind == "text":
-        save_text(folder / "top_texts.txt", top_texts(grid, title))
-        return "top_texts.txt"
-    raise ValueError(f"grid kind must be 'image', 'tabular' or 'text', got {kind!r}")
+    """The top items in the form their data kind names (:attr:`kinds.Kind.top_items`); returns the file name written."""
+    kind = kinds.get(grid.get("kind", "image"))
+    writer = TOP_ITEM_WRITERS.get(kind.top_items)
+    if writer is None:
+        raise ValueError(f"kind {kind.name!r}: top_items must be one of {list(TOP_ITEM_WRITERS)}, "
+                         f"got {kind.top_items!r}")
+    return writer(folder, grid, title)
 
 
 def diversity_parts(res, pool_indices, pool_embeddings, random_state):

@@ -31,8 +31,6 @@ FLAGS = ("skip", "unsure")
 # skip/unsure marks live beside the store (the store holds class labels only), one file per project.
 FLAGS_FILE = "web_flags.json"
 ANNOTATOR_MAX = 64
-# A text item longer than this is cut on the page (a person cannot read more per item anyway).
-TEXT_MAX_CHARS = 20_000
 # Progress lines of the background round kept for the page.
 LOG_LINES = 50
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -271,22 +269,17 @@ class LabelingSession:
 
     # ------------------------------------------------------------------ previews
     def preview(self, index):
-        """What a person looks at for one item: ``{'kind': 'image', 'url'}``, the text, or the row."""
+        """What a person looks at for one item: ``{'kind': 'image', 'url'}``, the text, or the row
+        (:attr:`kinds.Kind.page_preview`)."""
         index = parse_index(index, self.n_items)
-        ds = self.data
-        if ds.kind == "text":
-            text = str(ds.x_train[index])
-            return {"kind": "text", "text": text[:TEXT_MAX_CHARS], "cut": len(text) > TEXT_MAX_CHARS}
-        if ds.kind == "tabular":
-            return {"kind": "tabular", "rows": [[n, float(v)] for n, v in zip(ds.column_names, ds.x_train[index])]}
-        return {"kind": "image", "url": f"image/{index}"}
+        return self.data.kind_info.page_preview(self.data, index)
 
     def image(self, index):
         """``(bytes, mime type)`` of one item's image: its source file when the data set has
         files, else the array as PNG. The file is the project's, chosen by index alone."""
         index = parse_index(index, self.n_items)
         ds = self.data
-        if ds.kind != "image":
+        if not ds.kind_info.images:
             raise RequestError(404, f"this project's items are {ds.kind}, not images")
         if ds.train_paths is not None:
             path = Path(ds.train_paths[index])

@@ -26,16 +26,16 @@ import numpy as np
 
 from labelnext.io import plots
 from labelnext import strategies
-from labelnext.training.backbones import ARCHS_BY_KIND, adapt_data, check_weights, default_arch
+from labelnext.training.backbones import adapt_data, check_weights
 from labelnext.training.runs import write_run
 from labelnext.training.trainer import draw_labeled_set
 from labelnext.utils.checks import check_choice, check_float, check_int
-from labelnext.data import dataset_fingerprint, load_dataset, with_holdout
+from labelnext.data import dataset_fingerprint, kinds, load_dataset, with_holdout
 from labelnext.loop.evaluation import (AUDIT_SHARE, agreement, audit_size, draw_audit, measure, mix, stop_set,
                                        stopping_signal)
 from labelnext.loop.store import LabelStore
 from labelnext.features.patches import PatchEncoder, features_model
-from labelnext.io.files import LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, save_png, staged_folder, try_lock
+from labelnext.io.files import LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, staged_folder, try_lock
 from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space
 from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, RoundTrainer, fit_steps, run_round
 from labelnext.io.sheets import (neutralize_cell, restore_cell, labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
@@ -56,12 +56,6 @@ DATASET_KEYS = ("source", "name", "kind", "fingerprint", "image_size", "label_co
 FORMATS = ("csv", "labelstudio")
 # Typicality while labels per class are few, then uncertainty with diversity (strategies/auto.py).
 DEFAULT_STRATEGY = "auto"
-# Trained from scratch on tens to hundreds of labels, the ~60k-parameter CNN is about 4x
-# faster per step than MobileNetV3Small and more accurate (CIFAR-10 at 1k labels: 0.41
-# against 0.23); --arch mobilenetv3 picks the analyzer's base model instead.
-LOOP_IMAGE_ARCH = "small_cnn"
-# Cells of a text or table row shown in a sheet in place of an image.
-SNIPPET_CHARS = 200
 
 
 class ProjectError(ValueError):
@@ -188,9 +182,9 @@ class LabelingProject:
             raise ProjectError(f"the seed labels cover {len(np.unique(ds.y_train[seed_rows]))} class; "
                                "label items of at least 2 classes first (or raise --initial)")
         if arch is None:
-            arch = LOOP_IMAGE_ARCH if ds.kind == "image" else default_arch(ds.kind)
+            arch = ds.kind_info.default_model
         elif features == "raw":  # e.g. the table MLP cannot read images
-            check_choice(arch, "--arch", ARCHS_BY_KIND[ds.kind])
+            check_choice(arch, "--arch", ds.kind_info.models)
         weights = check_weights(weights, arch)
         if weights not in (None, "imagenet"):  # rounds may run from another folder
             weights = str(Path(weights).resolve())
@@ -234,7 +228,7 @@ class LabelingProject:
         if self._data is None:
             d = self.config["dataset"]
             self.progress(f"loading {d['source']} ...")
-            ds = load_dataset(d["source"], image_size=d["image_size"], kind=d["kind"] if d["kind"] != "image" else "auto",
+            ds = load_dataset(d["source"], image_size=d["image_size"], kind=kinds.get(d["kind"]).load_as,
                               label_column=d["label_column"], text_column=d["text_column"], test=d["test"],
                               drop_columns=d.get("drop_columns"), keep_columns=d.get("keep_columns"),
                               holdout=d.get("holdout", True))
@@ -427,18 +421,9 @@ class LabelingProject:
 
     # ------------------------------------------------------------------ labels in and out
     def _item_preview(self, index, out_dir):
-        """What a person looks at for one item: an image path, or a text / row snippet."""
-        ds = self.data
-        if ds.kind == "text":
-            return " ".join(str(ds.x_train[index]).split())[:SNIPPET_CHARS]
-        if ds.kind == "tabular":
-            return "; ".join(f"{n}={v:g}" for n, v in zip(ds.column_names, ds.x_train[index]))[:SNIPPET_CHARS]
-        if ds.train_paths is not None:
-            return ds.train_paths[index]
-        thumb = Path(out_dir) / f"{index}.png"
-        if not thumb.exists():
-            save_png(thumb, ds.x_train[index])
-        return str(thumb)
+        """What a person looks at for one item: an image path, or a text / row snippet
+        (:attr:`kinds.Kind.sheet_preview`)."""
+        return self.data.kind_info.sheet_preview(self.data, index, out_dir)
 
     def export(self, out, format="csv", *, image_url=None):
         """Write the last round's selection as a sheet to fill in or Label Studio tasks.

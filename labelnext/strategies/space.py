@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from labelnext.data import kinds
 from labelnext.training.backbones import MAX_TOKENS
 
 SELECTION_SPACES = ("model", "lsa")
@@ -27,9 +28,8 @@ LSA_COMPONENTS = 100
 
 
 def check_space(selection_space, kind):
-    """Refuse a text space for data that has no text."""
-    if selection_space == "lsa" and kind != "text":
-        raise ValueError(f"selection_space 'lsa' needs text, got {kind} data; use 'model'")
+    """Refuse a selection space the data kind does not allow (:attr:`kinds.Kind.spaces`: ``lsa`` needs text)."""
+    kinds.check_allowed("spaces", selection_space, kind, "selection_space")
 
 
 def lsa_features(texts, n_components=LSA_COMPONENTS, random_state=None):

@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from labelnext.data import kinds  # noqa: E402
 from labelnext.utils.checks import check_choice, check_int  # noqa: E402
 
 # Vocabulary and sequence sizes: IMDB-scale reviews on a CPU.
@@ -196,7 +197,8 @@ BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn, "mlp": _mlp, 
              "lstm": _lstm}
 # The built-in names (command-line choices); build_model accepts every key of BACKBONES.
 ARCHS = tuple(BACKBONES)
-ARCHS_BY_KIND = {"image": ("mobilenetv3", "small_cnn"), "tabular": ("mlp", "linear"), "text": ("textmlp", "lstm")}
+# The models each data kind allows are the kind's answer (data/kinds.py), not a second table here.
+ARCHS_BY_KIND = {name: kinds.get(name).models for name in kinds.names()}
 # Preprocessing fitted on data: the caller passes adapt= (train_classifier does it for them).
 ADAPTED_ARCHS = ("mlp", "linear", "textmlp", "lstm")
 
@@ -212,8 +214,7 @@ def adapt_data(arch, x_pool, labeled_rows):
 
 def default_arch(kind):
     """The first architecture for a data kind ('image', 'tabular', 'text')."""
-    check_choice(kind, "kind", tuple(ARCHS_BY_KIND))
-    return ARCHS_BY_KIND[kind][0]
+    return kinds.get(kind).models[0]
 
 
 def as_model_input(x):
