@@ -7,7 +7,7 @@ items, which base models and selection spaces fit, which feature extractors appl
 data is read back, whether preprocessing is fitted on the pool.
 
 A new kind is one :class:`Kind` passed to :func:`register`; a missing or ill-typed answer is
-refused there, naming each question. Models, selection spaces, feature extractors and report
+refused when the record is built, naming each question. Models, selection spaces, feature extractors and report
 writers are named by string: this module sits below training, strategies, features and the
 reports, which resolve the names (``tests/data/test_kinds.py`` checks that they do).
 """
