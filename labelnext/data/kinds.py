@@ -50,7 +50,7 @@ class Kind:
         The ``kind=`` :func:`labelnext.data.load_dataset` is given to read the data again
         (``'auto'`` where the layout alone tells the kind).
     models : tuple of str
-        Base models (``training.architectures`` names) that read the raw items; the first is
+        Base models (``training.backbones`` names) that read the raw items; the first is
         what ``train.py`` trains by default.
     default_model : str
         What ``al init`` and the benchmark train each round; one of ``models``.

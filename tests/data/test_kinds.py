@@ -14,7 +14,7 @@ from labelnext.data import Dataset, kinds
 from labelnext.features.patches import FEATURES, features_model
 from labelnext.io import reports
 from labelnext.strategies.space import SELECTION_SPACES, check_space
-from labelnext.training.architectures import ARCHS, ARCHS_BY_KIND, default_arch
+from labelnext.training.backbones import ARCHS, ARCHS_BY_KIND, default_arch
 
 PACKAGE = Path(__file__).resolve().parents[2] / "labelnext"
 QUESTIONS = [f.name for f in fields(kinds.Kind)]
