@@ -260,7 +260,7 @@ class ActiveLearningAnalyzer:
         return reports.analysis_record(
             name, ranked_rows, scores, params, extra, score_label=score_label, fill=fill, pool=self.pool_,
             probs=self.probs_[self.pool_mask_], items=self._items_for(self.pool_indices_[ranked_rows[:reports.TOP_GRID]]),
-            kind=self.kind, feature_names=getattr(self.data, "feature_names", None),
+            top_items=kinds.get(self.kind).top_items, feature_names=getattr(self.data, "feature_names", None),
             dataset=self.metadata.get("dataset", "arrays"),
             model_path=str(self.model_path) if self.model_path else None,
             timings={"seconds": self.timings_.get(name), "inference_seconds": self.timings_.get("inference")})

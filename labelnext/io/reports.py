@@ -17,7 +17,6 @@ import numpy as np
 
 from labelnext.io import plots
 from labelnext.io import sheets
-from labelnext.data import kinds
 from labelnext.utils.console import fmt_metric
 from labelnext.io.files import (
     atomic_path,
@@ -151,12 +150,11 @@ TOP_ITEM_WRITERS = {"image_grid": _write_image_grid, "row_table": _write_row_tab
 
 
 def write_top_items(folder, grid, title):
-    """The top items in the form their data kind names (:attr:`kinds.Kind.top_items`); returns the file name written."""
-    kind = kinds.get(grid.get("kind", "image"))
-    writer = TOP_ITEM_WRITERS.get(kind.top_items)
+    """The top items in the form ``grid['writer']`` names (a data kind's ``top_items``, chosen by
+    the caller, which knows the kind); returns the file name written."""
+    writer = TOP_ITEM_WRITERS.get(grid.get("writer"))
     if writer is None:
-        raise ValueError(f"kind {kind.name!r}: top_items must be one of {list(TOP_ITEM_WRITERS)}, "
-                         f"got {kind.top_items!r}")
+        raise ValueError(f"top_items must be one of {list(TOP_ITEM_WRITERS)}, got {grid.get('writer')!r}")
     return writer(folder, grid, title)
 
 
@@ -185,7 +183,7 @@ def items_kind(items):
     return "tabular" if np.ndim(items) == 2 and np.issubdtype(np.asarray(items[:1]).dtype, np.number) else "text"
 
 
-def analysis_record(name, ranked_rows, scores, params, extra=None, *, pool, probs, items, kind, feature_names, dataset,
+def analysis_record(name, ranked_rows, scores, params, extra=None, *, pool, probs, items, top_items, feature_names, dataset,
                     model_path, timings, score_label="score", fill=None):
     """The record :func:`write_analysis` writes, from an analysis' ranked pool rows.
 
@@ -200,6 +198,8 @@ def analysis_record(name, ranked_rows, scores, params, extra=None, *, pool, prob
         Gives the rows' data set indices and their classes (:meth:`pool.Pool.pool_labels`).
     probs : ndarray of shape (n_pool, n_classes)
     items : images, table rows or texts of the first :data:`TOP_GRID` items, or None
+    top_items : str
+        The writer of the top items (a data kind's ``top_items``: ``image_grid``, ``row_table``, ``text_snippets``).
     fill : ndarray of bool aligned with ``ranked_rows`` (intersection: added by rank), optional
     """
     absolute = pool.pool_indices[ranked_rows]
@@ -218,7 +218,7 @@ def analysis_record(name, ranked_rows, scores, params, extra=None, *, pool, prob
     if items is not None:
         top = ranked_rows[:TOP_GRID]
         true = pool.labels[pool.pool_mask][top]
-        grid = {"kind": kind, "items": items, "indices": absolute[:TOP_GRID],
+        grid = {"writer": top_items, "items": items, "indices": absolute[:TOP_GRID],
                 "predicted": [pool.class_names[c] for c in probs[top].argmax(axis=1)],
                 "true": [pool.class_names[c] if c >= 0 else "?" for c in true] if (true >= 0).any() else None,
                 "scores": np.asarray(scores)[:TOP_GRID], "score_label": score_label,

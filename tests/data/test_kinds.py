@@ -105,7 +105,7 @@ def test_a_new_kind_is_one_record_every_place_asks(audio, tmp_path):
     assert default_arch("audio") == "mlp"
     assert simulate._resolve_model(Namespace(features="raw", model=None), "audio") == "mlp"
     assert check_space("model", "audio") is None and features_model("raw", "audio") is None
-    grid = {"kind": "audio", "items": waves[:, :3], "indices": [4, 9], "predicted": ["a", "b"], "scores": [0.9, 0.4]}
+    grid = {"writer": kinds.get("audio").top_items, "items": waves[:, :3], "indices": [4, 9], "predicted": ["a", "b"], "scores": [0.9, 0.4]}
     assert reports.write_top_items(tmp_path, grid, "t") == "top_rows.csv"
 
 
@@ -155,9 +155,9 @@ def test_an_unknown_kind_is_a_one_line_error_naming_the_known_ones():
 def test_a_top_items_writer_that_reports_lacks_is_named(tmp_path):
     kinds.register(kinds.Kind(**dict(AUDIO, top_items="waveforms")))
     try:
-        with pytest.raises(ValueError, match="kind 'audio': top_items must be one of \\['image_grid', 'row_table', "
+        with pytest.raises(ValueError, match="top_items must be one of \\['image_grid', 'row_table', "
                                              "'text_snippets'\\], got 'waveforms'"):
-            reports.write_top_items(tmp_path, {"kind": "audio"}, "t")
+            reports.write_top_items(tmp_path, {"writer": kinds.get("audio").top_items}, "t")
     finally:
         kinds.unregister("audio")
 

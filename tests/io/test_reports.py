@@ -40,7 +40,7 @@ def test_write_analysis_writes_indices_scores_and_summaries(tmp_path):
 def test_write_analysis_optional_parts(tmp_path):
     rec = record(
         histogram={"scores": np.array([0.1, 0.4, 0.9, 0.2]), "threshold": 0.4},
-        grid={"kind": "image", "items": np.zeros((2, 4, 4, 3), np.uint8), "indices": [7, 3], "predicted": ["a", "b"],
+        grid={"writer": "image_grid", "items": np.zeros((2, 4, 4, 3), np.uint8), "indices": [7, 3], "predicted": ["a", "b"],
               "scores": [0.9, 0.4]},
         representatives=np.array([3]),
         overlap={"counts": {"u": 2, "n": 2}, "pairwise": {"u&n": 1}, "n_intersection": 1, "title": "overlap"},
