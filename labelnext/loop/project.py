@@ -24,22 +24,23 @@ from pathlib import Path
 
 import numpy as np
 
-from labelnext.io import plots
 from labelnext import strategies
+from labelnext.data import dataset_fingerprint, kinds, load_dataset, with_holdout
+from labelnext.features.patches import PatchEncoder, features_model
+from labelnext.io import plots
+from labelnext.io.files import (LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, staged_folder,
+                                try_lock)
+from labelnext.io.sheets import (labelstudio_config, neutralize_cell, read_label_csv, read_labelstudio_export,
+                                 restore_cell, write_label_csv, write_labelstudio_tasks)
+from labelnext.loop.evaluation import (AUDIT_SHARE, agreement, audit_size, draw_audit, measure, mix, stop_set,
+                                       stopping_signal)
+from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, RoundTrainer, fit_steps, run_round
+from labelnext.loop.store import LabelStore
+from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space
 from labelnext.training.backbones import adapt_data, check_weights
 from labelnext.training.runs import write_run
 from labelnext.training.trainer import draw_labeled_set
 from labelnext.utils.checks import check_choice, check_float, check_int
-from labelnext.data import dataset_fingerprint, kinds, load_dataset, with_holdout
-from labelnext.loop.evaluation import (AUDIT_SHARE, agreement, audit_size, draw_audit, measure, mix, stop_set,
-                                       stopping_signal)
-from labelnext.loop.store import LabelStore
-from labelnext.features.patches import PatchEncoder, features_model
-from labelnext.io.files import LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, staged_folder, try_lock
-from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space
-from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, RoundTrainer, fit_steps, run_round
-from labelnext.io.sheets import (neutralize_cell, restore_cell, labelstudio_config, read_label_csv, read_labelstudio_export, write_label_csv,
-                    write_labelstudio_tasks)
 from labelnext.strategies.auto import switch_for
 
 PROJECT_FILE = "project.json"
