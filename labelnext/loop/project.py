@@ -27,6 +27,7 @@ import numpy as np
 from labelnext import strategies
 from labelnext.data import dataset_fingerprint, kinds, load_dataset, with_holdout
 from labelnext.features.patches import PatchEncoder, features_model
+from labelnext.features.pretrained import pretrained_features
 from labelnext.io import plots
 from labelnext.io.files import (LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, staged_folder,
                                 try_lock)
@@ -357,12 +358,23 @@ class LabelingProject:
 
     def _model_inputs(self, number):
         """What the model reads for the pool and the test split (None without one): the data, or
-        with ``features: patches`` the patch features, computed on the first round (the encoder is
-        fitted on the pool, no labels) and kept with the encoder in ``features_patches.npz``."""
+        label-free features computed on the first round and kept in ``features_<name>.npz``: with
+        ``features: patches`` the patch features and their encoder (fitted on the pool, no labels),
+        with ``features: pretrained`` EfficientNet-Lite0's (:mod:`features.pretrained`)."""
         ds = self.data
-        if self.config.get("features", "raw") == "raw":  # projects made before it: the data
+        features = self.config.get("features", "raw")  # projects made before it: the data
+        if features == "raw":
             return ds.x_train, ds.x_test
-        path = self.path / "features_patches.npz"
+        path = self.path / f"features_{features}.npz"
+        if features == "pretrained":
+            def encode():
+                pool = pretrained_features(ds.x_train, progress=self.progress)
+                test = pretrained_features(ds.x_test) if ds.x_test is not None else np.zeros((0, pool.shape[1]),
+                                                                                            np.float32)
+                return pool, test
+
+            pool, test = cached_arrays(path, ("pool", "test"), encode, log=self.progress)
+            return pool, (test if ds.x_test is not None else None)
 
         def compute():
             t = time.perf_counter()
