@@ -132,9 +132,11 @@ def build_parser():
 
 
 def _evaluation_note(config):
+    from labelnext.loop.evaluation import AUDIT_FLOOR  # loaded with the loop, after the flags are parsed
+
     share = config.get("audit", 0.0)
-    audit = (f"{share:.0%} of each round's budget (at least 10 items) is drawn at random from the pool and mixed "
-             "into the selection unmarked; once labeled, those items are never trained on")
+    audit = (f"{share:.0%} of each round's budget (at least {AUDIT_FLOOR} items) is drawn at random from the pool "
+             "and mixed into the selection unmarked; once labeled, those items are never trained on")
     if config["n_test"]:
         return f"on the {config['n_test']} held-out items" + (f"; besides, {audit}" if share else "")
     if share:

@@ -19,6 +19,8 @@ import numpy as np
 
 from labelnext.io import plots
 from labelnext.io.files import atomic_path, load_json, save_figure, save_json, save_text
+# The loop's stabilizing-predictions criterion (its stopping signal reads the same thresholds).
+from labelnext.loop.evaluation import SP_KAPPA, SP_WINDOW
 
 COLUMNS = ("strategy", "seed", "round", "n_labeled", "accuracy", "macro_f1", "select_seconds", "train_seconds",
            "steps", "stop_kappa", "pool_mean_entropy", "selected_max_entropy")
@@ -28,11 +30,10 @@ _FLOATS = ("accuracy", "macro_f1", "select_seconds", "train_seconds")
 _OPTIONAL = ("steps", "stop_kappa", "pool_mean_entropy", "selected_max_entropy")
 
 # Stopping criteria. Stabilizing predictions (Bloodgood & Vijay-Shanker 2009): Cohen's kappa
-# between consecutive models' predictions on a fixed stop set >= 0.99 for 3 rounds in a row
-# (the paper's defaults). Overall-uncertainty and max-confidence (Zhu, Wang & Hovy 2008):
+# between consecutive models' predictions on a fixed stop set >= SP_KAPPA for SP_WINDOW rounds
+# in a row (the paper's defaults, in loop/evaluation.py). Overall-uncertainty and max-confidence (Zhu, Wang & Hovy 2008):
 # the mean entropy of the unlabeled pool, resp. the largest entropy among the items a round
 # selected, below a threshold; entropies are divided by log(n_classes), so thresholds are in [0, 1].
-SP_KAPPA, SP_WINDOW = 0.99, 3
 OU_THRESHOLD = 0.1
 MC_THRESHOLD = 0.1
 # Bootstrap of the paired AULC difference over seeds: resamples, interval and a fixed seed

@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
 from sklearn.model_selection import train_test_split
 
 from labelnext.utils import checks
@@ -58,6 +57,7 @@ from labelnext.features.pretrained import N_FEATURES as N_PRETRAINED, pretrained
 from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space
 from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
 from labelnext.training.trainer import SCHEDULES, draw_labeled_set
+from labelnext.loop.evaluation import agreement, stop_set
 from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, RoundTrainer, fit_round, run_round
 
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
@@ -74,9 +74,6 @@ KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": N
                 "features": "raw", "auto_switch": SWITCH_LABELS_PER_CLASS,
                 "weights": None, "drop_columns": None, "keep_columns": None}
 
-# Stabilizing predictions compare consecutive models on this many pool rows, fixed per seed
-# (Bloodgood & Vijay-Shanker 2009 use a few thousand unlabeled items).
-STOP_SET_SIZE = 2000
 
 
 # --------------------------------------------------------------------------- oracle
@@ -146,13 +143,6 @@ def initial_rows(y, size, random_state, mode="stratified"):
     return draw_labeled_set(y, size, random_state=random_state, stratified=(mode == "stratified"))
 
 
-def stop_set(n_pool, random_state, size=STOP_SET_SIZE):
-    """The fixed pool rows on which consecutive models' predictions are compared (one set per seed)."""
-    if n_pool <= size:
-        return np.arange(n_pool)
-    return np.sort(np.random.RandomState(random_state).choice(n_pool, size, replace=False))
-
-
 # --------------------------------------------------------------------------- simulation
 def train_round0(trainer, seed, x_pool, labels, x_test, y_test):
     """Fit on the initial labels (``labels``: -1 elsewhere) once per seed; every strategy starts from it.
@@ -165,11 +155,6 @@ def train_round0(trainer, seed, x_pool, labels, x_test, y_test):
     """
     fit = fit_round(trainer, x_pool, labels, seed=seed, x_test=x_test, y_test=y_test)
     return fit, trainer.get_weights()
-
-
-def _kappa(before, after):
-    # Identical constant predictions make kappa undefined (0/0): they agree fully.
-    return 1.0 if (before == after).all() else float(cohen_kappa_score(before, after))
 
 
 def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer, round0, budget, rounds,
@@ -216,7 +201,7 @@ def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer
                "accuracy": fit.metrics["accuracy"], "macro_f1": fit.metrics["macro_f1"],
                "select_seconds": select_seconds, "train_seconds": fit.info["train_seconds"],
                "steps": fit.info.get("steps", math.nan),
-               "stop_kappa": math.nan if before is None else _kappa(before, after),
+               "stop_kappa": math.nan if before is None else agreement(before, after),
                "pool_mean_entropy": float(normalized_entropy(fit.probs[~mask]).mean()) if (~mask).any() else 0.0,
                "selected_max_entropy": picked_entropy}
         rows.append(row)

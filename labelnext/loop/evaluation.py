@@ -31,7 +31,8 @@ from labelnext.utils.checks import check_float, check_int
 AUDIT_SHARE = 0.1
 AUDIT_FLOOR = 10
 # Stabilizing predictions' defaults (the paper's): kappa >= 0.99 between consecutive models on
-# the stop set, for 3 rounds in a row. The stop set: a fixed random sample of the data set.
+# the stop set, for 3 rounds in a row. The stop set: a fixed random sample of the pool (the
+# paper uses a few thousand unlabeled items); the benchmark reads the same constants.
 SP_KAPPA, SP_WINDOW = 0.99, 3
 STOP_SET_SIZE = 2000
 # Gain per 100 labels below which the accuracy curve counts as flat.
@@ -120,7 +121,8 @@ def stop_set(n_items, random_state, size=STOP_SET_SIZE):
 
 
 def agreement(previous, current):
-    """Cohen's kappa between two rounds' predicted classes on the stop set (1.0 when identical)."""
+    """Cohen's kappa between two rounds' predicted classes on the stop set (1.0 when identical:
+    identical constant predictions make kappa 0/0, and they agree fully)."""
     previous, current = np.asarray(previous), np.asarray(current)
     if np.array_equal(previous, current):
         return 1.0

@@ -281,7 +281,8 @@ class LabelingProject:
 
     def _run_round(self, budget, strategy):
         labels = self.store.label_array()
-        audited = self._audit_rows()
+        done = self.rounds()
+        audited = self._audit_rows(done)
         train_labels = labels.copy()
         train_labels[audited] = -1  # the yardstick never trains
         out = np.zeros(len(labels), bool)  # rows no strategy sees: every audit item, this round's too
@@ -294,7 +295,6 @@ class LabelingProject:
         if len(np.unique(train_labels[train_labels >= 0])) < 2:
             raise ProjectError("the store has labels of fewer than 2 classes; label more items first")
         ds = self.data
-        done = self.rounds()
         previous = done[-1] if done else None
         number = self.store.start_round(strategy=strategy)
         seed = self.config["seed"]
@@ -325,7 +325,7 @@ class LabelingProject:
         chosen = mix(sel.rows, audit_now, np.random.RandomState([seed, number, 2]))
         graded = audited[labels[audited] >= 0]
         audit = measure(fit.probs[graded], labels[graded]) if self.config.get("audit") else None
-        test = measure(fit.test_probs, ds.y_test) if fit.test_probs is not None else None
+        test = fit.metrics  # the test split's, with its interval (None without one)
         stop_rows = stop_set(len(labels), seed)
         stop_pred = fit.probs[stop_rows].argmax(axis=1)
         before = self.path / f"round-{previous['round']:03d}" / "stop_predictions.npy" if previous else None
@@ -350,9 +350,9 @@ class LabelingProject:
                                          "strategy": strategy, "budget": int(budget)})
         return dict(record, selected=int(len(chosen)), folder=str(folder))
 
-    def _audit_rows(self):
-        """Every item drawn for the audit by a finished round (absolute indices, ascending)."""
-        files = [_round_dir(self.path, r["round"]) / "audit.npy" for r in self.rounds()]
+    def _audit_rows(self, rounds):
+        """Every item drawn for the audit by the finished ``rounds`` (absolute indices, ascending)."""
+        files = [_round_dir(self.path, r["round"]) / "audit.npy" for r in rounds]
         drawn = [np.load(f) for f in files if f.is_file()]
         return np.unique(np.concatenate(drawn)).astype(np.int64) if drawn else np.zeros(0, np.int64)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from labelnext import strategies
+from labelnext.loop.evaluation import measure
 from labelnext.strategies import auto
 from labelnext.strategies.space import uses_space
-from labelnext.training.predict import metrics_from_probs
 from labelnext.training.trainer import Trainer
 from labelnext.utils.checks import check_float
 
@@ -174,7 +174,8 @@ class Fit:
     head : tuple (weights (n_features, n_classes), bias (n_classes,))
     dropout_rate : float
     metrics : dict or None
-        ``accuracy`` and ``macro_f1`` on the test split; None without one.
+        ``accuracy``, ``macro_f1``, ``n_eval`` and ``accuracy_ci`` on the test split
+        (:func:`loop.evaluation.measure`); None without one.
     test_probs : ndarray of shape (n_test, n_classes) or None
     info : dict
         The trainer's ``info_`` (steps, seconds, ...).
@@ -216,7 +217,7 @@ def fit_round(trainer, x, labels, *, seed, x_test=None, y_test=None, start_weigh
     metrics = test_probs = None
     if x_test is not None and y_test is not None and len(y_test):
         test_probs = trainer.predict(x_test, batch_size=PREDICT_BATCH)[0]
-        metrics = metrics_from_probs(test_probs, y_test)
+        metrics = measure(test_probs, y_test)
     probs, embeddings = trainer.predict(x, batch_size=PREDICT_BATCH)
     return Fit(probs, embeddings, trainer.head(), trainer.dropout_rate(), metrics, test_probs, info)
 
