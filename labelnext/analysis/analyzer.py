@@ -21,9 +21,8 @@ from labelnext.io import reports
 from labelnext.data import kinds
 from labelnext.io import files as results_io
 from labelnext import strategies
-from labelnext.utils.defaults import DEFAULT_RUN, MODEL_FILE
 from labelnext.utils.console import progress
-from labelnext.utils.defaults import TARGET_PER_CLASS
+from labelnext.utils.defaults import DEFAULT_RUN, MODEL_FILE, TARGET_PER_CLASS
 from labelnext.analysis.pool import Pool
 from labelnext.analysis import large_pools
 from labelnext.loop.round import select_round, selection_context
