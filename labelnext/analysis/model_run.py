@@ -230,7 +230,7 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
         trainer = None if per_rows else trainers.get(train_seed)
         if trainer is None:
             trainer = Trainer(data.x_train.shape[1:], model.n_classes, arch=arch, steps=steps,
-                                    validation_split=0.1, patience=patience, exact_steps=False)
+                              validation_split=0.1, patience=patience, exact_steps=False)
             trainer.start(train_seed, adapt=data.x_train[lab] if per_rows else pool_adapt)
             trainers[train_seed] = trainer
         trainer.fit(data.x_train[lab], y[lab], train_seed)
