@@ -20,7 +20,7 @@ from labelnext.training.backbones import ADAPTED_ARCHS, head_dropout_rate
 from labelnext.training.fingerprint import model_fingerprint
 from labelnext.training.predict import evaluate, predict_with_embeddings
 from labelnext.training.runs import labels_digest, load_run, resolve_model_path, save_run
-from labelnext.training.trainer import Trainer
+from labelnext.training.trainer import make_trainer
 from labelnext.data import dataset_fingerprint, load_dataset
 from labelnext.utils.defaults import COMPARE_SEEDS, MODEL_FILE, PATIENCE
 
@@ -229,8 +229,8 @@ def retrain_and_compare(model, data, y, base_labeled, added, random_added, metad
             log(f"retrain ({what}): {len(lab)} labeled items, up to {steps} steps, seed {train_seed} ...")
         trainer = None if per_rows else trainers.get(train_seed)
         if trainer is None:
-            trainer = Trainer(data.x_train.shape[1:], model.n_classes, arch=arch, steps=steps,
-                              validation_split=0.1, patience=patience, exact_steps=False)
+            trainer = make_trainer(data.x_train.shape[1:], model.n_classes, arch=arch, steps=steps,
+                                   validation_split=0.1, patience=patience, exact_steps=False)
             trainer.start(train_seed, adapt=data.x_train[lab] if per_rows else pool_adapt)
             trainers[train_seed] = trainer
         trainer.fit(data.x_train[lab], y[lab], train_seed)

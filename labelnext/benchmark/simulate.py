@@ -58,11 +58,12 @@ from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_sp
 from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
 from labelnext.training.trainer import SCHEDULES, draw_labeled_set
 from labelnext.loop.evaluation import agreement, stop_set
-from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, RoundTrainer, fit_round, run_round
+from labelnext.loop.learner import candidates_for
+from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, fit_round, round_trainer, run_round
 
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
                       "gnn", "modal_entropy")
-MODELS = ARCHS
+MODELS = (*ARCHS, "auto")
 # Arguments that change the numbers: a curves.csv is only resumed with the same ones.
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
@@ -319,7 +320,7 @@ def _resolve_model(args, kind):
         return features_model(args.features, kind, args.model)
     if args.model is None:
         return kinds.get(kind).default_model
-    if args.model not in kinds.get(kind).models:
+    if args.model not in (*kinds.get(kind).models, "auto"):
         raise ValueError(f"model must be one of {list(kinds.get(kind).models)} for {kind} data, got {args.model!r}")
     return args.model
 
@@ -350,7 +351,7 @@ def main(argv=None):
         raise ValueError(f"budget: initial ({args.initial}) + rounds ({args.rounds}) x budget ({args.budget}) = {need} "
                          f"labels, more than the pool of {n_pool} items")
     if args.auto_switch is None:  # recorded in run.json as the value used
-        args.auto_switch = switch_for(args.model)
+        args.auto_switch = switch_for(args.model, args.features)
     params = {"uncertainty_clustering": {"beta": args.dbal_beta}, "dbal": {"beta": args.dbal_beta},
               "gnn": {"epochs": args.gnn_epochs}, "auto": {"switch_labels_per_class": args.auto_switch}}
     st.check_params(params)
@@ -358,9 +359,9 @@ def main(argv=None):
     input_shape = {"patches": (4 * N_CENTROIDS,), "pretrained": (N_PRETRAINED,)}.get(args.features, x_all.shape[1:])
 
     # Built before anything is written: it checks the training arguments.
-    trainer = RoundTrainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=args.steps,
-                           epochs_per_fit=args.epochs_per_fit, batch_size=args.batch_size, lr=args.lr,
-                           schedule=args.schedule)
+    trainer = round_trainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=args.steps,
+                            epochs_per_fit=args.epochs_per_fit, batch_size=args.batch_size, lr=args.lr,
+                            schedule=args.schedule, candidates=candidates_for(kinds.get(kind), args.features))
     run_args = {k: getattr(args, k) for k in RUN_KEYS}
     out = Path(args.out)
     # Checks run.json against these arguments, then writes it (atomically) before any row.

@@ -193,7 +193,7 @@ IMAGE = register(Kind(
     spaces=("model",), features=("raw", "patches", "pretrained"), fit_on_pool=False, images=True, top_items="image_grid",
     sheet_preview=_image_sheet, page_preview=_image_page))
 TABULAR = register(Kind(
-    name="tabular", noun="tables", load_as="tabular", models=("mlp", "linear"), default_model="mlp",
+    name="tabular", noun="tables", load_as="tabular", models=("mlp", "linear", "logreg"), default_model="mlp",
     spaces=("model",), features=("raw",), fit_on_pool=False, images=False, top_items="row_table",
     sheet_preview=_row_sheet, page_preview=_row_page))
 TEXT = register(Kind(

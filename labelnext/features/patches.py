@@ -46,7 +46,7 @@ KMEANS_ITER = 10
 # the data as loaded, or (images) these features; the models that take them, the first the default.
 # What a model reads: the data, k-means patch features (here) or pretrained features (pretrained.py).
 FEATURES = ("raw", "patches", "pretrained")
-FEATURE_MODELS = ("linear", "mlp")
+FEATURE_MODELS = ("linear", "mlp", "logreg", "auto")
 # Centroids of :func:`patch_features` (4 x as many features): on 7,000 CIFAR-10 images, 15 s on 2 cores.
 N_CENTROIDS = 400
 

@@ -35,7 +35,8 @@ from labelnext.io.sheets import (labelstudio_config, neutralize_cell, read_label
                                  restore_cell, write_label_csv, write_labelstudio_tasks)
 from labelnext.loop.evaluation import (AUDIT_SHARE, agreement, audit_size, draw_audit, measure, mix, stop_set,
                                        stopping_signal)
-from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, RoundTrainer, fit_steps, run_round
+from labelnext.loop.learner import candidates_for
+from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, round_trainer, run_round
 from labelnext.loop.store import LabelStore
 from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space
 from labelnext.training.backbones import adapt_data, check_weights
@@ -186,7 +187,7 @@ class LabelingProject:
         if arch is None:
             arch = ds.kind_info.default_model
         elif features == "raw":  # e.g. the table MLP cannot read images
-            check_choice(arch, "--arch", ds.kind_info.models)
+            check_choice(arch, "--arch", (*ds.kind_info.models, "auto"))
         weights = check_weights(weights, arch)
         if weights not in (None, "imagenet"):  # rounds may run from another folder
             weights = str(Path(weights).resolve())
@@ -303,23 +304,30 @@ class LabelingProject:
         x, x_test = self._model_inputs(number)
         arch = self.config["arch"]
         # A project.json without epochs_per_fit trains a fixed --steps.
-        trainer = RoundTrainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
-                               steps=self.config["steps"], epochs_per_fit=self.config.get("epochs_per_fit", 0.0))
-        self.progress(f"round {number}: training {arch} on {n_labeled} labels "
-                      f"({fit_steps(n_labeled, trainer.steps, trainer.epochs_per_fit, trainer.batch_size)} steps), "
+        features = self.config.get("features", "raw")
+        trainer = round_trainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
+                                candidates=candidates_for(ds.kind_info, features), steps=self.config["steps"],
+                                epochs_per_fit=self.config.get("epochs_per_fit", 0.0))
+        steps = trainer.steps_for(n_labeled)
+        what = arch if arch != "auto" else f"the best of {', '.join(trainer.candidates)} by cross-validation"
+        self.progress(f"round {number}: training {what} on {n_labeled} labels "
+                      f"({'to convergence' if steps is None else f'{steps} steps'}), "
                       f"one inference pass over {len(ds.y_train)} items ...")
         trainer.start(seed, adapt=adapt_data(arch, x, rows))
         # The audit's draw has its own stream: the strategy's selection is the same with or without it.
         audit_now = draw_audit(selectable, audit_size(budget, self.config.get("audit", 0.0)),
                                np.random.RandomState([seed, number, 1]))
         out[audit_now] = True
-        params = {"auto": {"switch_labels_per_class": switch_for(arch)}}
+        params = {"auto": {"switch_labels_per_class": switch_for(arch, features)}}
         space_name = self.config.get("selection_space", "model")  # projects made before it: the model's
         result = run_round(trainer, x, train_labels, strategy=strategy, budget=budget - len(audit_now), seed=seed,
                            number=number, x_test=x_test, y_test=ds.y_test if x_test is not None else None,
                            params=params, space=self._selection_space(space_name, number),
                            exclude=out if out.any() else None)
         fit, sel = result.fit, result.selection
+        learner = fit.info.get("learner")
+        if learner:
+            self.progress(f"round {number}: learner {learner['arch']}: {learner['reason']}")
         if sel.reason:
             self.progress(f"round {number}: auto: {sel.reason}")
         chosen = mix(sel.rows, audit_now, np.random.RandomState([seed, number, 2]))
@@ -333,7 +341,9 @@ class LabelingProject:
         info = dict(fit.info, train_seconds=round(fit.info["train_seconds"], 2))
         record = {
             "round": number, "strategy": strategy, "method": sel.method,
-            "method_reason": sel.reason, "selection_space": space_name, "features": self.config.get("features", "raw"),
+            "method_reason": sel.reason, "selection_space": space_name, "features": features,
+            # The learner that trained: the project's, or the one auto picked (and why, in train.learner).
+            "arch": getattr(trainer, "arch_", arch),
             "budget": int(budget), "n_labeled": n_labeled, "n_pool": n_pool,
             # The yardstick: the data set's test split when there is one, else the audit items labeled so far.
             "evaluation": "test" if test is not None else "audit", "metrics": test or audit, "audit": audit,
@@ -413,7 +423,7 @@ class LabelingProject:
         final = _round_dir(self.path, number)
         with staged_folder(final) as tmp:
             write_run(tmp / "model", model, train_rows, {
-                "dataset": self.config["dataset"]["name"], "classes": self.class_names, "arch": self.config["arch"],
+                "dataset": self.config["dataset"]["name"], "classes": self.class_names, "arch": record["arch"],
                 "seed": self.config["seed"], "round": number, "labeled_size": int(len(train_rows)),
                 "n_classes": len(self.class_names), "input_shape": list(model.input_shape[1:]),
                 "features": self.config.get("features", "raw"),

@@ -17,9 +17,10 @@ import numpy as np
 
 from labelnext import strategies
 from labelnext.loop.evaluation import measure
+from labelnext.loop.learner import LearnerChoice
 from labelnext.strategies import auto
 from labelnext.strategies.space import uses_space
-from labelnext.training.trainer import Trainer
+from labelnext.training.trainer import make_trainer
 from labelnext.utils.checks import check_float
 
 # The one recipe: every label trains (no validation split: at a few dozen labels it is a handful
@@ -57,6 +58,15 @@ def fit_steps(n_labeled, steps, epochs_per_fit, batch_size):
         return int(steps)
     need = math.ceil(epochs_per_fit * n_labeled / batch_size)
     return int(steps) * max(1, math.ceil(need / steps))
+
+
+def round_trainer(input_shape, n_classes, *, arch, candidates=None, **kwargs):
+    """The round's trainer: a :class:`RoundTrainer` of ``arch``, or for ``arch='auto'`` a
+    :class:`loop.learner.LearnerChoice` among ``candidates`` (:func:`loop.learner.candidates_for`),
+    each a RoundTrainer with the same ``kwargs``."""
+    if arch != "auto":
+        return RoundTrainer(input_shape, n_classes, arch=arch, **kwargs)
+    return LearnerChoice(lambda name: RoundTrainer(input_shape, n_classes, arch=name, **kwargs), candidates)
 
 
 def selection_seed(seed, number):
@@ -99,11 +109,11 @@ class RoundTrainer:
         self._shape, self._n_classes = tuple(input_shape), n_classes
         # Built now so that every argument is checked before the caller writes anything.
         first = self._make(steps)
-        self.steps, self.batch_size = first.steps, first.batch_size
+        self.steps, self.batch_size, self._uses_steps = first.steps, first.batch_size, first.uses_steps
         self._trainers, self._current, self._seed = {}, None, None
 
     def _make(self, steps):
-        return Trainer(self._shape, self._n_classes, steps=steps, exact_steps=True, **self._kwargs)
+        return make_trainer(self._shape, self._n_classes, steps=steps, exact_steps=True, **self._kwargs)
 
     def start(self, random_state, *, adapt=None, weights_file=None):
         """Forget the previous seed's models; the first fit builds the one it needs.
@@ -125,11 +135,16 @@ class RoundTrainer:
         self._trainers, self._current = {}, None
         return self
 
+    def steps_for(self, n_labeled):
+        """Optimiser steps of a fit on ``n_labeled`` items (:func:`fit_steps`); None for a learner fitted
+        to convergence (``logreg``)."""
+        return fit_steps(n_labeled, self.steps, self.epochs_per_fit, self.batch_size) if self._uses_steps else None
+
     def fit(self, x, y, random_state=0, *, start_weights=None):
         """Train on ``x`` (n, ...) and ``y`` (n,) for :func:`fit_steps` steps; returns self."""
         if self._seed is None:
             raise RuntimeError("call RoundTrainer.start(random_state) before fit")
-        steps = fit_steps(len(y), self.steps, self.epochs_per_fit, self.batch_size)
+        steps = self.steps_for(len(y)) or self.steps
         if steps not in self._trainers:
             # The first model of a seed frees the previous seed's graphs.
             self._trainers[steps] = self._make(steps).start(self._seed, adapt=self._adapt,

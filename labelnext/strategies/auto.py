@@ -44,10 +44,12 @@ PROBE_SWITCH_LABELS_PER_CLASS = 20.0
 LOW_DEFAULT, HIGH_DEFAULT = "typiclust", "dbal"
 
 
-def switch_for(model):
-    """The switch point for a base model: :data:`PROBE_SWITCH_LABELS_PER_CLASS` for ``linear``, else
+def switch_for(model, features="raw"):
+    """The switch point for a base model: :data:`PROBE_SWITCH_LABELS_PER_CLASS` for a linear probe
+    (``linear``, ``logreg``, or the learner chosen by ``auto`` on features), else
     :data:`SWITCH_LABELS_PER_CLASS`."""
-    return PROBE_SWITCH_LABELS_PER_CLASS if model == "linear" else SWITCH_LABELS_PER_CLASS
+    probe = model in ("linear", "logreg") or (model == "auto" and features != "raw")
+    return PROBE_SWITCH_LABELS_PER_CLASS if probe else SWITCH_LABELS_PER_CLASS
 
 
 @dataclass(frozen=True)

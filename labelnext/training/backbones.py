@@ -7,7 +7,8 @@ Images: ``mobilenetv3`` (MobileNetV3Small, the default), ``small_cnn``. Tables: 
 standardisation with statistics of the rows it trains on (a ``Normalization`` layer,
 saved with the model), then Dense + BatchNorm + Dropout blocks, as the "BeanNet" of the
 GNN active-learning study; ``linear``, a softmax regression on standardised features (the
-linear probe on label-free image features, ``features/patches.py``). Text: ``textmlp`` (sublinear, L2-normalised term frequencies of
+linear probe on label-free image features, ``features/patches.py``), trained by Adam, and
+``logreg``, the same model fitted by scikit-learn's L2-regularised logistic regression. Text: ``textmlp`` (sublinear, L2-normalised term frequencies of
 word uni- and bigrams, then a small MLP; the default, fast on a CPU) and ``lstm`` (token ids, an embedding and a
 bidirectional LSTM, as the study's text model; several times slower). A text vocabulary
 is fitted on the pool's text (no labels needed) and saved with the model.
@@ -148,6 +149,13 @@ def _linear(keras, input_shape, weights, adapt=None):
     return _standardized_input(keras, input_shape, adapt, "linear")
 
 
+def _logreg(keras, input_shape, weights, adapt=None):
+    """The ``linear`` model's layers, fitted in closed form instead of by Adam: an L2-regularised
+    multinomial logistic regression (scikit-learn, :class:`trainer.LogisticTrainer`) whose weights
+    are written into the softmax head, so the model saves, loads and predicts as every other."""
+    return _standardized_input(keras, input_shape, adapt, "logreg")
+
+
 def _fitted_vectorizer(keras, texts, **kwargs):
     texts = np.asarray([str(t) for t in np.ravel(texts)], dtype=object)
     if not len(texts):
@@ -193,21 +201,27 @@ def _lstm(keras, input_shape, weights, adapt=None):
 # arch name -> fn(keras, input_shape, weights, adapt) -> (inputs, pooled features); ``adapt``
 # is the data preprocessing layers are fitted on (training rows of a table, the pool's text). build_model puts
 # the ``embedding`` layer, dropout and the softmax head on top: a new architecture is one entry.
-BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn, "mlp": _mlp, "linear": _linear, "textmlp": _textmlp,
-             "lstm": _lstm}
+BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn, "mlp": _mlp, "linear": _linear, "logreg": _logreg,
+             "textmlp": _textmlp, "lstm": _lstm}
 # The built-in names (command-line choices); build_model accepts every key of BACKBONES.
 ARCHS = tuple(BACKBONES)
 # The models each data kind allows are the kind's answer (data/kinds.py), not a second table here.
 ARCHS_BY_KIND = {name: kinds.get(name).models for name in kinds.names()}
 # Preprocessing fitted on data: the caller passes adapt= (train_classifier does it for them).
-ADAPTED_ARCHS = ("mlp", "linear", "textmlp", "lstm")
+ADAPTED_ARCHS = ("mlp", "linear", "logreg", "textmlp", "lstm")
+
+
+def adapts_on_pool(arch):
+    """Whether ``arch``'s preprocessing is fitted on the whole pool (label-free: a text vocabulary, a
+    linear model's standardisation; ``auto`` fits each candidate's from the pool itself)."""
+    return arch in ("textmlp", "lstm", "linear", "logreg", "auto")
 
 
 def adapt_data(arch, x_pool, labeled_rows):
     """What ``arch``'s preprocessing layers are fitted on: the whole pool for a text vocabulary and a
     linear model's standardisation (neither needs labels), the labeled rows for the MLP's
     standardisation, nothing (None) for image models."""
-    if arch in ("textmlp", "lstm", "linear"):
+    if adapts_on_pool(arch):
         return x_pool
     return x_pool[labeled_rows] if arch in ADAPTED_ARCHS else None
 

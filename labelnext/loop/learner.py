@@ -1,0 +1,130 @@
+"""The learner chosen by measurement: ``--arch auto`` (the benchmark's ``--model auto``).
+
+No single learner wins everywhere: on pretrained image features a logistic regression beats a
+small MLP at a few labels, on tables the MLP can catch up as labels grow (docs/BENCHMARKS.md,
+"Which learner"). :class:`LearnerChoice` answers per round, on the labels that train, by
+stratified k-fold cross-validation of each candidate under the round's own recipe
+(:class:`loop.round.RoundTrainer`), then fits the winner on every label. Evaluation items
+(the audit) never reach it: the caller passes only the rows that train.
+
+The choice is made again every round, since the answer moves with the number of labels, and
+recorded (``info_['learner']``: the pick, each candidate's fold accuracy, and why).
+"""
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from labelnext.training.backbones import adapts_on_pool
+
+# Folds of the cross-validation (fewer when the rarest class has fewer labels).
+FOLDS = 3
+# Below this many labels of every class in the fold split, there is nothing to measure: the first
+# candidate (the one measured best at few labels) trains.
+MIN_PER_CLASS = 2
+
+
+def candidates_for(kind_info, features):
+    """The learners ``auto`` compares on ``features`` of data of a kind: on feature vectors (tables,
+    or label-free or pretrained features) the closed-form logistic regression and the MLP; one
+    learner (nothing to choose) for raw images and text."""
+    if features != "raw" or "logreg" in kind_info.models:
+        return ("logreg", "mlp")
+    return (kind_info.default_model,)
+
+
+class LearnerChoice:
+    """A :class:`loop.round.RoundTrainer` look-alike that picks its learner at every fit.
+
+    Parameters
+    ----------
+    make : callable ``(arch) -> RoundTrainer``
+        A round trainer of one candidate, with the round's recipe.
+    candidates : tuple of str
+        Learner names; ties go to the earlier one (the cheaper one first).
+    folds : int
+
+    Attributes
+    ----------
+    arch_ : str
+        The learner of the last fit.
+    info_ : dict
+        The winner's fit record plus ``learner``: ``{'arch', 'cv_accuracy', 'folds', 'reason'}``.
+    """
+
+    def __init__(self, make, candidates, *, folds=FOLDS):
+        if not candidates:
+            raise ValueError("auto needs at least one candidate learner")
+        self._make, self.candidates, self.folds = make, tuple(candidates), int(folds)
+        first = make(self.candidates[0])
+        self.steps, self.batch_size, self.epochs_per_fit = first.steps, first.batch_size, first.epochs_per_fit
+        self._seed = self._current = None
+        self._kept = {}
+
+    def steps_for(self, n_labeled):
+        return None  # the learner, hence the fit's length, is decided by the fit
+
+    def start(self, random_state, *, adapt=None, weights_file=None):
+        """Keep the seed and the pool (``adapt``: every item's inputs); each fit starts its candidates."""
+        self._seed, self._pool, self._current, self._kept = random_state, adapt, None, {}
+        return self
+
+    def _started(self, arch, x):
+        # Preprocessing as adapt_data fits it: on the whole pool (then one trainer serves every fit
+        # of this seed), or on the rows that train.
+        if not adapts_on_pool(arch):
+            return self._make(arch).start(self._seed, adapt=x)
+        if arch not in self._kept:
+            self._kept[arch] = self._make(arch).start(self._seed, adapt=self._pool)
+        return self._kept[arch]
+
+    def choose(self, x, y, random_state=0):
+        """The learner for ``x``, ``y``: (arch, {arch: mean fold accuracy}, folds, reason)."""
+        y = np.asarray(y, dtype=np.int64)
+        if len(self.candidates) == 1:
+            return self.candidates[0], {}, 0, "the only learner for these inputs"
+        folds = min(self.folds, int(np.bincount(y)[np.unique(y)].min()))
+        if folds < MIN_PER_CLASS:
+            return (self.candidates[0], {}, 0,
+                    f"a class has fewer than {MIN_PER_CLASS} labels, too few to cross-validate: the first candidate")
+        split = StratifiedKFold(folds, shuffle=True, random_state=random_state)
+        scores = {}
+        for arch in self.candidates:
+            trainer = self._started(arch, x)
+            right = 0
+            for train, held in split.split(np.zeros(len(y)), y):
+                trainer.fit(x[train], y[train], random_state)
+                right += int((trainer.predict(x[held])[0].argmax(axis=1) == y[held]).sum())
+            scores[arch] = right / len(y)
+        best = max(self.candidates, key=lambda a: scores[a])  # max keeps the first of equals
+        ranked = ", ".join(f"{a} {scores[a]:.3f}" for a in self.candidates)
+        return best, scores, folds, f"{folds}-fold accuracy on {len(y)} labels: {ranked}"
+
+    def fit(self, x, y, random_state=0, *, start_weights=None):
+        if self._seed is None:
+            raise RuntimeError("call LearnerChoice.start(random_state) before fit")
+        arch, scores, folds, reason = self.choose(x, y, random_state)
+        self._current = self._started(arch, x).fit(x, y, random_state)
+        self.arch_ = arch
+        self.info_ = dict(self._current.info_, learner={"arch": arch, "cv_accuracy": scores, "folds": folds,
+                                                        "reason": reason})
+        return self
+
+    def _fitted(self):
+        if self._current is None:
+            raise RuntimeError("call LearnerChoice.fit before predict")
+        return self._current
+
+    @property
+    def model_(self):
+        return self._fitted().model_
+
+    def predict(self, x, batch_size=None):
+        return self._fitted().predict(x) if batch_size is None else self._fitted().predict(x, batch_size)
+
+    def head(self):
+        return self._fitted().head()
+
+    def dropout_rate(self):
+        return self._fitted().dropout_rate()
+
+    def get_weights(self):
+        return self._fitted().get_weights()

@@ -1,0 +1,94 @@
+"""The closed-form logistic learner and the learner chosen by cross-validation (``--arch auto``)."""
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_circles
+from sklearn.linear_model import LogisticRegression
+
+from labelnext.loop.learner import LearnerChoice, candidates_for
+from labelnext.loop.project import LabelingProject
+from labelnext.loop.round import RoundTrainer, round_trainer
+from labelnext.data import kinds
+from labelnext.training.trainer import LOGREG_C, make_trainer
+
+
+def _blobs(n=150, d=12, c=3, seed=0):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % c
+    return (rng.normal(size=(n, d)) + 2.5 * np.eye(c, d)[y] * 3).astype(np.float32), y
+
+
+def test_logreg_is_scikit_learns_fit_written_into_a_keras_model():
+    x, y = _blobs()
+    trainer = make_trainer(x.shape[1:], 3, arch="logreg").start(0, adapt=x)
+    rows = np.arange(0, 150, 2)
+    probs, emb = trainer.fit(x[rows], y[rows]).predict(x)
+    z = (x - x.mean(0)) / x.std(0)
+    ref = LogisticRegression(C=LOGREG_C, max_iter=1000).fit(z[rows], y[rows]).predict_proba(z)
+    np.testing.assert_allclose(probs, ref, atol=1e-4)
+    np.testing.assert_allclose(emb, z, atol=1e-4)  # the embeddings are the standardised inputs
+    np.testing.assert_allclose(trainer.model_.predict(x, verbose=0), probs, atol=1e-6)  # what is saved predicts it
+    assert trainer.dropout_rate() == 0.0 and not trainer.uses_steps
+
+
+def test_logreg_gives_classes_without_labels_no_probability():
+    x, y = _blobs(c=4)
+    trainer = make_trainer(x.shape[1:], 4, arch="logreg").start(0, adapt=x)
+    for present in ([0, 1], [2]):
+        rows = np.flatnonzero(np.isin(y, present))
+        probs = trainer.fit(x[rows], y[rows]).predict(x)[0]
+        assert probs[:, [c for c in range(4) if c not in present]].max() < 1e-6
+        assert np.isin(probs.argmax(1)[rows], present).all()
+
+
+def _choice(x, candidates=("logreg", "mlp")):
+    make = lambda arch: RoundTrainer(x.shape[1:], 2, arch=arch, steps=150, epochs_per_fit=0)  # noqa: E731
+    return LearnerChoice(make, candidates).start(0, adapt=x)
+
+
+def test_cross_validation_picks_the_learner_that_fits_the_data():
+    """Two rings: no line separates them, a hidden layer does."""
+    x, y = make_circles(200, factor=0.4, noise=0.05, random_state=0)
+    x = x.astype(np.float32)
+    rows = np.arange(0, 200, 2)
+    choice = _choice(x).fit(x[rows], y[rows], 0)
+    learner = choice.info_["learner"]
+    assert choice.arch_ == learner["arch"] == "mlp"
+    assert learner["cv_accuracy"]["mlp"] > learner["cv_accuracy"]["logreg"] + 0.2
+    assert learner["folds"] == 3 and "3-fold accuracy on 100 labels" in learner["reason"]
+    probs = choice.predict(x)[0]
+    assert (probs.argmax(1) == y).mean() > 0.9
+
+
+def test_too_few_labels_to_cross_validate_take_the_first_candidate():
+    x, y = _blobs(c=2)
+    rows = np.array([0, 1, 2])  # classes 0, 1, 0: one label of class 1
+    choice = _choice(x).fit(x[rows], y[rows], 0)
+    assert choice.arch_ == "logreg" and "too few to cross-validate" in choice.info_["learner"]["reason"]
+
+
+def test_candidates_by_inputs():
+    assert candidates_for(kinds.get("tabular"), "raw") == ("logreg", "mlp")
+    assert candidates_for(kinds.get("image"), "pretrained") == ("logreg", "mlp")
+    assert candidates_for(kinds.get("image"), "raw") == (kinds.get("image").default_model,)
+    assert isinstance(round_trainer((4,), 2, arch="logreg"), RoundTrainer)
+
+
+@pytest.mark.parametrize("arch", ["auto", "logreg"])
+def test_a_project_round_records_its_learner(tmp_path, arch):
+    x, y = _blobs(n=90)
+    table = tmp_path / "t.csv"
+    with open(table, "w") as f:
+        f.write(",".join(f"f{i}" for i in range(x.shape[1])) + ",label\n")
+        for row, label in zip(x, y):
+            f.write(",".join(f"{v:.4f}" for v in row) + f",c{label}\n")
+    with LabelingProject.create(tmp_path / "p", table, initial=30, arch=arch, steps=20, random_state=0) as proj:
+        record = proj.run_round(5, "random")
+    saved = json.loads((tmp_path / "p" / "round-000" / "round.json").read_text())
+    assert saved["arch"] == record["arch"] in ("logreg", "mlp")
+    if arch == "auto":
+        assert saved["train"]["learner"]["arch"] == saved["arch"]
+        assert set(saved["train"]["learner"]["cv_accuracy"]) == {"logreg", "mlp"}
+    else:
+        assert "learner" not in saved["train"]
