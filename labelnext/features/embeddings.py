@@ -230,8 +230,10 @@ def _order_by_path(keys, ds, name):
         if not isinstance(key, str) or not key.strip():
             raise ValueError(f"{name}: row {row} has no '{KEY_COLUMN}' (got {key!r}); every row names its item's file")
         parts = _parts(key.strip())
-        if os.path.isabs(key.strip()):
-            found = [exact[n]] if (n := os.path.normpath(key.strip())) in exact else []
+        if os.path.isabs(key.strip()):  # as listed, or through a symbolic link to it
+            n = os.path.normpath(key.strip())
+            n = n if n in exact else os.path.realpath(n)
+            found = [exact[n]] if n in exact else []
         else:
             if len(parts) not in tails:
                 tails[len(parts)] = index = {}

@@ -175,3 +175,15 @@ def test_the_benchmark_reads_the_same_rows(folder, tmp_path):
         assert [rel[i].split("/")[0] for i in items] == [names[c] for c in labels]
     with pytest.raises(ValueError, match="leave out --features patches"):
         simulate.main(["--embeddings", str(tmp_path / "emb.npy"), "--features", "patches", "--out", str(tmp_path / "b")])
+
+
+def test_absolute_paths_key_rows_through_a_link_too(folder, tmp_path):
+    from labelnext.features.embeddings import embeddings_for
+
+    _, rel, x = folder
+    ds = load_dataset(tmp_path / "photos", image_size=16, holdout=False)
+    (tmp_path / "link").symlink_to(tmp_path / "photos")
+    keys = [str(tmp_path / "link" / r) if i % 2 else p for i, (r, p) in enumerate(zip(rel, ds.train_paths))]
+    user = embeddings_for(_parquet(tmp_path / "abs.parquet", keys[::-1], x[::-1]), ds)
+    np.testing.assert_array_equal(user.pool, x)
+    assert user.test is None and user.record["dim"] == 6
