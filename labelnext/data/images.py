@@ -411,6 +411,7 @@ def _load_tree(root, kind, image_size, cache_dir, name, source):
         class_names=classes,
         train_paths=[p for p, _, _ in train],
         source=source,
+        test_paths=None if test is None else [p for p, _, _ in test],
     )
 
 

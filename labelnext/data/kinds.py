@@ -190,13 +190,13 @@ def check_allowed(question, value, kind, param):
 # Only text fits its preprocessing (the vocabulary) on the unlabeled pool.
 IMAGE = register(Kind(
     name="image", noun="images", load_as="auto", models=("mobilenetv3", "small_cnn"), default_model="small_cnn",
-    spaces=("model",), features=("raw", "patches", "pretrained"), fit_on_pool=False, images=True, top_items="image_grid",
+    spaces=("model",), features=("raw", "patches", "pretrained", "embeddings"), fit_on_pool=False, images=True, top_items="image_grid",
     sheet_preview=_image_sheet, page_preview=_image_page))
 TABULAR = register(Kind(
     name="tabular", noun="tables", load_as="tabular", models=("mlp", "linear", "logreg"), default_model="mlp",
-    spaces=("model",), features=("raw",), fit_on_pool=False, images=False, top_items="row_table",
+    spaces=("model",), features=("raw", "embeddings"), fit_on_pool=False, images=False, top_items="row_table",
     sheet_preview=_row_sheet, page_preview=_row_page))
 TEXT = register(Kind(
     name="text", noun="text", load_as="text", models=("textmlp", "lstm"), default_model="textmlp",
-    spaces=("model", "lsa"), features=("raw",), fit_on_pool=True, images=False, top_items="text_snippets",
+    spaces=("model", "lsa"), features=("raw", "embeddings"), fit_on_pool=True, images=False, top_items="text_snippets",
     sheet_preview=_text_sheet, page_preview=_text_page))

@@ -41,7 +41,7 @@ class Dataset:
     class_names : list of str
         Index = class id.
     train_paths : list of str or None
-        Absolute source file of each training image (image-folder layouts), else None.
+        Absolute source file of each training item (image and text folders), else None.
     source : str
         Absolute path loaded, or ``'sklearn.datasets.load_digits'``.
     kind : {'image', 'tabular', 'text'}
@@ -51,6 +51,8 @@ class Dataset:
         Column of each tabular feature (one-hot columns as ``name=value``).
     notes : list of str
         What loading did that a user should know (imputation, encoding, held-out split).
+    test_paths : list of str or None
+        Absolute source file of each test item, where ``train_paths`` has them and there is a test split.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Dataset:
     kind: str = "image"
     feature_names: list | None = None
     notes: list = field(default_factory=list)
+    test_paths: list | None = None
 
     @property
     def n_classes(self) -> int:
@@ -230,4 +233,5 @@ def with_holdout(ds, fraction=0.2, random_state=0):
             f"({fraction:.0%}, stratified, seed {random_state})")
     return replace(ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep], x_test=ds.x_train[test_rows],
                    y_test=ds.y_train[test_rows], notes=[*ds.notes, note],
-                   train_paths=None if ds.train_paths is None else [p for p, k in zip(ds.train_paths, keep) if k])
+                   train_paths=None if ds.train_paths is None else [p for p, k in zip(ds.train_paths, keep) if k],
+                   test_paths=None if ds.train_paths is None else [ds.train_paths[i] for i in test_rows])

@@ -448,16 +448,18 @@ def load_text_tree(root, *, name=None):
     files += [(p, -1) for u in UNLABELED_TEXT_DIRS if (base / u).is_dir() for p in _text_files(base / u)]
     order = np.random.RandomState(0).permutation(len(files))
     files = [files[i] for i in order]
-    x_test = y_test = None
+    x_test = y_test = test_paths = None
     if base != root and (root / "test").is_dir():
         test = [(p, class_names.index(d.name)) for d in sorted((root / "test").iterdir())
                 if d.is_dir() and d.name in class_names for p in _text_files(d)]
         if test:
             x_test = np.array(_read_texts([p for p, _ in test]), dtype=object)
             y_test = np.array([c for _, c in test], dtype=np.int64)
+            test_paths = [str(p) for p, _ in test]
     x_train = np.array(_read_texts([p for p, _ in files]), dtype=object)
     if not any(x_train):
         raise DatasetError(f"{base}: every text file is empty")
     return Dataset(name=name or root.name, x_train=x_train, y_train=np.array([c for _, c in files], dtype=np.int64),
                    x_test=x_test, y_test=y_test, class_names=class_names, train_paths=[str(p) for p, _ in files],
-                   source=str(root.resolve()), kind="text", notes=[f"text files: {len(files)} in the pool"])
+                   source=str(root.resolve()), kind="text", notes=[f"text files: {len(files)} in the pool"],
+                   test_paths=test_paths)

@@ -44,8 +44,9 @@ ZCA_EPS = 0.1
 KMEANS_ITER = 10
 # What a model is trained on and the strategies read (the benchmark's and the loop's ``--features``):
 # the data as loaded, or (images) these features; the models that take them, the first the default.
-# What a model reads: the data, k-means patch features (here) or pretrained features (pretrained.py).
-FEATURES = ("raw", "patches", "pretrained")
+# What a model reads: the data, k-means patch features (here), pretrained features (pretrained.py) or
+# the user's own embeddings (embeddings.py).
+FEATURES = ("raw", "patches", "pretrained", "embeddings")
 FEATURE_MODELS = ("linear", "mlp", "logreg", "auto")
 # Centroids of :func:`patch_features` (4 x as many features): on 7,000 CIFAR-10 images, 15 s on 2 cores.
 N_CENTROIDS = 400
@@ -294,8 +295,9 @@ class PatchEncoder:
 
 def features_model(features, kind, model=None):
     """The model for ``features`` on data of ``kind``: ``model`` (None: the kind's default, chosen by
-    the caller) for ``raw``; for ``patches`` or ``pretrained``, ``model`` or ``linear``, refused unless
-    the kind allows them (:attr:`kinds.Kind.features`: images) and ``model`` is one of :data:`FEATURE_MODELS`."""
+    the caller) for ``raw``; for other features, ``model`` or ``linear``, refused unless the kind allows
+    them (:attr:`kinds.Kind.features`: patches and pretrained need images) and ``model`` is one of
+    :data:`FEATURE_MODELS`."""
     check_choice(features, "features", FEATURES)
     if features == "raw":
         return model

@@ -11,6 +11,7 @@ A project folder holds everything that lasts::
     learning_curve.png  test accuracy per round (rewritten by ``status``)
     selection_space_lsa.npy  the label-free text features (``al init --selection-space lsa``), once
     features_patches.npz  the label-free image features and their encoder (``al init --features patches``), once
+    features_embeddings.npz  the user's embeddings (``al init --embeddings FILE``), copied at init
 
 :class:`LabelingProject` is the loop in Python; the ``al`` command (``labelnext/cli.py``) calls
 its methods. Every round trains on ALL labels in the store and evaluates on the held-out
@@ -26,6 +27,7 @@ import numpy as np
 
 from labelnext import strategies
 from labelnext.data import dataset_fingerprint, kinds, load_dataset, with_holdout
+from labelnext.features.embeddings import check_request, embeddings_for, load_embeddings
 from labelnext.features.patches import PatchEncoder, features_model
 from labelnext.features.pretrained import pretrained_features
 from labelnext.io import plots
@@ -98,14 +100,14 @@ class LabelingProject:
         self.progress = progress or (lambda message: None)
         self.class_names = list(self.config["class_names"])
         self.store = LabelStore(self.path / STORE_FILE, n_items=self.config["n_items"], class_names=self.class_names)
-        self._data = None
+        self._data = self._embeddings = None
 
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=None,
                image_size=32, kind="auto", label_column=None, text_column=None, test=None, drop_columns=None,
                keep_columns=None, selection_space="model", features="raw", weights=None, epochs_per_fit=EPOCHS_PER_FIT,
-               audit=None, progress=None):
+               audit=None, embeddings=None, progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
 
         Parameters
@@ -133,10 +135,10 @@ class LabelingProject:
             Where the distance-based strategies (``auto``'s DBAL and TypiClust among them)
             measure distances each round: the round's model embeddings, or (text) a label-free
             LSA space of the pool's text (:mod:`selection_space`).
-        features : {'raw', 'patches'}
-            What the model is trained on and the strategies read: the data as loaded, or
-            (images) k-means patch features learned from the pool without labels
-            (:mod:`patch_features`), for a ``linear`` model (the default) or ``mlp``.
+        features : {'raw', 'patches', 'pretrained', 'embeddings'}
+            What the model is trained on and the strategies read: the data as loaded, (images) k-means
+            patch features (:mod:`patch_features`) or pretrained ones, or the file ``embeddings``
+            (:mod:`features.embeddings`; implies it), for a ``linear`` model (the default) or ``mlp``.
         weights : None, 'imagenet' or a path
             Initial weights of ``mobilenetv3`` (:func:`backbones.check_weights`): pretrained
             features for the model that every round trains on.
@@ -159,6 +161,7 @@ class LabelingProject:
         check_float(epochs_per_fit, "epochs_per_fit", 0.0, None)
         check_int(random_state, "--seed", low=0)
         check_choice(selection_space, "--selection-space", SELECTION_SPACES)
+        features = check_request(features, embeddings)
         ds = load_dataset(dataset, image_size=image_size, kind=kind, label_column=label_column,
                           drop_columns=drop_columns, keep_columns=keep_columns,
                           text_column=text_column, test=test, holdout=False)
@@ -167,6 +170,8 @@ class LabelingProject:
         # A real pool evaluated by its audit trains on every seed label; otherwise a fixed
         # stratified share of the labeled items is held out when the data has no test split.
         holdout = not (mode == "pool" and audit > 0)
+        # Matched to the items as listed, before the held-out split (which the rows then follow).
+        user = None if embeddings is None else embeddings_for(embeddings, ds, holdout)
         if holdout:
             ds = with_holdout(ds)
         check_space(selection_space, ds.kind)
@@ -212,6 +217,7 @@ class LabelingProject:
             "audit": audit,
             "selection_space": selection_space,
             "features": features,
+            "embeddings": None if user is None else user.record,
             "notes": list(ds.notes),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -220,8 +226,10 @@ class LabelingProject:
             save_json(tmp / PROJECT_FILE, config)
             with LabelStore(tmp / STORE_FILE, n_items=config["n_items"], class_names=config["class_names"]) as store:
                 store.add(seed_rows, ds.y_train[seed_rows], source="seed", round=0)
+            if user is not None:
+                user.save(tmp)
         project = cls(path, progress=progress)
-        project._data = ds
+        project._data, project._embeddings = ds, None if user is None else (user.pool, user.test)
         return project
 
     # ------------------------------------------------------------------ state
@@ -238,6 +246,8 @@ class LabelingProject:
             if dataset_fingerprint(ds) != d["fingerprint"]:
                 raise ProjectError(f"the data at {d['source']} changed since `al init` (fingerprint differs): "
                                    "item indices would no longer match the labels; start a new project")
+            if self.config.get("features") == "embeddings":  # the copy made at init must be unchanged too
+                self._embeddings = load_embeddings(self.path, self.config["embeddings"], ds)
             self._data = ds
         return self._data
 
@@ -375,6 +385,8 @@ class LabelingProject:
         features = self.config.get("features", "raw")  # projects made before it: the data
         if features == "raw":
             return ds.x_train, ds.x_test
+        if features == "embeddings":  # copied at init, checked against its digest when the data loaded
+            return self._embeddings
         path = self.path / f"features_{features}.npz"
         if features == "pretrained":
             def encode():
