@@ -248,6 +248,7 @@ def main(argv=None):
     from labelnext.benchmark.curves import append_curve, prepare_resume, read_curves
     from labelnext.io.files import load_json
     from labelnext.utils.console import progress
+    from sklearn.preprocessing import StandardScaler
 
     def say(msg):
         progress(msg, not args.quiet)
@@ -274,7 +275,6 @@ def main(argv=None):
     done = prepare_resume(peer_dir, run_args)
     curves = peer_dir / "curves.csv"
     seeds = list(range(args.seeds))
-    from sklearn.preprocessing import StandardScaler
     for seed in seeds:
         todo = [n for n in peer_names if (f"{PEER}:{n}", seed) not in done]
         if not todo:
