@@ -23,7 +23,7 @@ from labelnext.io.files import atomic_path, load_json, save_figure, save_json, s
 from labelnext.loop.evaluation import SP_KAPPA, SP_WINDOW
 
 COLUMNS = ("strategy", "seed", "round", "n_labeled", "accuracy", "macro_f1", "select_seconds", "train_seconds",
-           "steps", "stop_kappa", "pool_mean_entropy", "selected_max_entropy")
+           "steps", "stop_kappa", "pool_mean_entropy", "selected_max_entropy", "learner")
 _INTS = ("seed", "round", "n_labeled")
 _FLOATS = ("accuracy", "macro_f1", "select_seconds", "train_seconds")
 # Columns added after the first release: empty (NaN) in rows of older files and where undefined (round 0).
@@ -56,6 +56,7 @@ def _typed(row):
         out[key] = float(row[key])
     for key in _OPTIONAL:
         out[key] = _number(row.get(key), float)
+    out["learner"] = row.get("learner") or ""  # the learner --model auto picked; empty otherwise
     return out
 
 

@@ -213,7 +213,7 @@ def run_pair(strategy, seed, *, x_pool, oracle, initial, x_test, y_test, trainer
                "steps": fit.info.get("steps", math.nan),
                "stop_kappa": math.nan if before is None else agreement(before, after),
                "pool_mean_entropy": float(normalized_entropy(fit.probs[~mask]).mean()) if (~mask).any() else 0.0,
-               "selected_max_entropy": picked_entropy}
+               "selected_max_entropy": picked_entropy, "learner": fit.info.get("learner", {}).get("arch", "")}
         rows.append(row)
         if on_round:
             on_round(row)
@@ -349,11 +349,11 @@ def main(argv=None):
     say = lambda msg: progress(msg, not args.quiet)  # noqa: E731
     wall = time.perf_counter()
     if args.image_size is None:
-        args.image_size = 8 if args.dataset == "digits" and args.model in (None, "small_cnn") else 32
+        args.image_size = 8 if args.dataset == "digits" and args.model in (None, "small_cnn", "auto") else 32
     x_all, y_all, xt_all, yt_all, n_classes, kind = load_data(args.dataset, args.image_size, args.drop_columns,
                                                               args.keep_columns, args.embeddings)
     args.model = _resolve_model(args, kind)
-    if args.lr is None:
+    if args.lr is None and args.model != "auto":  # auto: each candidate learner's own rate
         args.lr = default_lr(args.model)  # recorded in run.json as the value used
     if not kinds.get(kind).images:
         args.image_size = None  # not a parameter of tables and text
@@ -430,7 +430,8 @@ def main(argv=None):
                 append_curve(curves_path, row)
                 say(f"[{k}/{total}] {name} seed {seed} round {row['round']}/{args.rounds}: {row['n_labeled']} labels, "
                     f"accuracy {row['accuracy']:.4f}, macro-F1 {row['macro_f1']:.4f} "
-                    f"(select {row['select_seconds']:.1f} s, train {row['train_seconds']:.1f} s)")
+                    f"(select {row['select_seconds']:.1f} s, train {row['train_seconds']:.1f} s"
+                    f"{', learner ' + row['learner'] if row['learner'] else ''})")
 
             run_pair(name, seed, x_pool=x_pool, oracle=Oracle(y_pool), initial=initial, x_test=x_test, y_test=y_test,
                      trainer=trainer, round0=round0, budget=args.budget, rounds=args.rounds,

@@ -10,6 +10,8 @@ stratified k-fold cross-validation of each candidate under the round's own recip
 The choice is made again every round, since the answer moves with the number of labels, and
 recorded (``info_['learner']``: the pick, each candidate's fold accuracy, and why).
 """
+import time
+
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
@@ -47,7 +49,7 @@ class LearnerChoice:
     arch_ : str
         The learner of the last fit.
     info_ : dict
-        The winner's fit record plus ``learner``: ``{'arch', 'cv_accuracy', 'folds', 'reason'}``.
+        The winner's fit record plus ``learner``: ``{'arch', 'cv_accuracy', 'folds', 'reason', 'cv_seconds'}``.
     """
 
     def __init__(self, make, candidates, *, folds=FOLDS):
@@ -101,11 +103,13 @@ class LearnerChoice:
     def fit(self, x, y, random_state=0, *, start_weights=None):
         if self._seed is None:
             raise RuntimeError("call LearnerChoice.start(random_state) before fit")
+        start = time.perf_counter()
         arch, scores, folds, reason = self.choose(x, y, random_state)
+        cv_seconds = round(time.perf_counter() - start, 2)
         self._current = self._started(arch, x).fit(x, y, random_state)
         self.arch_ = arch
         self.info_ = dict(self._current.info_, learner={"arch": arch, "cv_accuracy": scores, "folds": folds,
-                                                        "reason": reason})
+                                                        "reason": reason, "cv_seconds": cv_seconds})
         return self
 
     def _fitted(self):

@@ -109,7 +109,7 @@ def test_features_model_refuses_what_patch_features_cannot_feed():
     assert pf.features_model("patches", "image", "mlp") == "mlp"
     with pytest.raises(ValueError, match="features 'patches' needs images, got text data"):
         pf.features_model("patches", "text")
-    with pytest.raises(ValueError, match=r"model must be one of \['linear', 'mlp'\], got 'small_cnn'"):
+    with pytest.raises(ValueError, match=r"model must be one of \['linear', 'mlp', 'logreg', 'auto'\], got 'small_cnn'"):
         pf.features_model("patches", "image", "small_cnn")
 
 
@@ -143,7 +143,7 @@ def test_a_project_trains_a_linear_model_on_patch_features_kept_after_the_first_
         table.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
         LabelingProject.create(tmp_path / "tab", table, initial=6, features="patches")
     # On the images themselves a table model is refused too.
-    with pytest.raises(ValueError, match=r"--arch must be one of \['mobilenetv3', 'small_cnn'\], got 'linear'"):
+    with pytest.raises(ValueError, match=r"--arch must be one of \['mobilenetv3', 'small_cnn', 'auto'\], got 'linear'"):
         LabelingProject.create(tmp_path / "img", tmp_path / "photos", initial=6, arch="linear")
     assert not (tmp_path / "tab").exists() and not (tmp_path / "img").exists()
 
