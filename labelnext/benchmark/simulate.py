@@ -56,7 +56,7 @@ from labelnext.data import kinds, load_dataset, with_holdout
 from labelnext.features.embeddings import check_request, embeddings_for
 from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
 from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
-from labelnext.features.pretrained import N_FEATURES as N_PRETRAINED, pretrained_features
+from labelnext.features.pretrained import N_FEATURES as N_PRETRAINED, default_cache_dir, encode_cached
 from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space
 from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
 from labelnext.training.trainer import SCHEDULES, draw_labeled_set
@@ -389,7 +389,7 @@ def main(argv=None):
     say(f"benchmark: {args.dataset} ({kind}, {len(y_all)} train, {len(yt_all)} test, {n_classes} classes), model "
         f"{args.model}, {len(names)} strategies x {len(seeds)} seeds x {args.rounds} rounds of {args.budget}; "
         f"{len([p for p in done if p[0] in names and p[1] in seeds])} of {total} pairs already done")
-    k = 0
+    k, encoded = 0, None
     for seed in seeds:
         todo = [n for n in names if (n, seed) not in done]
         k += len(names) - len(todo)
@@ -403,10 +403,10 @@ def main(argv=None):
             say(f"seed {seed}: patch features {x_pool.shape} of the pool and the test set in "
                 f"{time.perf_counter() - start:.1f} s")
         elif args.features == "pretrained":
-            start = time.perf_counter()
-            x_pool, x_test = pretrained_features(x_pool, progress=say), pretrained_features(x_test)
-            say(f"seed {seed}: pretrained features {x_pool.shape} of the pool and the test set in "
-                f"{time.perf_counter() - start:.1f} s")
+            # Every image encoded once, kept by content in the data cache, and shared by the seeds and later runs.
+            encoded = encoded or (encode_cached(x_all, default_cache_dir(), progress=say),
+                                  encode_cached(xt_all, default_cache_dir(), progress=say))
+            x_pool, x_test = encoded[0][pool], encoded[1][test]
         initial = initial_rows(y_pool, args.initial, seed, args.initial_mode)
         # The seed's initial weights are saved once and reloaded on resume.
         trainer.start(seed, adapt=adapt_data(args.model, x_pool, initial),

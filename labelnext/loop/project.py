@@ -29,7 +29,7 @@ from labelnext import strategies
 from labelnext.data import dataset_fingerprint, kinds, load_dataset, with_holdout
 from labelnext.features.embeddings import check_request, embeddings_for, load_embeddings
 from labelnext.features.patches import PatchEncoder, features_model
-from labelnext.features.pretrained import pretrained_features
+from labelnext.features.pretrained import encode_cached
 from labelnext.io import plots
 from labelnext.io.files import (LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, staged_folder,
                                 try_lock)
@@ -390,9 +390,10 @@ class LabelingProject:
         path = self.path / f"features_{features}.npz"
         if features == "pretrained":
             def encode():
-                pool = pretrained_features(ds.x_train, progress=self.progress)
-                test = pretrained_features(ds.x_test) if ds.x_test is not None else np.zeros((0, pool.shape[1]),
-                                                                                            np.float32)
+                # Block by block into features_pretrained-<key>.partial/ here: a killed round resumes.
+                pool = encode_cached(ds.x_train, self.path, name=path.stem, keep=False, progress=self.progress)
+                test = (encode_cached(ds.x_test, self.path, name=path.stem, keep=False, progress=self.progress)
+                        if ds.x_test is not None else np.zeros((0, pool.shape[1]), np.float32))
                 return pool, test
 
             pool, test = cached_arrays(path, ("pool", "test"), encode, log=self.progress)

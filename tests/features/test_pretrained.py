@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 
+from labelnext.features import pretrained as pre
 from labelnext.features.pretrained import N_FEATURES, pretrained_features
 from labelnext.loop.project import LabelingProject
 from labelnext.utils.extras import MissingExtraError
@@ -51,3 +52,62 @@ def test_a_project_trains_a_linear_model_on_pretrained_features_kept_after_the_f
         proj.import_labels(oracle=True)
         proj.run_round(10, "random")
         assert (proj.path / "features_pretrained.npz").stat().st_mtime_ns == before  # computed once
+
+
+_ENCODE = pre._encode
+
+
+def _counting(monkeypatch, fail_on=None):
+    """Record the rows of each ``_encode`` call; raise on call ``fail_on`` (a kill mid-encoding)."""
+    calls = []
+
+    def encode(images, *args):
+        calls.append(len(images))
+        if len(calls) == fail_on:
+            raise KeyboardInterrupt
+        return _ENCODE(images, *args)
+
+    monkeypatch.setattr(pre, "_encode", encode)
+    return calls
+
+
+def test_encode_cached_equals_the_in_memory_pass_and_a_second_call_reads_the_cache(tmp_path, monkeypatch):
+    images = _images(side=32)
+    calls = _counting(monkeypatch)
+    a = pre.encode_cached(images, tmp_path, size=32, block=2, batch_size=2)
+    assert calls == [2, 2, 1] and a.shape == (5, N_FEATURES)
+    np.testing.assert_array_equal(a, pretrained_features(images, size=32, batch_size=2))  # same batches, same bits
+    files = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert len(files) == 1 and files[0].startswith("efficientnet-lite0-32px-")  # partial blocks removed
+    lines = []
+    np.testing.assert_array_equal(pre.encode_cached(images, tmp_path, size=32, block=2, batch_size=2,
+                                                    progress=lines.append), a)
+    assert len(calls) == 4 and lines == [f"pretrained features: loaded from cache {tmp_path / files[0]}"]
+    other = images.copy()
+    other[0, 0, 0, 0] ^= 1  # one byte, another size or another encoder: another key
+    keys = {pre.content_key(x, size=s, variant=v) for x, s, v in
+            ((images, 32, "efficientnet-lite0"), (other, 32, "efficientnet-lite0"), (images, 64, "efficientnet-lite0"),
+             (images, 32, "efficientnet-lite1"))}
+    assert len(keys) == 4
+
+
+def test_encode_cached_resumes_after_a_kill_and_recomputes_a_damaged_block(tmp_path, monkeypatch):
+    images = _images(side=32)
+    whole = pretrained_features(images, size=32, batch_size=2)
+    _counting(monkeypatch, fail_on=3)
+    with pytest.raises(KeyboardInterrupt):
+        pre.encode_cached(images, tmp_path, keep=False, size=32, block=2, batch_size=2)
+    (partial,) = tmp_path.glob("*.partial")
+    assert sorted(p.name for p in partial.glob("*.npy")) == ["000000000.npy", "000000002.npy"]
+    (partial / "000000000.npy").write_bytes(b"\x93NUMPY truncated")
+    calls, lines = _counting(monkeypatch), []
+    np.testing.assert_array_equal(pre.encode_cached(images, tmp_path, keep=False, size=32, block=2, batch_size=2,
+                                                    progress=lines.append), whole)
+    assert calls == [2, 1]  # the damaged first block and the missing last one; the second is read back
+    assert "2 already done" in lines[0]
+    assert not partial.exists() and not list(tmp_path.glob("*.npy"))  # keep=False: only the lock file is left
+
+
+def test_encode_cached_refuses_a_block_that_splits_a_batch(tmp_path):
+    with pytest.raises(ValueError, match="block must be a multiple of batch_size"):
+        pre.encode_cached(_images(side=32), tmp_path, size=32, block=3, batch_size=2)
