@@ -389,7 +389,7 @@ def main(argv=None):
     say(f"benchmark: {args.dataset} ({kind}, {len(y_all)} train, {len(yt_all)} test, {n_classes} classes), model "
         f"{args.model}, {len(names)} strategies x {len(seeds)} seeds x {args.rounds} rounds of {args.budget}; "
         f"{len([p for p in done if p[0] in names and p[1] in seeds])} of {total} pairs already done")
-    k, encoded = 0, None
+    k = 0
     for seed in seeds:
         todo = [n for n in names if (n, seed) not in done]
         k += len(names) - len(todo)
@@ -403,10 +403,9 @@ def main(argv=None):
             say(f"seed {seed}: patch features {x_pool.shape} of the pool and the test set in "
                 f"{time.perf_counter() - start:.1f} s")
         elif args.features == "pretrained":
-            # Every image encoded once, kept by content in the data cache, and shared by the seeds and later runs.
-            encoded = encoded or (encode_cached(x_all, default_cache_dir(), progress=say),
-                                  encode_cached(xt_all, default_cache_dir(), progress=say))
-            x_pool, x_test = encoded[0][pool], encoded[1][test]
+            # Each seed's pool and test images encoded once, kept by content in the data cache: a rerun
+            # (another --model, more strategies) reads them back. Only the rows a seed draws are encoded.
+            x_pool, x_test = (encode_cached(x, default_cache_dir(), progress=say) for x in (x_pool, x_test))
         initial = initial_rows(y_pool, args.initial, seed, args.initial_mode)
         # The seed's initial weights are saved once and reloaded on resume.
         trainer.start(seed, adapt=adapt_data(args.model, x_pool, initial),
