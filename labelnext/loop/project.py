@@ -28,10 +28,10 @@ import numpy as np
 from labelnext import strategies
 from labelnext.data import dataset_fingerprint, kinds, load_dataset, with_holdout
 from labelnext.features.embeddings import check_request, embeddings_for, load_embeddings
-from labelnext.features.patches import PatchEncoder, features_model
-from labelnext.features.pretrained import encode_cached
+from labelnext.features.inputs import kept_features
+from labelnext.features.patches import features_model
 from labelnext.io import plots
-from labelnext.io.files import (LockHeld, cached_arrays, load_json, save_figure, save_json, save_npy, staged_folder,
+from labelnext.io.files import (LockHeld, load_json, save_figure, save_json, save_npy, staged_folder,
                                 try_lock)
 from labelnext.io.sheets import (labelstudio_config, neutralize_cell, read_label_csv, read_labelstudio_export,
                                  restore_cell, write_label_csv, write_labelstudio_tasks)
@@ -377,42 +377,17 @@ class LabelingProject:
         return np.unique(np.concatenate(drawn)).astype(np.int64) if drawn else np.zeros(0, np.int64)
 
     def _model_inputs(self, number):
-        """What the model reads for the pool and the test split (None without one): the data, or
-        label-free features computed on the first round and kept in ``features_<name>.npz``: with
-        ``features: patches`` the patch features and their encoder (fitted on the pool, no labels),
-        with ``features: pretrained`` EfficientNet-Lite0's (:mod:`features.pretrained`)."""
+        """What the model reads for the pool and the test split (None without one): the data, the
+        user's embeddings (copied at init), or label-free features computed on the first round and
+        kept in the folder (:func:`features.inputs.kept_features`)."""
         ds = self.data
         features = self.config.get("features", "raw")  # projects made before it: the data
         if features == "raw":
             return ds.x_train, ds.x_test
         if features == "embeddings":  # copied at init, checked against its digest when the data loaded
             return self._embeddings
-        path = self.path / f"features_{features}.npz"
-        if features == "pretrained":
-            def encode():
-                # Block by block into features_pretrained-<key>.partial/ here: a killed round resumes.
-                pool = encode_cached(ds.x_train, self.path, name=path.stem, keep=False, progress=self.progress)
-                test = (encode_cached(ds.x_test, self.path, name=path.stem, keep=False, progress=self.progress)
-                        if ds.x_test is not None else np.zeros((0, pool.shape[1]), np.float32))
-                return pool, test
-
-            pool, test = cached_arrays(path, ("pool", "test"), encode, log=self.progress)
-            return pool, (test if ds.x_test is not None else None)
-
-        def compute():
-            t = time.perf_counter()
-            enc = PatchEncoder(random_state=self.config["seed"]).fit(ds.x_train)
-            pool = enc.transform(ds.x_train)
-            # An empty test array where there is no test split: one file layout either way.
-            test = enc.transform(ds.x_test) if ds.x_test is not None else np.zeros((0, pool.shape[1]), np.float32)
-            self.progress(f"round {number}: patch features {pool.shape} of the pool in {time.perf_counter() - t:.1f} s "
-                          f"(kept in {path.name})")
-            state = enc.state()
-            return (pool, test, *(state[k] for k in PatchEncoder.STATE_FIELDS))
-
-        # A damaged file is said and recomputed (results_io.cached_arrays), never a dead end.
-        pool, test = cached_arrays(path, ("pool", "test", *PatchEncoder.STATE_FIELDS), compute, log=self.progress)[:2]
-        return pool, (test if ds.x_test is not None else None)
+        return kept_features(self.path, features, ds, seed=self.config["seed"],
+                             progress=lambda line: self.progress(f"round {number}: {line}"))
 
     def _selection_space(self, name, number):
         """The pool's label-free selection features (:mod:`selection_space`), None for the
