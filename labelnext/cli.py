@@ -48,9 +48,11 @@ def build_parser():
                    "labels are the seed set and its unlabeled items the pool")
     q.add_argument("--no-stratify", action="store_true", help="draw --initial at random, not per class")
     q.add_argument("--seed", type=int, default=0, help="seed for every random step")
-    q.add_argument("--arch", default=None, help="model: mobilenetv3 / small_cnn (images), mlp / linear "
-                   "(tables and --features other than raw), textmlp / lstm (text); default: small_cnn, mlp or textmlp "
-                   "by data kind, linear on features")
+    q.add_argument("--arch", default=None, help="model: mobilenetv3 / small_cnn (images), mlp / linear / logreg "
+                   "(tables and features; logreg is scikit-learn's logistic regression, fitted in a fraction of a "
+                   "second), textmlp / lstm (text), or auto: each round, the better of logreg and mlp by "
+                   "cross-validation on the labels that train (round.json says which and why); default: small_cnn, "
+                   "mlp or textmlp by data kind, linear on features")
     q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "
                    "once) or the path of a local weights file of MobileNetV3Small without its top; default: random")
     q.add_argument("--steps", type=int, default=None, help="optimiser steps per training at least (more once "

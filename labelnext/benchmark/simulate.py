@@ -250,7 +250,9 @@ def build_parser():
     p.add_argument("--seeds", type=int, default=5, help="run seeds 0 .. N-1 (initial set, weights, subsamples)")
     p.add_argument("--model", default=None, choices=MODELS,
                    help="base model; default by data kind: small_cnn for images (a ~60k-parameter 3-block CNN, fast), "
-                   "mlp for tables, textmlp for text")
+                   "mlp for tables, textmlp for text. logreg: scikit-learn's logistic regression on standardised "
+                   "features (tables, --features); auto: each round, the better of logreg and mlp by cross-validation "
+                   "on the labels (tables, --features), recorded in curves.csv's learner column")
     p.add_argument("--weights", default=None, help="mobilenetv3's initial weights: imagenet (needs network once) or "
                    "the path of a local weights file of MobileNetV3Small without its top; default: random")
     p.add_argument("--image-size", type=int, default=None,
