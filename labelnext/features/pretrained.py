@@ -33,8 +33,8 @@ from labelnext.utils.extras import require
 
 N_FEATURES = 1280
 ENCODER = "efficientnet-lite0"
-# A scratch measurement on CIFAR-10 (1,000 train / 500 test, logistic regression on random labels): 160 px
-# gave 0.304 / 0.610 / 0.756 at 10 / 100 / 1,000 labels against 0.218 / 0.558 / 0.682 at 96 px.
+# benchmarks/encoder_size.py on CIFAR-10 (docs/BENCHMARKS.md): 128-224 px give the same accuracy within 0.04
+# at 10 / 100 / 1,000 labels; 160 px costs 1.4x 128 px (+0.036 at 100 labels) and half of 192-224 px.
 INPUT_SIZE = 160
 BATCH = 64
 # Images per block written to disk by encode_cached: a few seconds of work each, a whole number of batches.
