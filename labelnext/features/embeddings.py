@@ -57,7 +57,7 @@ class UserEmbeddings:
 def check_request(features, embeddings):
     """The features a project trains on given ``--features`` and ``--embeddings``: a file means
     ``'embeddings'`` (refused with other features), and ``'embeddings'`` needs a file."""
-    if embeddings is not None and features not in ("raw", "embeddings"):
+    if embeddings is not None and features not in ("raw", "auto", "embeddings"):
         raise ValueError(f"--embeddings {os.fspath(embeddings)!r} are the features: leave out --features {features}")
     if embeddings is None and features == "embeddings":
         raise ValueError("--features embeddings needs --embeddings FILE (a .npy or .parquet of one row per item)")

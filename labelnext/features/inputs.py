@@ -11,9 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from labelnext.features.patches import PatchEncoder
+from labelnext.features import pretrained
+from labelnext.features.patches import FEATURE_MODELS, PatchEncoder
 from labelnext.features.pretrained import encode_cached
 from labelnext.io.files import cached_arrays
+
+
+def resolve_features(features, kind_info, arch=None):
+    """``features`` with ``'auto'`` resolved: ``pretrained`` for images when the ``pretrained`` extra is
+    installed and ``arch`` (if named) reads feature vectors, else ``raw``."""
+    if features != "auto":
+        return features
+    fits = arch is None or arch in FEATURE_MODELS
+    return "pretrained" if kind_info.images and fits and pretrained.available() else "raw"
 
 
 def kept_features(folder, features, ds, *, seed, progress):

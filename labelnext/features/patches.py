@@ -48,6 +48,8 @@ KMEANS_ITER = 10
 # the user's own embeddings (embeddings.py).
 FEATURES = ("raw", "patches", "pretrained", "embeddings")
 FEATURE_MODELS = ("linear", "mlp", "logreg", "auto")
+# The model each kind of features gets unless one is named (docs/BENCHMARKS.md, "Which learner").
+DEFAULT_FEATURE_MODEL = {"patches": "linear", "pretrained": "logreg", "embeddings": "logreg"}
 # Centroids of :func:`patch_features` (4 x as many features): on 7,000 CIFAR-10 images, 15 s on 2 cores.
 N_CENTROIDS = 400
 
@@ -295,7 +297,7 @@ class PatchEncoder:
 
 def features_model(features, kind, model=None):
     """The model for ``features`` on data of ``kind``: ``model`` (None: the kind's default, chosen by
-    the caller) for ``raw``; for other features, ``model`` or ``linear``, refused unless the kind allows
+    the caller) for ``raw``; for other features, ``model`` or :data:`DEFAULT_FEATURE_MODEL`'s, refused unless the kind allows
     them (:attr:`kinds.Kind.features`: patches and pretrained need images) and ``model`` is one of
     :data:`FEATURE_MODELS`."""
     check_choice(features, "features", FEATURES)
@@ -303,7 +305,7 @@ def features_model(features, kind, model=None):
         return model
     kinds.check_allowed("features", features, kind, "features")
     if model is None:
-        return FEATURE_MODELS[0]
+        return DEFAULT_FEATURE_MODEL[features]
     return check_choice(model, "model", FEATURE_MODELS)
 
 

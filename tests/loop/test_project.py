@@ -43,7 +43,7 @@ def test_two_rounds_from_the_command_line(tmp_path):
     assert "12 seed labels" in r.stdout and "18 held out for testing" in r.stdout
     r = _al("round", "--project", "proj", "--budget", "6", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "round 0: trained on 12 labels" in r.stdout and "test accuracy" in r.stdout
+    assert "round 0: trained small_cnn on 12 labels" in r.stdout and "test accuracy" in r.stdout
     r = _al("export", "--project", "proj", "--out", "sheet.csv", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert _fill_sheet(tmp_path / "sheet.csv") == 6

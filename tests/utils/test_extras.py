@@ -132,7 +132,7 @@ def test_core_runs_without_any_extra_and_al_label_names_its_extra(tmp_path):
     assert r.returncode == 0, r.stderr
     r = _al("round", "--project", "P", "--budget", "10", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "round 0: trained on 30 labels" in r.stdout and "selected 10 of" in r.stdout
+    assert "round 0: trained small_cnn on 30 labels" in r.stdout and "selected 10 of" in r.stdout
     r = _al("status", "--project", "P", cwd=tmp_path)
     assert r.returncode == 0 and "30 labeled" in r.stdout, r.stderr
     r = _al("label", "--project", "P", "--port", "0", cwd=tmp_path)
