@@ -9,6 +9,7 @@ architecture is one function in ``backbones.BACKBONES``), their inference and me
 """
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -342,7 +343,10 @@ class LogisticTrainer(Trainer):
         if len(seen) == 1:
             b[seen[0]] = 0.0
         else:
-            clf = LogisticRegression(C=self.C, max_iter=LOGREG_MAX_ITER).fit(z, y)
+            with warnings.catch_warnings():
+                # A fold of a few labels per class is a classification problem all the same.
+                warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+                clf = LogisticRegression(C=self.C, max_iter=LOGREG_MAX_ITER).fit(z, y)
             iterations = int(np.max(clf.n_iter_))
             coef, bias = clf.coef_, clf.intercept_
             if len(seen) == 2:  # one logit difference: split it so the softmax gives the same odds
