@@ -57,7 +57,8 @@ def build_parser():
                    "once) or the path of a local weights file of MobileNetV3Small without its top; default: random")
     q.add_argument("--steps", type=int, default=None, help="optimiser steps per training at least (more once "
                    "the labeled set needs more passes); default: the recipe the benchmark measures")
-    q.add_argument("--image-size", type=int, default=32, help="image side in pixels")
+    q.add_argument("--image-size", type=int, default=None, help="side in pixels every image is resized to; default: "
+                   "the encoder's 160 with pretrained features, else 32 (smaller: less memory on big pools)")
     q.add_argument("--kind", default="auto", choices=("auto", "image", "tabular", "text"), help="data kind")
     q.add_argument("--label-column", default=None, help="class column of a table or text file")
     q.add_argument("--text-column", default=None, help="text column of a text file")

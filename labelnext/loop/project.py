@@ -30,6 +30,7 @@ from labelnext.data import dataset_fingerprint, kinds, load_dataset, with_holdou
 from labelnext.features.embeddings import check_request, embeddings_for, load_embeddings
 from labelnext.features.inputs import kept_features, resolve_features
 from labelnext.features.patches import features_model
+from labelnext.features.pretrained import INPUT_SIZE as PRETRAINED_SIZE
 from labelnext.io import plots
 from labelnext.io.files import (LockHeld, load_json, save_figure, save_json, save_npy, staged_folder,
                                 try_lock)
@@ -55,6 +56,8 @@ ROUND_LOCK = ".round.lock"
 OWN_FILES = (PROJECT_FILE, f"{STORE_FILE}*", "round-*", "learning_curve.png", "features_*.npz",
              "selection_space_*.npy", ".*")
 # project.json's keys and the types every command relies on.
+# Side of the loaded images unless --image-size says otherwise (pretrained features: the encoder's).
+IMAGE_SIZE = 32
 CONFIG_KEYS = {"dataset": dict, "class_names": list, "n_items": int, "mode": str, "seed": int, "arch": str,
                "steps": int}
 DATASET_KEYS = ("source", "name", "kind", "fingerprint", "image_size", "label_column", "text_column", "test")
@@ -105,7 +108,7 @@ class LabelingProject:
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, path, dataset, *, initial=None, stratified=True, random_state=0, arch=None, steps=None,
-               image_size=32, kind="auto", label_column=None, text_column=None, test=None, drop_columns=None,
+               image_size=None, kind="auto", label_column=None, text_column=None, test=None, drop_columns=None,
                keep_columns=None, selection_space="model", features="raw", weights=None, epochs_per_fit=EPOCHS_PER_FIT,
                audit=None, embeddings=None, progress=None):
         """Make a project folder for ``dataset`` and put its first labels in the store.
@@ -121,6 +124,9 @@ class LabelingProject:
             partly labeled data set; every other label stays hidden until a round's
             selection is labeled (``import_labels(oracle=True)`` reveals it). None: the
             data set's known labels are the seed set and its unlabeled items the pool.
+        image_size : int or None
+            Side every image is resized to; None: the encoder's input size with pretrained
+            features (it sees only the pixels loaded), else :data:`IMAGE_SIZE`.
         steps : int or None
             Optimiser steps per training at least (:class:`loop.round.RoundTrainer`, the recipe the
             benchmark measures too); None: :data:`loop.round.STEPS`.
@@ -164,9 +170,14 @@ class LabelingProject:
         check_int(random_state, "--seed", low=0)
         check_choice(selection_space, "--selection-space", SELECTION_SPACES)
         features = check_request(features, embeddings)
-        ds = load_dataset(dataset, image_size=image_size, kind=kind, label_column=label_column,
-                          drop_columns=drop_columns, keep_columns=keep_columns,
-                          text_column=text_column, test=test, holdout=False)
+        load = dict(kind=kind, label_column=label_column, drop_columns=drop_columns, keep_columns=keep_columns,
+                    text_column=text_column, test=test, holdout=False)
+        ds = load_dataset(dataset, image_size=image_size or IMAGE_SIZE, **load)
+        features = resolve_features(features, ds.kind_info, arch)
+        if image_size is None and features == "pretrained":
+            # The encoder sees only the pixels loaded: photos at its own input size, not thumbnails.
+            ds = load_dataset(dataset, image_size=PRETRAINED_SIZE, **load)
+        image_size = image_size or (PRETRAINED_SIZE if features == "pretrained" else IMAGE_SIZE)
         mode = "simulation" if initial is not None else "pool"
         audit = check_float(AUDIT_SHARE if audit is None and mode == "pool" else audit or 0.0, "--audit", 0.0, 0.9)
         # A real pool evaluated by its audit trains on every seed label; otherwise a fixed
@@ -177,7 +188,6 @@ class LabelingProject:
         if holdout:
             ds = with_holdout(ds)
         check_space(selection_space, ds.kind)
-        features = resolve_features(features, ds.kind_info, arch)
         arch = features_model(features, ds.kind, arch)
         known = np.flatnonzero(ds.y_train >= 0)
         if initial is not None:

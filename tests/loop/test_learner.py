@@ -92,3 +92,17 @@ def test_a_project_round_records_its_learner(tmp_path, arch):
         assert set(saved["train"]["learner"]["cv_accuracy"]) == {"logreg", "mlp"}
     else:
         assert "learner" not in saved["train"]
+
+
+def test_features_auto_is_pretrained_for_images_when_the_extra_is_installed(monkeypatch):
+    from labelnext.features import inputs, pretrained
+
+    image, table = kinds.get("image"), kinds.get("tabular")
+    monkeypatch.setattr(pretrained, "available", lambda: True)
+    assert inputs.resolve_features("auto", image) == "pretrained"
+    assert inputs.resolve_features("auto", image, "auto") == "pretrained"
+    assert inputs.resolve_features("auto", image, "small_cnn") == "raw"  # a network that reads pixels
+    assert inputs.resolve_features("auto", table) == "raw"
+    assert inputs.resolve_features("patches", image) == "patches"
+    monkeypatch.setattr(pretrained, "available", lambda: False)
+    assert inputs.resolve_features("auto", image) == "raw"
