@@ -332,9 +332,9 @@ class LabelingProject:
                                 candidates=candidates_for(ds.kind_info, features), steps=self.config["steps"],
                                 epochs_per_fit=self.config.get("epochs_per_fit", 0.0))
         steps = trainer.steps_for(n_labeled)
-        what = arch if arch != "auto" else f"the best of {', '.join(trainer.candidates)} by cross-validation"
-        self.progress(f"round {number}: training {what} on {n_labeled} labels "
-                      f"({'to convergence' if steps is None else f'{steps} steps'}), "
+        what = (f"the better of {' and '.join(trainer.candidates)} by cross-validation" if arch == "auto"
+                else f"{arch} ({'to convergence' if steps is None else f'{steps} steps'})")
+        self.progress(f"round {number}: training {what} on {n_labeled} labels, "
                       f"one inference pass over {len(ds.y_train)} items ...")
         trainer.start(seed, adapt=adapt_data(arch, x, rows))
         # The audit's draw has its own stream: the strategy's selection is the same with or without it.
