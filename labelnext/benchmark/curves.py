@@ -359,7 +359,10 @@ def _recipe_text(run_args):
     if run_args.get("epochs_per_fit"):
         steps = (f"max({run_args['steps']}, {run_args['epochs_per_fit']:g} epochs of the labeled set) steps per fit, "
                  f"rounded up to a multiple of {run_args['steps']}")
-    return f"{steps}, {run_args.get('schedule', 'constant')} learning rate {run_args['lr']:g}"
+    if run_args.get("model") == "logreg":
+        return "logistic regression fitted to convergence"
+    lr = "each learner's own" if run_args["lr"] is None else f"{run_args['lr']:g}"  # --model auto
+    return f"{steps}, {run_args.get('schedule', 'constant')} learning rate {lr}"
 
 
 def write_outputs(out, rows, strategies, seeds, run_args, wall_seconds):

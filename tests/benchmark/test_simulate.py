@@ -362,3 +362,12 @@ def test_the_benchmark_leaves_out_the_columns_it_is_told_to(tmp_path, capsys):
     assert x.shape[1] == 3 and "warning: column 'row_id'" in capsys.readouterr().err
     assert le.load_data(str(tmp_path / "t.csv"), 32, drop_columns="row_id")[0].shape[1] == 2
     assert {"drop_columns", "keep_columns"} <= set(le.RUN_KEYS)
+
+
+def test_the_recipe_line_names_each_learner():
+    from labelnext.benchmark.curves import _recipe_text
+
+    base = {"steps": 400, "epochs_per_fit": 0.0, "schedule": "cosine"}
+    assert _recipe_text(dict(base, model="mlp", lr=0.01)).endswith("cosine learning rate 0.01")
+    assert _recipe_text(dict(base, model="auto", lr=None)).endswith("learning rate each learner's own")
+    assert _recipe_text(dict(base, model="logreg", lr=0.001)) == "logistic regression fitted to convergence"
