@@ -1,15 +1,17 @@
 """The learner chosen by measurement: ``--arch auto`` (the benchmark's ``--model auto``).
 
-No single learner wins everywhere: on pretrained image features a logistic regression beats a
-small MLP at a few labels, on tables the MLP can catch up as labels grow (docs/BENCHMARKS.md,
-"Which learner"). :class:`LearnerChoice` answers per round, on the labels that train, by
-stratified k-fold cross-validation of each candidate under the round's own recipe
-(:class:`loop.round.RoundTrainer`), then fits the winner on every label. Evaluation items
+No single learner wins everywhere: on pretrained CIFAR-10 features a logistic regression beats
+a small MLP, on the letter table the MLP beats it by far (docs/BENCHMARKS.md, "Which
+learner"). :class:`LearnerChoice` answers per round, on the labels that train, by stratified
+k-fold cross-validation of each candidate under the round's own recipe
+(:class:`loop.round.RoundTrainer`) and the one-standard-error rule
+(:func:`one_standard_error`), then fits the pick on every label. Evaluation items
 (the audit) never reach it: the caller passes only the rows that train.
 
 The choice is made again every round, since the answer moves with the number of labels, and
 recorded (``info_['learner']``: the pick, each candidate's fold accuracy, and why).
 """
+import math
 import time
 
 import numpy as np
@@ -33,6 +35,23 @@ def candidates_for(kind_info, features):
     return (kind_info.default_model,)
 
 
+def one_standard_error(candidates, scores, n):
+    """The first (simplest) of ``candidates`` whose cross-validated accuracy is within one standard
+    error of the best's, the standard error of an accuracy on ``n`` items (the one-standard-error
+    rule, Breiman, Friedman, Olshen & Stone 1984, "Classification and Regression Trees"): at a few
+    dozen labels fold accuracies differ by chance more than the learners do, and the larger model
+    then wins the comparison as often as it loses the test.
+
+    Returns
+    -------
+    pick : str
+    se : float
+    """
+    best = max(scores[a] for a in candidates)
+    se = math.sqrt(best * (1 - best) / n)
+    return next(a for a in candidates if scores[a] >= best - se - 1e-12), se
+
+
 class LearnerChoice:
     """A :class:`loop.round.RoundTrainer` look-alike that picks its learner at every fit.
 
@@ -41,7 +60,7 @@ class LearnerChoice:
     make : callable ``(arch) -> RoundTrainer``
         A round trainer of one candidate, with the round's recipe.
     candidates : tuple of str
-        Learner names; ties go to the earlier one (the cheaper one first).
+        Learner names, the simplest first: :func:`one_standard_error` picks among them.
     folds : int
 
     Attributes
@@ -96,9 +115,11 @@ class LearnerChoice:
                 trainer.fit(x[train], y[train], random_state)
                 right += int((trainer.predict(x[held])[0].argmax(axis=1) == y[held]).sum())
             scores[arch] = right / len(y)
-        best = max(self.candidates, key=lambda a: scores[a])  # max keeps the first of equals
+        pick, se = one_standard_error(self.candidates, scores, len(y))
         ranked = ", ".join(f"{a} {scores[a]:.3f}" for a in self.candidates)
-        return best, scores, folds, f"{folds}-fold accuracy on {len(y)} labels: {ranked}"
+        why = "the best" if scores[pick] == max(scores.values()) else "the simplest within one standard error of the best"
+        return pick, scores, folds, f"{folds}-fold accuracy on {len(y)} labels: {ranked} (standard error {se:.3f}): " \
+                                    f"{pick}, {why}"
 
     def fit(self, x, y, random_state=0, *, start_weights=None):
         if self._seed is None:

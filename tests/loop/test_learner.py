@@ -57,8 +57,18 @@ def test_cross_validation_picks_the_learner_that_fits_the_data():
     assert choice.arch_ == learner["arch"] == "mlp"
     assert learner["cv_accuracy"]["mlp"] > learner["cv_accuracy"]["logreg"] + 0.2
     assert learner["folds"] == 3 and "3-fold accuracy on 100 labels" in learner["reason"]
+    assert learner["reason"].endswith("mlp, the best")
     probs = choice.predict(x)[0]
     assert (probs.argmax(1) == y).mean() > 0.9
+
+
+def test_the_simpler_learner_stays_unless_the_other_wins_by_more_than_chance():
+    from labelnext.loop.learner import one_standard_error
+
+    # At 50 labels an accuracy of 0.5 has a standard error of 0.071.
+    assert one_standard_error(("logreg", "mlp"), {"logreg": 0.44, "mlp": 0.50}, 50) == ("logreg", 0.5 / 50 ** 0.5)
+    assert one_standard_error(("logreg", "mlp"), {"logreg": 0.42, "mlp": 0.50}, 50)[0] == "mlp"
+    assert one_standard_error(("logreg", "mlp"), {"logreg": 0.60, "mlp": 0.50}, 50)[0] == "logreg"
 
 
 def test_too_few_labels_to_cross_validate_take_the_first_candidate():
