@@ -58,7 +58,7 @@ from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
 from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
 from labelnext.features.pretrained import N_FEATURES as N_PRETRAINED, default_cache_dir, encode_cached
 from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space
-from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, switch_for
+from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, auto_params, switch_for
 from labelnext.training.trainer import SCHEDULES, draw_labeled_set
 from labelnext.loop.evaluation import agreement, stop_set
 from labelnext.loop.learner import candidates_for
@@ -372,7 +372,7 @@ def main(argv=None):
     if args.auto_switch is None:  # recorded in run.json as the value used
         args.auto_switch = switch_for(args.model, args.features)
     params = {"uncertainty_clustering": {"beta": args.dbal_beta}, "dbal": {"beta": args.dbal_beta},
-              "gnn": {"epochs": args.gnn_epochs}, "auto": {"switch_labels_per_class": args.auto_switch}}
+              "gnn": {"epochs": args.gnn_epochs}, "auto": dict(auto_params(args.model, args.features), switch_labels_per_class=args.auto_switch)}
     st.check_params(params)
 
     input_shape = {"patches": (4 * N_CENTROIDS,), "pretrained": (N_PRETRAINED,)}.get(args.features, x_all.shape[1:])

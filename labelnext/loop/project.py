@@ -46,7 +46,7 @@ from labelnext.training.backbones import adapt_data, check_weights
 from labelnext.training.runs import write_run
 from labelnext.training.trainer import draw_labeled_set
 from labelnext.utils.checks import check_choice, check_float, check_int
-from labelnext.strategies.auto import switch_for
+from labelnext.strategies.auto import auto_params
 
 PROJECT_FILE = "project.json"
 STORE_FILE = "labels.sqlite"
@@ -341,7 +341,7 @@ class LabelingProject:
         audit_now = draw_audit(selectable, audit_size(budget, self.config.get("audit", 0.0)),
                                np.random.RandomState([seed, number, 1]))
         out[audit_now] = True
-        params = {"auto": {"switch_labels_per_class": switch_for(arch, features)}}
+        params = {"auto": auto_params(arch, features)}
         space_name = self.config.get("selection_space", "model")  # projects made before it: the model's
         result = run_round(trainer, x, train_labels, strategy=strategy, budget=budget - len(audit_now), seed=seed,
                            number=number, x_test=x_test, y_test=ds.y_test if x_test is not None else None,
