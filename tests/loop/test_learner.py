@@ -116,3 +116,12 @@ def test_features_auto_is_pretrained_for_images_when_the_extra_is_installed(monk
     assert inputs.resolve_features("patches", image) == "patches"
     monkeypatch.setattr(pretrained, "available", lambda: False)
     assert inputs.resolve_features("auto", image) == "raw"
+
+
+def test_auto_runs_probcover_below_the_switch_on_pretrained_features_only():
+    from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, auto_params
+
+    assert auto_params("logreg", "pretrained") == {"switch_labels_per_class": PROBE_SWITCH_LABELS_PER_CLASS,
+                                                   "low": "probcover"}
+    assert auto_params("linear", "patches")["low"] == auto_params("mlp")["low"] == "typiclust"
+    assert auto_params("mlp")["switch_labels_per_class"] == SWITCH_LABELS_PER_CLASS
