@@ -90,12 +90,11 @@ class LearnerChoice:
 
     def _started(self, arch, x):
         # Preprocessing as adapt_data fits it: on the whole pool (then one trainer serves every fit
-        # of this seed), or on the rows that train.
-        if not adapts_on_pool(arch):
-            return self._make(arch).start(self._seed, adapt=x)
-        if arch not in self._kept:
-            self._kept[arch] = self._make(arch).start(self._seed, adapt=self._pool)
-        return self._kept[arch]
+        # of this seed), or on the rows that train (then one serves the folds and the fit on them).
+        key = arch if adapts_on_pool(arch) else (arch, id(x))
+        if key not in self._kept:
+            self._kept[key] = self._make(arch).start(self._seed, adapt=self._pool if adapts_on_pool(arch) else x)
+        return self._kept[key]
 
     def choose(self, x, y, random_state=0):
         """The learner for ``x``, ``y``: (arch, {arch: mean fold accuracy}, folds, reason)."""
@@ -125,6 +124,8 @@ class LearnerChoice:
         if self._seed is None:
             raise RuntimeError("call LearnerChoice.start(random_state) before fit")
         start = time.perf_counter()
+        # Trainers adapted to an earlier fit's rows are of no further use.
+        self._kept = {k: t for k, t in self._kept.items() if isinstance(k, str)}
         arch, scores, folds, reason = self.choose(x, y, random_state)
         cv_seconds = round(time.perf_counter() - start, 2)
         self._current = self._started(arch, x).fit(x, y, random_state)
