@@ -52,7 +52,7 @@ def build_parser():
                    "(tables and features; logreg is scikit-learn's logistic regression, fitted in a fraction of a "
                    "second), textmlp / lstm (text), or auto: each round, the better of logreg and mlp by "
                    "cross-validation on the labels that train (round.json says which and why); default: small_cnn, "
-                   "mlp or textmlp by data kind, linear on features")
+                   "mlp or textmlp by data kind, logreg on pretrained features and embeddings, linear on patches")
     q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "
                    "once) or the path of a local weights file of MobileNetV3Small without its top; default: random")
     q.add_argument("--steps", type=int, default=None, help="optimiser steps per training at least (more once "

@@ -55,9 +55,9 @@ ROUND_LOCK = ".round.lock"
 # Names the project writes itself (top level): an export may never replace one of them.
 OWN_FILES = (PROJECT_FILE, f"{STORE_FILE}*", "round-*", "learning_curve.png", "features_*.npz",
              "selection_space_*.npy", ".*")
-# project.json's keys and the types every command relies on.
 # Side of the loaded images unless --image-size says otherwise (pretrained features: the encoder's).
 IMAGE_SIZE = 32
+# project.json's keys and the types every command relies on.
 CONFIG_KEYS = {"dataset": dict, "class_names": list, "n_items": int, "mode": str, "seed": int, "arch": str,
                "steps": int}
 DATASET_KEYS = ("source", "name", "kind", "fingerprint", "image_size", "label_column", "text_column", "test")
