@@ -284,8 +284,8 @@ def build_parser():
     p.add_argument("--features", default="raw", choices=FEATURES,
                    help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
                    "patch features learned from each seed's pool without labels (Coates et al. 2011), or pretrained "
-                   "EfficientNet-Lite0 features (the 'pretrained' extra), or your own (--embeddings), for a linear "
-                   "model (default) or --model mlp")
+                   "EfficientNet-Lite0 features (the 'pretrained' extra), or your own (--embeddings), for logreg "
+                   "(the default on pretrained features and embeddings), linear (on patches), mlp or auto")
     p.add_argument("--embeddings", default=None, metavar="FILE",
                    help="your own embeddings of the items as the features (implies --features embeddings): a .npy "
                    "or .parquet of one row per item of the data set as loaded, the training items then the test "
@@ -372,7 +372,8 @@ def main(argv=None):
     if args.auto_switch is None:  # recorded in run.json as the value used
         args.auto_switch = switch_for(args.model, args.features)
     params = {"uncertainty_clustering": {"beta": args.dbal_beta}, "dbal": {"beta": args.dbal_beta},
-              "gnn": {"epochs": args.gnn_epochs}, "auto": dict(auto_params(args.model, args.features), switch_labels_per_class=args.auto_switch)}
+              "gnn": {"epochs": args.gnn_epochs},
+              "auto": dict(auto_params(args.model, args.features), switch_labels_per_class=args.auto_switch)}
     st.check_params(params)
 
     input_shape = {"patches": (4 * N_CENTROIDS,), "pretrained": (N_PRETRAINED,)}.get(args.features, x_all.shape[1:])
