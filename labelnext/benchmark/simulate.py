@@ -56,7 +56,8 @@ from labelnext.data import kinds, load_dataset, with_holdout
 from labelnext.features.embeddings import check_request, embeddings_for
 from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
 from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
-from labelnext.features.pretrained import N_FEATURES as N_PRETRAINED, default_cache_dir, encode_cached
+from labelnext.features.pretrained import INPUT_SIZE as PRETRAINED_SIZE, N_FEATURES as N_PRETRAINED
+from labelnext.features.pretrained import default_cache_dir, encode_cached
 from labelnext.strategies.space import SELECTION_SPACES, check_space, may_use_space, pool_space
 from labelnext.strategies.auto import PROBE_SWITCH_LABELS_PER_CLASS, SWITCH_LABELS_PER_CLASS, auto_params, switch_for
 from labelnext.training.trainer import SCHEDULES, draw_labeled_set
@@ -256,7 +257,8 @@ def build_parser():
     p.add_argument("--weights", default=None, help="mobilenetv3's initial weights: imagenet (needs network once) or "
                    "the path of a local weights file of MobileNetV3Small without its top; default: random")
     p.add_argument("--image-size", type=int, default=None,
-                   help="model input side; default 8 for digits with small_cnn (their native 8x8), else 32")
+                   help="side every image is resized to; default the encoder's 160 with --features pretrained (as al "
+                   "init), 8 for digits with small_cnn (their native 8x8), else 32")
     p.add_argument("--steps", type=int, default=STEPS, help="optimiser steps per fit at least (see --epochs-per-fit)")
     p.add_argument("--epochs-per-fit", type=float, default=EPOCHS_PER_FIT,
                    help="grow the steps of a fit to this many passes over the labeled set when --steps is fewer, "
@@ -351,7 +353,9 @@ def main(argv=None):
     say = lambda msg: progress(msg, not args.quiet)  # noqa: E731
     wall = time.perf_counter()
     if args.image_size is None:
-        args.image_size = 8 if args.dataset == "digits" and args.model in (None, "small_cnn", "auto") else 32
+        # As al init: pretrained features see the images at the encoder's size.
+        args.image_size = (PRETRAINED_SIZE if args.features == "pretrained" else
+                           8 if args.dataset == "digits" and args.model in (None, "small_cnn", "auto") else 32)
     x_all, y_all, xt_all, yt_all, n_classes, kind = load_data(args.dataset, args.image_size, args.drop_columns,
                                                               args.keep_columns, args.embeddings)
     args.model = _resolve_model(args, kind)
