@@ -385,7 +385,8 @@ def main(argv=None):
     # Built before anything is written: it checks the training arguments.
     trainer = round_trainer(input_shape, n_classes, arch=args.model, weights=args.weights, steps=args.steps,
                             epochs_per_fit=args.epochs_per_fit, batch_size=args.batch_size, lr=args.lr,
-                            schedule=args.schedule, candidates=candidates_for(kinds.get(kind), args.features))
+                            schedule=args.schedule, candidates=candidates_for(kinds.get(kind), args.features),
+                            features=args.features)
     run_args = {k: getattr(args, k) for k in RUN_KEYS}
     out = Path(args.out)
     # Checks run.json against these arguments, then writes it (atomically) before any row.
@@ -415,7 +416,7 @@ def main(argv=None):
             x_pool, x_test = (encode_cached(x, default_cache_dir(), progress=say) for x in (x_pool, x_test))
         initial = initial_rows(y_pool, args.initial, seed, args.initial_mode)
         # The seed's initial weights are saved once and reloaded on resume.
-        trainer.start(seed, adapt=adapt_data(args.model, x_pool, initial),
+        trainer.start(seed, adapt=adapt_data(args.model, x_pool, initial, args.features),
                       weights_file=out / "weights" / f"initial_weights_seed{seed}.npz")
         # The initial labels are revealed by an oracle of their own: round 0 is shared by all strategies.
         labels0 = np.full(len(y_pool), -1, dtype=np.int64)

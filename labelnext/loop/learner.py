@@ -71,10 +71,10 @@ class LearnerChoice:
         The winner's fit record plus ``learner``: ``{'arch', 'cv_accuracy', 'folds', 'reason', 'cv_seconds'}``.
     """
 
-    def __init__(self, make, candidates, *, folds=FOLDS):
+    def __init__(self, make, candidates, *, folds=FOLDS, features="raw"):
         if not candidates:
             raise ValueError("auto needs at least one candidate learner")
-        self._make, self.candidates, self.folds = make, tuple(candidates), int(folds)
+        self._make, self.candidates, self.folds, self.features = make, tuple(candidates), int(folds), features
         first = make(self.candidates[0])
         self.steps, self.batch_size, self.epochs_per_fit = first.steps, first.batch_size, first.epochs_per_fit
         self._seed = self._current = None
@@ -91,9 +91,10 @@ class LearnerChoice:
     def _started(self, arch, x):
         # Preprocessing as adapt_data fits it: on the whole pool (then one trainer serves every fit
         # of this seed), or on the rows that train (then one serves the folds and the fit on them).
-        key = arch if adapts_on_pool(arch) else (arch, id(x))
+        on_pool = adapts_on_pool(arch, self.features)
+        key = arch if on_pool else (arch, id(x))
         if key not in self._kept:
-            self._kept[key] = self._make(arch).start(self._seed, adapt=self._pool if adapts_on_pool(arch) else x)
+            self._kept[key] = self._make(arch).start(self._seed, adapt=self._pool if on_pool else x)
         return self._kept[key]
 
     def choose(self, x, y, random_state=0):

@@ -329,14 +329,15 @@ class LabelingProject:
         # A project.json without epochs_per_fit trains a fixed --steps.
         features = self.config.get("features", "raw")
         trainer = round_trainer(x.shape[1:], len(self.class_names), arch=arch, weights=self.config.get("weights"),
-                                candidates=candidates_for(ds.kind_info, features), steps=self.config["steps"],
+                                candidates=candidates_for(ds.kind_info, features), features=features,
+                                steps=self.config["steps"],
                                 epochs_per_fit=self.config.get("epochs_per_fit", 0.0))
         steps = trainer.steps_for(n_labeled)
         what = (f"the better of {' and '.join(trainer.candidates)} by cross-validation" if arch == "auto"
                 else f"{arch} ({'to convergence' if steps is None else f'{steps} steps'})")
         self.progress(f"round {number}: training {what} on {n_labeled} labels, "
                       f"one inference pass over {len(ds.y_train)} items ...")
-        trainer.start(seed, adapt=adapt_data(arch, x, rows))
+        trainer.start(seed, adapt=adapt_data(arch, x, rows, features))
         # The audit's draw has its own stream: the strategy's selection is the same with or without it.
         audit_now = draw_audit(selectable, audit_size(budget, self.config.get("audit", 0.0)),
                                np.random.RandomState([seed, number, 1]))

@@ -60,13 +60,15 @@ def fit_steps(n_labeled, steps, epochs_per_fit, batch_size):
     return int(steps) * max(1, math.ceil(need / steps))
 
 
-def round_trainer(input_shape, n_classes, *, arch, candidates=None, **kwargs):
+def round_trainer(input_shape, n_classes, *, arch, candidates=None, features="raw", **kwargs):
     """The round's trainer: a :class:`RoundTrainer` of ``arch``, or for ``arch='auto'`` a
     :class:`loop.learner.LearnerChoice` among ``candidates`` (:func:`loop.learner.candidates_for`),
-    each a RoundTrainer with the same ``kwargs``."""
+    each a RoundTrainer with the same ``kwargs``; ``features`` says where the MLP's standardisation is fitted
+    (:func:`training.backbones.adapts_on_pool`)."""
     if arch != "auto":
         return RoundTrainer(input_shape, n_classes, arch=arch, **kwargs)
-    return LearnerChoice(lambda name: RoundTrainer(input_shape, n_classes, arch=name, **kwargs), candidates)
+    return LearnerChoice(lambda name: RoundTrainer(input_shape, n_classes, arch=name, **kwargs), candidates,
+                         features=features)
 
 
 def selection_seed(seed, number):
