@@ -1,8 +1,8 @@
 """The learner chosen by measurement: ``--arch auto`` (the benchmark's ``--model auto``).
 
-No single learner wins everywhere: on pretrained CIFAR-10 features a logistic regression beats
-a small MLP, on the letter table the MLP beats it by far (docs/BENCHMARKS.md, "Which
-learner"). :class:`LearnerChoice` answers per round, on the labels that train, by stratified
+No single learner wins everywhere: on pretrained features of a 4-class photo set a logistic
+regression was at or above a small MLP at every round, on the letter table the MLP beat it by
+0.12 (docs/BENCHMARKS.md, "Which learner"). :class:`LearnerChoice` answers per round, on the labels that train, by stratified
 k-fold cross-validation of each candidate under the round's own recipe
 (:class:`loop.round.RoundTrainer`) and the one-standard-error rule
 (:func:`one_standard_error`), then fits the pick on every label. Evaluation items
