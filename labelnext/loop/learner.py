@@ -52,7 +52,40 @@ def one_standard_error(candidates, scores, n):
     return next(a for a in candidates if scores[a] >= best - se - 1e-12), se
 
 
-class LearnerChoice:
+class LastFit:
+    """What a round trainer answers after a fit: its last fit's trainer (``_current``) answers it."""
+
+    _current = None
+    # Inference batch of predict when the caller gives none; None: the fitted trainer's own.
+    predict_batch = None
+
+    def _fitted(self):
+        if self._current is None:
+            raise RuntimeError(f"call {type(self).__name__}.fit before predict")
+        return self._current
+
+    @property
+    def model_(self):
+        """The Keras model of the last fit."""
+        return self._fitted().model_
+
+    def predict(self, x, batch_size=None):
+        """Probabilities (n, n_classes) and embeddings (n, n_features) of the last fit's model."""
+        batch_size = batch_size or self.predict_batch
+        fitted = self._fitted()
+        return fitted.predict(x) if batch_size is None else fitted.predict(x, batch_size=batch_size)
+
+    def head(self):
+        return self._fitted().head()
+
+    def dropout_rate(self):
+        return self._fitted().dropout_rate()
+
+    def get_weights(self):
+        return self._fitted().get_weights()
+
+
+class LearnerChoice(LastFit):
     """A :class:`loop.round.RoundTrainer` look-alike that picks its learner at every fit.
 
     Parameters
@@ -134,24 +167,3 @@ class LearnerChoice:
         self.info_ = dict(self._current.info_, learner={"arch": arch, "cv_accuracy": scores, "folds": folds,
                                                         "reason": reason, "cv_seconds": cv_seconds})
         return self
-
-    def _fitted(self):
-        if self._current is None:
-            raise RuntimeError("call LearnerChoice.fit before predict")
-        return self._current
-
-    @property
-    def model_(self):
-        return self._fitted().model_
-
-    def predict(self, x, batch_size=None):
-        return self._fitted().predict(x) if batch_size is None else self._fitted().predict(x, batch_size)
-
-    def head(self):
-        return self._fitted().head()
-
-    def dropout_rate(self):
-        return self._fitted().dropout_rate()
-
-    def get_weights(self):
-        return self._fitted().get_weights()

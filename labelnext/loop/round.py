@@ -17,7 +17,7 @@ import numpy as np
 
 from labelnext import strategies
 from labelnext.loop.evaluation import measure
-from labelnext.loop.learner import LearnerChoice
+from labelnext.loop.learner import LastFit, LearnerChoice
 from labelnext.strategies import auto
 from labelnext.strategies.space import uses_space
 from labelnext.training.trainer import make_trainer
@@ -76,7 +76,7 @@ def selection_seed(seed, number):
     return int(seed) * SEED_STRIDE + int(number)
 
 
-class RoundTrainer:
+class RoundTrainer(LastFit):
     """The one training recipe: :class:`Trainer` fits of :func:`fit_steps` steps, each from the
     same initial state.
 
@@ -103,6 +103,8 @@ class RoundTrainer:
     info_ : dict
         The last fit (see :attr:`Trainer.info_`).
     """
+
+    predict_batch = PREDICT_BATCH
 
     def __init__(self, input_shape, n_classes, *, arch, weights=None, steps=STEPS, epochs_per_fit=EPOCHS_PER_FIT,
                  batch_size=BATCH_SIZE, lr=None, schedule=SCHEDULE):
@@ -155,29 +157,6 @@ class RoundTrainer:
         self._current = self._trainers[steps].fit(x, y, random_state, start_weights=start_weights)
         self.info_ = self._current.info_
         return self
-
-    @property
-    def model_(self):
-        """The Keras model of the last fit."""
-        return self._fitted().model_
-
-    def _fitted(self):
-        if self._current is None:
-            raise RuntimeError("call RoundTrainer.fit before predict")
-        return self._current
-
-    def predict(self, x, batch_size=PREDICT_BATCH):
-        """Probabilities (n, n_classes) and embeddings (n, n_features) of the last fit's model."""
-        return self._fitted().predict(x, batch_size=batch_size)
-
-    def head(self):
-        return self._fitted().head()
-
-    def dropout_rate(self):
-        return self._fitted().dropout_rate()
-
-    def get_weights(self):
-        return self._fitted().get_weights()
 
 
 @dataclass(frozen=True)
