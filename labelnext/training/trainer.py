@@ -183,6 +183,15 @@ class Trainer:
         self._both = two_output_model(model)
         return self
 
+    def _check_fit_data(self, x, y):
+        """``y`` as int64, once ``x`` and ``y`` are non-empty, of one length, with labels of this model's classes."""
+        y = np.asarray(y, dtype=np.int64)
+        if len(x) != len(y) or len(y) == 0:
+            raise ValueError(f"x and y must be non-empty and the same length, got {len(x)} and {len(y)}")
+        if y.min() < 0 or y.max() >= self.n_classes:
+            raise ValueError(f"labels must be in [0, {self.n_classes - 1}], got range [{y.min()}, {y.max()}]")
+        return y
+
     def _check_started(self):
         if self.model_ is None:
             raise RuntimeError("call Trainer.start(random_state) before fit / predict")
@@ -208,11 +217,7 @@ class Trainer:
         """
         self._check_started()
         keras = load_keras()
-        y = np.asarray(y, dtype=np.int64)
-        if len(x) != len(y) or len(y) == 0:
-            raise ValueError(f"x and y must be non-empty and the same length, got {len(x)} and {len(y)}")
-        if y.min() < 0 or y.max() >= self.n_classes:
-            raise ValueError(f"labels must be in [0, {self.n_classes - 1}], got range [{y.min()}, {y.max()}]")
+        y = self._check_fit_data(x, y)
         seed_everything(random_state)
         model = self.model_
         model.set_weights(self._weights0 if start_weights is None else start_weights)
@@ -328,11 +333,7 @@ class LogisticTrainer(Trainer):
         from sklearn.linear_model import LogisticRegression
 
         self._check_started()
-        y = np.asarray(y, dtype=np.int64)
-        if len(x) != len(y) or len(y) == 0:
-            raise ValueError(f"x and y must be non-empty and the same length, got {len(x)} and {len(y)}")
-        if y.min() < 0 or y.max() >= self.n_classes:
-            raise ValueError(f"labels must be in [0, {self.n_classes - 1}], got range [{y.min()}, {y.max()}]")
+        y = self._check_fit_data(x, y)
         start = time.perf_counter()
         z = ((np.asarray(x, dtype=np.float64).reshape(len(y), -1) - self._mean.ravel()) / self._scale.ravel())
         seen = np.unique(y)
