@@ -50,7 +50,8 @@ def build_parser():
     q.add_argument("--seed", type=int, default=0, help="seed for every random step")
     q.add_argument("--arch", default=None, help="model: mobilenetv3 / small_cnn (images), mlp / linear / logreg "
                    "(tables and features; logreg is scikit-learn's logistic regression, fitted in a fraction of a "
-                   "second), textmlp / lstm (text), or auto: each round, the better of logreg and mlp by "
+                   "second), spread (features: label spreading over the pool's nearest-neighbour graph, semi-supervised), "
+                   "textmlp / lstm (text), or auto: each round, the better of logreg and mlp by "
                    "cross-validation on the labels that train (round.json says which and why); default: small_cnn, "
                    "mlp or textmlp by data kind, logreg on pretrained features and embeddings, linear on patches")
     q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "

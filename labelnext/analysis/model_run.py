@@ -16,7 +16,7 @@ from sklearn.utils import check_random_state
 
 from labelnext import heuristics as alf
 from labelnext.utils import checks
-from labelnext.training.backbones import ADAPTED_ARCHS, head_dropout_rate
+from labelnext.training.backbones import ADAPTED_ARCHS, head_dropout_rate, softmax_head
 from labelnext.training.fingerprint import model_fingerprint
 from labelnext.training.predict import evaluate, predict_with_embeddings
 from labelnext.training.runs import labels_digest, load_run, resolve_model_path, save_run
@@ -61,8 +61,9 @@ class KerasModel:
         return predict_with_embeddings(self.model, x, batch_size)
 
     def head(self):
-        """(weights of shape (n_features, n_classes), bias of shape (n_classes,))."""
-        return tuple(self.model.get_layer("predictions").get_weights())
+        """(weights of shape (n_features, n_classes), bias of shape (n_classes,)), or None when the model
+        has no softmax layer over its embedding (:func:`training.backbones.softmax_head`)."""
+        return softmax_head(self.model)
 
     def dropout_rate(self):
         """The rate of the Dropout in front of :meth:`head` (None: not a single Dropout; see

@@ -67,7 +67,7 @@ from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, fit_round, round_trainer
 
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
                       "gnn", "modal_entropy")
-MODELS = (*ARCHS, "auto")
+MODELS = (*ARCHS, "spread", "auto")
 # Arguments that change the numbers: a curves.csv is only resumed with the same ones.
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
@@ -252,7 +252,8 @@ def build_parser():
     p.add_argument("--model", default=None, choices=MODELS,
                    help="base model; default by data kind: small_cnn for images (a ~60k-parameter 3-block CNN, fast), "
                    "mlp for tables, textmlp for text. logreg: scikit-learn's logistic regression on standardised "
-                   "features (tables, --features); auto: each round, the better of logreg and mlp by cross-validation "
+                   "features (tables, --features); spread: label spreading over the pool's nearest-neighbour graph "
+                   "(--features); auto: each round, the better of logreg and mlp by cross-validation "
                    "on the labels (tables, --features), recorded in curves.csv's learner column")
     p.add_argument("--weights", default=None, help="mobilenetv3's initial weights: imagenet (needs network once) or "
                    "the path of a local weights file of MobileNetV3Small without its top; default: random")

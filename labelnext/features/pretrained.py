@@ -29,6 +29,7 @@ from labelnext.data.images import _cache_root
 from labelnext.data.record import hash_rows
 from labelnext.io.files import folder_lock, save_npy
 from labelnext.utils.checks import check_int
+from labelnext.utils.console import rate_line
 from labelnext.utils.extras import require
 
 N_FEATURES = 1280
@@ -92,8 +93,7 @@ class _Meter:
         now = time.perf_counter()
         if self.progress is not None and (now - self.last >= 10 or self.done == self.total):
             rate = (self.done - self.first) / max(now - self.start, 1e-9)
-            self.progress(f"pretrained features: {self.done:,}/{self.total:,} images, {rate:.0f} images/s, "
-                          f"{(self.total - self.done) / max(rate, 1e-9):.0f} s left")
+            self.progress(rate_line("pretrained features", self.done, self.total, "images", rate))
             self.last = now
 
 

@@ -275,11 +275,6 @@ def _write_rows(path, start, rows):
     del mm
 
 
-def _eta(seconds):
-    seconds = round(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 # --------------------------------------------------------------------------- the pass
 def stream_predict(model, source, out_dir, *, block_rows=None, batch_size=PREDICT_BATCH, overwrite=False, progress=True,
                    client=None):
@@ -437,8 +432,7 @@ def _record_blocks(results, blocks, out_dir, state, progress):
         written += stop - start
         done = first + written
         rate = written / max(time.perf_counter() - t0, 1e-9)
-        cli.progress(f"inference: {done:,}/{n:,} items ({100 * done / n:.0f}%), {rate:,.0f} items/s, "
-                     f"{_eta((n - done) / rate)} left", progress)
+        cli.progress(cli.rate_line("inference", done, n, "items", rate), progress)
 
 
 # --------------------------------------------------------------------------- command line

@@ -52,9 +52,9 @@ PRETRAINED_LOW = "probcover"
 
 def switch_for(model, features="raw"):
     """The switch point for a base model: :data:`PROBE_SWITCH_LABELS_PER_CLASS` for a linear probe
-    (``linear``, ``logreg``, or the learner chosen by ``auto`` on features), else
+    (``linear``, ``logreg``, ``spread`` on the same inputs, or the learner chosen by ``auto`` on features), else
     :data:`SWITCH_LABELS_PER_CLASS`."""
-    probe = model in ("linear", "logreg") or (model == "auto" and features != "raw")
+    probe = model in ("linear", "logreg", "spread") or (model == "auto" and features != "raw")
     return PROBE_SWITCH_LABELS_PER_CLASS if probe else SWITCH_LABELS_PER_CLASS
 
 

@@ -68,6 +68,12 @@ def load_keras():
 _LAYERS = {}
 
 
+def layer(name):
+    """One of our own Keras layer classes (``SublinearTF``, ``NeighbourVote``)."""
+    load_keras()
+    return _LAYERS[name]
+
+
 def _define_layers(keras):
     @keras.saving.register_keras_serializable(package="active_learning")
     class SublinearTF(keras.layers.Layer):
@@ -76,7 +82,29 @@ def _define_layers(keras):
         def call(self, counts):
             return keras.ops.log1p(keras.ops.cast(counts, "float32"))
 
+    @keras.saving.register_keras_serializable(package="active_learning")
+    class NeighbourVote(keras.layers.Layer):
+        """Similarities to ``n_anchors`` anchors -> the mean of the ``k`` most similar anchors' class
+        distributions (the ``distributions`` weight), uniform where none of them carries one: label
+        spreading's inductive prediction (:mod:`training.spread`)."""
+
+        def __init__(self, n_anchors, n_classes, k, **kwargs):
+            super().__init__(**kwargs)
+            self.n_anchors, self.n_classes, self.k = int(n_anchors), int(n_classes), int(k)
+            self.distributions = self.add_weight(shape=(self.n_anchors, self.n_classes), initializer="zeros",
+                                                 trainable=False, name="distributions")
+
+        def call(self, similarities):
+            ops = keras.ops
+            _, nearest = ops.top_k(similarities, self.k)
+            votes = ops.sum(ops.take(self.distributions, nearest, axis=0), axis=1) + 1e-6
+            return votes / ops.sum(votes, axis=-1, keepdims=True)
+
+        def get_config(self):
+            return dict(super().get_config(), n_anchors=self.n_anchors, n_classes=self.n_classes, k=self.k)
+
     _LAYERS["SublinearTF"] = SublinearTF
+    _LAYERS["NeighbourVote"] = NeighbourVote
 
 
 # --------------------------------------------------------------------------- backbones
@@ -120,7 +148,7 @@ def _small_cnn(keras, input_shape, weights, adapt=None):
     return inputs, layers.GlobalAveragePooling2D()(x)
 
 
-def _standardized_input(keras, input_shape, adapt, arch):
+def standardized_input(keras, input_shape, adapt, arch):
     """A features input and its standardisation with ``adapt``'s statistics (saved with the model)."""
     if adapt is None:
         raise ValueError(f"arch={arch!r} needs rows (adapt=) to fit its standardisation")
@@ -133,7 +161,7 @@ def _standardized_input(keras, input_shape, adapt, arch):
 def _mlp(keras, input_shape, weights, adapt=None):
     """Dense blocks over features standardised with ``adapt``'s (the training rows') statistics."""
     layers = keras.layers
-    inputs, x = _standardized_input(keras, input_shape, adapt, "mlp")
+    inputs, x = standardized_input(keras, input_shape, adapt, "mlp")
     for units in (128, 64):
         x = layers.Dense(units, use_bias=False)(x)
         x = layers.BatchNormalization(momentum=0.9)(x)
@@ -146,14 +174,14 @@ def _linear(keras, input_shape, weights, adapt=None):
     """The features themselves, standardised with ``adapt``'s statistics: with build_model's head, a
     softmax (multinomial logistic) regression, the linear probe on label-free features such as
     :func:`features.patches.patch_features`."""
-    return _standardized_input(keras, input_shape, adapt, "linear")
+    return standardized_input(keras, input_shape, adapt, "linear")
 
 
 def _logreg(keras, input_shape, weights, adapt=None):
     """The ``linear`` model's layers, fitted in closed form instead of by Adam: an L2-regularised
     multinomial logistic regression (scikit-learn, :class:`trainer.LogisticTrainer`) whose weights
     are written into the softmax head, so the model saves, loads and predicts as every other."""
-    return _standardized_input(keras, input_shape, adapt, "logreg")
+    return standardized_input(keras, input_shape, adapt, "logreg")
 
 
 def _fitted_vectorizer(keras, texts, **kwargs):
@@ -208,7 +236,7 @@ ARCHS = tuple(BACKBONES)
 # The models each data kind allows are the kind's answer (data/kinds.py), not a second table here.
 ARCHS_BY_KIND = {name: kinds.get(name).models for name in kinds.names()}
 # Preprocessing fitted on data: the caller passes adapt= (train_classifier does it for them).
-ADAPTED_ARCHS = ("mlp", "linear", "logreg", "textmlp", "lstm")
+ADAPTED_ARCHS = ("mlp", "linear", "logreg", "spread", "textmlp", "lstm")
 
 
 def adapts_on_pool(arch, features="raw"):
@@ -217,7 +245,7 @@ def adapts_on_pool(arch, features="raw"):
     standardisation is too on feature vectors (``features`` other than ``raw``): a thousand pretrained
     features measured on 20 labeled rows have near-zero spreads that blow the other rows up (the MLP
     on 4-class photo features stayed near chance, 0.31 at 180 labels)."""
-    return arch in ("textmlp", "lstm", "linear", "logreg", "auto") or (arch == "mlp" and features != "raw")
+    return arch in ("textmlp", "lstm", "linear", "logreg", "spread", "auto") or (arch == "mlp" and features != "raw")
 
 
 def adapt_data(arch, x_pool, labeled_rows, features="raw"):
@@ -305,6 +333,13 @@ def check_embedding_layer(model, name="model"):
     except (ValueError, AttributeError):
         raise ValueError(f"{name} has no layer named 'embedding': build it with labelnext.training.backbones.build_model") from None
     return model
+
+
+def softmax_head(model):
+    """The ``predictions`` layer's (weights (n_features, n_classes), bias (n_classes,)) where it is a
+    softmax over the embedding side (a Dense layer); None for other predictions (``spread``'s vote)."""
+    head = model.get_layer("predictions")
+    return tuple(head.get_weights()) if isinstance(head, load_keras().layers.Dense) else None
 
 
 def head_dropout_rate(model):

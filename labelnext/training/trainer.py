@@ -19,7 +19,7 @@ from labelnext.data import load_dataset
 from labelnext.io.files import atomic_path
 from labelnext.training.backbones import (ADAPTED_ARCHS, ARCHS_BY_KIND, BACKBONES, adapt_data, as_model_input, build_model,
                                           check_weights, compile_model, default_arch, default_lr, head_dropout_rate,
-                                          load_keras)
+                                          load_keras, softmax_head)
 from labelnext.training.predict import PREDICT_BATCH, evaluate, predict_two_outputs, two_output_model
 from labelnext.training.runs import check_run_target, labels_digest, save_run
 from labelnext.utils.checks import check_choice, check_int
@@ -274,10 +274,10 @@ class Trainer:
         return evaluate(self.model_, x, y, batch_size)
 
     def head(self):
-        """The softmax layer over the embedding: (weights (n_features, n_classes), bias (n_classes,))."""
+        """The softmax layer over the embedding: (weights (n_features, n_classes), bias (n_classes,)), or
+        None when the model predicts otherwise (:func:`backbones.softmax_head`)."""
         self._check_started()
-        w, b = self.model_.get_layer("predictions").get_weights()
-        return w, b
+        return softmax_head(self.model_)
 
     def dropout_rate(self):
         """The rate of the Dropout in front of :meth:`head` (see :func:`backbones.head_dropout_rate`)."""
@@ -361,7 +361,12 @@ class LogisticTrainer(Trainer):
 
 
 def make_trainer(input_shape, n_classes, *, arch, **kwargs):
-    """The trainer of ``arch``: :class:`LogisticTrainer` for ``logreg``, else :class:`Trainer`."""
+    """The trainer of ``arch``: :class:`LogisticTrainer` for ``logreg``, :class:`spread.SpreadTrainer` for
+    ``spread``, else :class:`Trainer`."""
+    if arch == "spread":
+        from labelnext.training.spread import SpreadTrainer  # it subclasses Trainer
+
+        return SpreadTrainer(input_shape, n_classes, **kwargs)
     return (LogisticTrainer if arch == "logreg" else Trainer)(input_shape, n_classes, arch=arch, **kwargs)
 
 

@@ -79,6 +79,13 @@ def progress(message, enabled=True):
         print(message, file=sys.stderr, flush=True)
 
 
+def rate_line(what, done, total, unit, rate):
+    """The one line of progress on long work: ``WHAT: done/total UNIT (pct%), rate UNIT/s, h:mm:ss left``."""
+    left = round((total - done) / max(rate, 1e-9))
+    return (f"{what}: {done:,}/{total:,} {unit} ({100 * done / max(total, 1):.0f}%), {rate:,.0f} {unit}/s, "
+            f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d} left")
+
+
 def fmt_metric(value):
     """A metric for a report line: three decimals, or ``n/a`` when it could not be measured."""
     return "n/a" if value is None else f"{value:.3f}"
