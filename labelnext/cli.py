@@ -86,12 +86,22 @@ def build_parser():
                    "load_dataset(DATA, holdout=False) lists them then the test split's items (ROOT/test/, --test, "
                    "digits), or a .parquet of numeric columns (or one column of lists of numbers) in that order, or "
                    "with a 'path' column naming each row's item file (image and text folders; the absolute path or "
-                   "its end, e.g. cat/001.jpg), any order; checked and copied into the project (see docs/data.md)")
+                   "its end, e.g. cat/001.jpg), any order; checked and copied into the project. Or a FOLDER of shards "
+                   "(part-00000.npy, ... or part-*.parquet, rows in the .npy order) for pools past memory: read once "
+                   "block by block to check it and take its digest, never copied; later commands re-check its files' "
+                   "sizes, headers and first and last rows, and rounds stream (DATA: an image folder or a table is "
+                   "listed by path / class column only, nothing decoded; see docs/data.md)")
 
     q = sub.add_parser("round", help="train on every label, evaluate, select the next items", formatter_class=fmt)
     _add_project(q)
     q.add_argument("--budget", type=int, required=True, help="items to select for labeling")
-    q.add_argument("--strategy", default=None, help="selection strategy (default: the project's)")
+    q.add_argument("--strategy", default=None, help="selection strategy (default: the project's); a pool of "
+                   "embedding shards streams auto (= intersection), intersection, entropy, margin, least_confidence "
+                   "or random")
+    q.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT", help="a Dask scheduler whose workers run "
+                   "the round's selection (the intersection, exact ranks: the same items as without it); only for a "
+                   "pool of embedding shards (al init DATA --embeddings FOLDER), whose folder and the project folder "
+                   "every worker must read at the same paths; refused for a pool in memory")
 
     q = sub.add_parser("export", help="the last selection as a sheet or Label Studio tasks", formatter_class=fmt)
     _add_project(q)
@@ -197,7 +207,10 @@ def _report_round(res, project):
         lines.append(f"  {what} {fmt_metric(before['accuracy'])} -> {_accuracy(m)}, macro-F1 "
                      f"{fmt_metric(before['macro_f1'])} -> {fmt_metric(m['macro_f1'])} "
                      f"({prev['n_labeled']} -> {res['n_labeled']} labels)")
-    lines.append(f"  selected {res['selected']} of {res['n_pool']} pool items: {res['folder']}/selection.csv")
+    engine = res.get("engine")
+    on = "" if not engine else (f" (on a Dask cluster, {engine['workers']} workers)" if engine["name"] == "dask"
+                                else " (streamed from the shards)")
+    lines.append(f"  selected {res['selected']} of {res['n_pool']} pool items{on}: {res['folder']}/selection.csv")
     lines.append(f"  next: label them: al export --project {project} --out sheet.csv, fill in 'label', "
                  f"then al import --project {project} sheet.csv")
     if res.get("mode") == "simulation":
@@ -290,7 +303,7 @@ def main(argv=None):
         return 0
     with LabelingProject(args.project, progress=log) as proj:
         if args.command == "round":
-            res = proj.run_round(args.budget, args.strategy or DEFAULT_STRATEGY)
+            res = proj.run_round(args.budget, args.strategy or DEFAULT_STRATEGY, scheduler=args.scheduler)
             print(_report_round(dict(res, mode=proj.config["mode"]), args.project))
         elif args.command == "export":
             res = proj.export(args.out, args.format, image_url=args.image_url)

@@ -38,6 +38,7 @@ from labelnext.data.images import (_cache_root, _cifar10_default, _extract_archi
 from labelnext.data.record import (_ARCHIVE_EXTS, _LAYOUTS, CIFAR10_CLASSES, Dataset, DatasetError, _check_image_size,
                              _strip_suffix, dataset_fingerprint, with_holdout)
 from labelnext.data.tables import TABLE_EXTS, find_text_tree, load_table, load_text_tree
+from labelnext.data.listing import LISTED, list_items
 
 __all__ = ["DatasetError", "Dataset", "load_dataset", "resize_images", "dataset_fingerprint", "with_holdout",
            "load_table", "CIFAR10_CLASSES"]
@@ -137,10 +138,13 @@ def load_dataset(name="digits", data_dir=None, image_size=32, cache_dir=None, *,
 
 
 def _load(name, data_dir, image_size, cache_dir, table):
-    if table["kind"] not in ("auto", "image", "tabular", "text"):
-        raise DatasetError(f"kind must be one of ['auto', 'image', 'tabular', 'text'], got {table['kind']!r}")
+    if table["kind"] not in ("auto", "image", "tabular", "text", LISTED):
+        raise DatasetError(f"kind must be one of ['auto', 'image', 'tabular', 'text', {LISTED!r}], got {table['kind']!r}")
     if table["test"] is not None:
         table["test"] = _existing_path(table["test"], "test")
+    if table["kind"] == LISTED:  # identities and labels only (a project on embedding shards)
+        return list_items(_existing_path(data_dir or name, "name"), label_column=table["label_column"],
+                          test=table["test"])
     image_size = _check_image_size(image_size, "image_size")
     if not isinstance(name, (str, os.PathLike)):
         raise DatasetError(f"name must be 'digits', 'cifar10' or a path, got {type(name).__name__}")

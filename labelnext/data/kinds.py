@@ -140,6 +140,15 @@ def _text_page(ds, index):
     return {"kind": "text", "text": text[:TEXT_MAX_CHARS], "cut": len(text) > TEXT_MAX_CHARS}
 
 
+def _listed_sheet(ds, index, out_dir):
+    """A listed item's identity: its file (absolute) or the table's id cell."""
+    return ds.train_paths[index] if ds.train_paths is not None else str(ds.x_train[index])
+
+
+def _listed_page(ds, index):
+    return {"kind": "listed", "text": _listed_sheet(ds, index, None), "cut": False}
+
+
 # --------------------------------------------------------------------------- the registry
 
 KINDS = {}
@@ -200,3 +209,9 @@ TEXT = register(Kind(
     name="text", noun="text", load_as="text", models=("textmlp", "lstm"), default_model="textmlp",
     spaces=("model", "lsa"), features=("raw", "embeddings"), fit_on_pool=True, images=False, top_items="text_snippets",
     sheet_preview=_text_sheet, page_preview=_text_page))
+# Items listed by identity only (data/listing.py), their features a folder of embedding shards:
+# the page and the sheets show each item's file or id, not its content.
+LISTED = register(Kind(
+    name="listed", noun="listed items", load_as="listed", models=("logreg", "linear", "mlp"), default_model="logreg",
+    spaces=("model",), features=("embeddings",), fit_on_pool=False, images=False, top_items="text_snippets",
+    sheet_preview=_listed_sheet, page_preview=_listed_page))

@@ -40,6 +40,7 @@ from labelnext.loop.evaluation import (AUDIT_SHARE, agreement, audit_size, draw_
                                        stopping_signal)
 from labelnext.loop.learner import candidates_for
 from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, round_trainer, run_round
+from labelnext.loop import sharded
 from labelnext.loop.store import LabelStore
 from labelnext.strategies.space import SELECTION_SPACES, check_space, pool_space
 from labelnext.training.backbones import adapt_data, check_weights
@@ -120,10 +121,9 @@ class LabelingProject:
         dataset : str or Path
             Anything :func:`datasets.load_dataset` reads.
         initial : int or None
-            Simulation: draw this many seed labels (seeded, stratified) from a fully or
-            partly labeled data set; every other label stays hidden until a round's
-            selection is labeled (``import_labels(oracle=True)`` reveals it). None: the
-            data set's known labels are the seed set and its unlabeled items the pool.
+            Simulation: draw this many seed labels (seeded, stratified) from a fully or partly labeled data
+            set; every other label stays hidden until a round's selection is labeled
+            (``import_labels(oracle=True)`` reveals it). None: the known labels seed, the unlabeled items pool.
         image_size : int or None
             Side every image is resized to; None: the encoder's input size with pretrained
             features (it sees only the pixels loaded), else :data:`IMAGE_SIZE`.
@@ -134,9 +134,8 @@ class LabelingProject:
             Grow the steps to this many passes over the labeled set when ``steps`` is fewer,
             rounded up to a multiple of ``steps`` (:func:`loop.round.fit_steps`); 0: ``steps`` every round.
         drop_columns, keep_columns : str ('A,B') or list of str, optional
-            A table's feature columns to leave out, or the only ones to use; recorded, so
-            every round loads the same columns. Columns that look like leaks are named in
-            the project's notes (``al init`` prints them).
+            A table's feature columns to leave out, or the only ones to use; recorded, so every round loads
+            the same columns. Columns that look like leaks are named in the notes (``al init`` prints them).
         selection_space : {'model', 'lsa'}
             Where the distance-based strategies (``auto``'s DBAL and TypiClust among them)
             measure distances each round: the round's model embeddings, or (text) a label-free
@@ -151,11 +150,10 @@ class LabelingProject:
             Initial weights of ``mobilenetv3`` (:func:`backbones.check_weights`): pretrained
             features for the model that every round trains on.
         audit : float or None
-            Share of each round's budget drawn uniformly at random from the pool, mixed into the
-            selection unmarked and kept out of training: once labeled, these items are the
-            evaluation set (:mod:`loop.evaluation`). None: :data:`loop.evaluation.AUDIT_SHARE`
-            for a real pool (whose seed labels then all train), 0 for a simulation (the data
-            set's test split is the yardstick there).
+            Share of each round's budget drawn uniformly at random from the pool, mixed into the selection
+            unmarked and kept out of training: once labeled, these items are the evaluation set
+            (:mod:`loop.evaluation`). None: :data:`loop.evaluation.AUDIT_SHARE` for a real pool (whose seed
+            labels then all train) and for shards without a test split, else 0 (a simulation's test split).
 
         Returns
         -------
@@ -170,6 +168,7 @@ class LabelingProject:
         check_int(random_state, "--seed", low=0)
         check_choice(selection_space, "--selection-space", SELECTION_SPACES)
         features = check_request(features, embeddings)
+        on_shards, kind = sharded.shards_request(embeddings, dataset, kind)  # DATA listed, shards read in place
         load = dict(kind=kind, label_column=label_column, drop_columns=drop_columns, keep_columns=keep_columns,
                     text_column=text_column, test=test, holdout=False)
         ds = load_dataset(dataset, image_size=image_size or IMAGE_SIZE, **load)
@@ -179,12 +178,15 @@ class LabelingProject:
             ds = load_dataset(dataset, image_size=PRETRAINED_SIZE, **load)
         image_size = image_size or (PRETRAINED_SIZE if features == "pretrained" else IMAGE_SIZE)
         mode = "simulation" if initial is not None else "pool"
-        audit = check_float(AUDIT_SHARE if audit is None and mode == "pool" else audit or 0.0, "--audit", 0.0, 0.9)
+        # Shards get no drawn held-out split (it would reorder their rows): their audit measures instead.
+        audit = check_float(AUDIT_SHARE if audit is None and (mode == "pool" or on_shards and ds.x_test is None)
+                            else audit or 0.0, "--audit", 0.0, 0.9)
         # A real pool evaluated by its audit trains on every seed label; otherwise a fixed
         # stratified share of the labeled items is held out when the data has no test split.
-        holdout = not (mode == "pool" and audit > 0)
+        holdout = not (mode == "pool" and audit > 0 or on_shards)
         # Matched to the items as listed, before the held-out split (which the rows then follow).
-        user = None if embeddings is None else embeddings_for(embeddings, ds, holdout)
+        read = sharded.check_shards if on_shards else embeddings_for
+        user = None if embeddings is None else read(embeddings, ds, holdout)
         if holdout:
             ds = with_holdout(ds)
         check_space(selection_space, ds.kind)
@@ -259,8 +261,9 @@ class LabelingProject:
             if dataset_fingerprint(ds) != d["fingerprint"]:
                 raise ProjectError(f"the data at {d['source']} changed since `al init` (fingerprint differs): "
                                    "item indices would no longer match the labels; start a new project")
-            if self.config.get("features") == "embeddings":  # the copy made at init must be unchanged too
-                self._embeddings = load_embeddings(self.path, self.config["embeddings"], ds)
+            if self.config.get("features") == "embeddings":  # the copy made at init (shards: in place) is unchanged
+                read = sharded.reopen if self.config["embeddings"].get("layout") == sharded.LAYOUT else load_embeddings
+                self._embeddings = read(self.path, self.config["embeddings"], ds)
             self._data = ds
         return self._data
 
@@ -283,11 +286,12 @@ class LabelingProject:
                     for r in csv.DictReader(f)]
 
     # ------------------------------------------------------------------ a round
-    def run_round(self, budget, strategy=DEFAULT_STRATEGY):
+    def run_round(self, budget, strategy=DEFAULT_STRATEGY, scheduler=None):
         """Train on every label in the store, evaluate, and select ``budget`` items.
 
         One round runs at a time per project: a second one (another ``al round``, or the
         page's "Run next round") is refused with :class:`ProjectError` while this one runs.
+        A pool of embedding shards streams (:mod:`loop.sharded`; ``scheduler``: on that Dask cluster).
 
         Returns
         -------
@@ -296,9 +300,10 @@ class LabelingProject:
         ``selected`` (how many), ``folder``.
         """
         strategies.get_strategy(strategy)  # a bad name fails before any training
+        on_shards = sharded.check_round(self.config, self.path, strategy, scheduler)  # --scheduler: shards only
         try:
             with try_lock(self.path / ROUND_LOCK, what=f"a round with --budget {budget} --strategy {strategy}"):
-                return self._run_round(budget, strategy)
+                return sharded.run(self, budget, strategy, scheduler) if on_shards else self._run_round(budget, strategy)
         except LockHeld as held:
             raise ProjectError(f"--project {str(self.path)!r} is busy: {held} is running; run this round when it "
                                "has finished") from None

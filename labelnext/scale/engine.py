@@ -192,7 +192,7 @@ class _ClusterRows:
 
 
 def analyze_sharded(client, embeddings, probs, labeled_mask, params=None, budget=None, *, random_state=None,
-                    ranks="exact", kmeans="client", rows_per_task=None):
+                    ranks="exact", kmeans="client", rows_per_task=None, n_rows=None):
     """:func:`AL_functions.analyze` on a Dask cluster, the pool read from disk by the workers.
 
     Parameters
@@ -210,6 +210,9 @@ def analyze_sharded(client, embeddings, probs, labeled_mask, params=None, budget
     rows_per_task : int or None
         Rows per task, rounded down to a multiple of the standardisation block
         (default ``BLOCKS_PER_TASK`` blocks).
+    n_rows : int or None
+        Only the first ``n_rows`` rows of ``embeddings`` and ``probs`` are the items (a project's
+        shards hold its test split's rows after the pool's); None: every row.
 
     Returns
     -------
@@ -225,8 +228,10 @@ def analyze_sharded(client, embeddings, probs, labeled_mask, params=None, budget
     check_choice(kmeans, "kmeans", KMEANS_PLACES)
     x_meta = shards.open_rows(embeddings)
     n, d = x_meta.shape
+    if n_rows is not None:
+        n = check_int(n_rows, "n_rows", low=1, high=n)
     p_meta = shards.open_rows(probs)
-    if p_meta.shape[0] != n:
+    if p_meta.shape[0] < n or (n_rows is None and p_meta.shape[0] != n):
         raise ValueError(f"probs has {p_meta.shape[0]} rows but embeddings has {n}")
     labeled_mask = check_mask(labeled_mask, n)
     if not labeled_mask.any():

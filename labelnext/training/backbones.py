@@ -18,6 +18,7 @@ embeddings in one pass); :func:`fingerprint.model_fingerprint` names them.
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 # Quiet TensorFlow's C++ logs; must be set before TensorFlow is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -148,13 +149,24 @@ def _small_cnn(keras, input_shape, weights, adapt=None):
     return inputs, layers.GlobalAveragePooling2D()(x)
 
 
+class Moments(NamedTuple):
+    """Per-feature mean and variance computed elsewhere (a pool on disk, read block by block): given as
+    ``adapt=``, the standardisation takes them instead of reading every row again."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+
+
 def standardized_input(keras, input_shape, adapt, arch):
     """A features input and its standardisation with ``adapt``'s statistics (saved with the model)."""
     if adapt is None:
         raise ValueError(f"arch={arch!r} needs rows (adapt=) to fit its standardisation")
     inputs = keras.Input(shape=tuple(input_shape), name="features")
-    norm = keras.layers.Normalization(name="standardize")
-    norm.adapt(np.asarray(adapt, dtype=np.float32))
+    if isinstance(adapt, Moments):
+        norm = keras.layers.Normalization(mean=adapt.mean, variance=adapt.variance, name="standardize")
+    else:
+        norm = keras.layers.Normalization(name="standardize")
+        norm.adapt(np.asarray(adapt, dtype=np.float32))
     return inputs, norm(inputs)
 
 

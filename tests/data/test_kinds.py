@@ -63,7 +63,8 @@ def test_every_kind_answers_every_question_with_names_that_exist(name, tmp_path)
     assert set(kind.models) <= set(ARCHS) and kind.default_model in kind.models
     assert ARCHS_BY_KIND[name] == kind.models and default_arch(name) == kind.models[0]
     assert set(kind.spaces) <= set(SELECTION_SPACES) and kind.spaces[0] == "model"
-    assert set(kind.features) <= set(FEATURES) and kind.features[0] == "raw"
+    # Listed items have no content to train on: their features are the user's embeddings.
+    assert set(kind.features) <= set(FEATURES) and kind.features[0] == ("embeddings" if name == "listed" else "raw")
     assert kind.top_items in reports.TOP_ITEM_WRITERS
     assert kind.load_as in ("auto", name)
     ds = _pool(name)
@@ -141,7 +142,7 @@ def test_an_ill_typed_answer_is_refused_when_the_kind_is_built(question, answer,
 
 def test_an_unknown_kind_is_a_one_line_error_naming_the_known_ones():
     ds = _dataset("audio", np.zeros((2, 3), np.float32))
-    with pytest.raises(kinds.KindError, match=re.escape("kind must be one of ['image', 'tabular', 'text'], got 'audio'")):
+    with pytest.raises(kinds.KindError, match=re.escape("kind must be one of ['image', 'tabular', 'text', 'listed'], got 'audio'")):
         ds.kind_info  # noqa: B018
     with pytest.raises(ValueError, match="kind must be one of"):
         default_arch("audio")

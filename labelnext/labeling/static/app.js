@@ -182,7 +182,7 @@ async function renderItem() {
     const r = await api("GET", `api/item/${it.index}`);
     if (!r.ok) { notice(r.data.error, "error"); return; }
     if (S.items[pos] !== it) return;
-    if (r.data.kind === "text") {
+    if (r.data.kind === "text" || r.data.kind === "listed") {  // listed: the item's file or id
       text.textContent = r.data.text + (r.data.cut ? " …" : "");
       text.hidden = false;
     } else {
