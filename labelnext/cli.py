@@ -51,8 +51,9 @@ def build_parser():
     q.add_argument("--arch", default=None, help="model: mobilenetv3 / small_cnn (images), mlp / linear / logreg "
                    "(tables and features; logreg is scikit-learn's logistic regression, fitted in a fraction of a "
                    "second), spread (features: label spreading over the pool's nearest-neighbour graph, semi-supervised), "
-                   "textmlp / lstm (text), or auto: each round, the better of logreg and mlp by "
-                   "cross-validation on the labels that train (round.json says which and why); default: small_cnn, "
+                   "textmlp / lstm (text), or auto: each round, the best by cross-validation on the labels that train "
+                   "(round.json says which and why) of spread and logreg on pretrained features, of spread, logreg "
+                   "and mlp on other features, of logreg and mlp on tables; default: small_cnn, "
                    "mlp or textmlp by data kind, logreg on pretrained features and embeddings, linear on patches")
     q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "
                    "once) or the path of a local weights file of MobileNetV3Small without its top; default: random")
@@ -161,7 +162,11 @@ def _model_note(config):
              "embeddings": "your embeddings"}[config.get("features", "raw")]
     arch = config["arch"]
     if arch == "auto":
-        arch = "auto (each round, the better of logreg and mlp by cross-validation on the labels)"
+        from labelnext.data import kinds  # loaded with the loop, after the flags are parsed
+        from labelnext.loop.learner import candidates_for
+
+        names = candidates_for(kinds.get(config["dataset"]["kind"]), config.get("features", "raw"))
+        arch = f"auto (each round, the best of {', '.join(names)} by cross-validation on the labels)"
     return f"{arch} on {reads}"
 
 

@@ -253,8 +253,9 @@ def build_parser():
                    help="base model; default by data kind: small_cnn for images (a ~60k-parameter 3-block CNN, fast), "
                    "mlp for tables, textmlp for text. logreg: scikit-learn's logistic regression on standardised "
                    "features (tables, --features); spread: label spreading over the pool's nearest-neighbour graph "
-                   "(--features); auto: each round, the better of logreg and mlp by cross-validation "
-                   "on the labels (tables, --features), recorded in curves.csv's learner column")
+                   "(--features); auto: each round, the best by cross-validation on the labels of spread and logreg "
+                   "(--features pretrained), spread, logreg and mlp (other --features) or logreg and mlp (tables), "
+                   "recorded in curves.csv's learner column")
     p.add_argument("--weights", default=None, help="mobilenetv3's initial weights: imagenet (needs network once) or "
                    "the path of a local weights file of MobileNetV3Small without its top; default: random")
     p.add_argument("--image-size", type=int, default=None,

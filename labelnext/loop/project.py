@@ -168,7 +168,7 @@ class LabelingProject:
         check_int(random_state, "--seed", low=0)
         check_choice(selection_space, "--selection-space", SELECTION_SPACES)
         features = check_request(features, embeddings)
-        on_shards, kind = sharded.shards_request(embeddings, dataset, kind)  # DATA listed, shards read in place
+        on_shards, kind = sharded.shards_request(embeddings, dataset, kind, arch)  # DATA listed, shards read in place
         load = dict(kind=kind, label_column=label_column, drop_columns=drop_columns, keep_columns=keep_columns,
                     text_column=text_column, test=test, holdout=False)
         ds = load_dataset(dataset, image_size=image_size or IMAGE_SIZE, **load)

@@ -47,10 +47,14 @@ PROBS_FILE, STATE_FILE = "probs.npy", "state.json"
 PREDICT_BATCH = 8192
 
 
-def shards_request(embeddings, dataset, kind):
+def shards_request(embeddings, dataset, kind, arch=None):
     """``(on_shards, kind)``: whether ``--embeddings`` is a folder of shards, and the ``kind=`` DATA is read
-    with (``listed`` where :func:`data.listing.listable`: identities and labels, nothing decoded)."""
+    with (``listed`` where :func:`data.listing.listable`: identities and labels, nothing decoded). ``spread``
+    is refused there: its graph holds every item in memory."""
     on_shards = embeddings is not None and Path(embeddings).expanduser().is_dir()
+    if on_shards and arch == "spread":
+        raise ValueError("--arch spread keeps the whole pool's neighbour graph in memory; a pool of embedding shards "
+                         "trains logreg (the default), mlp, linear or auto")
     return on_shards, (LISTED if on_shards and listable(dataset) else kind)
 
 
@@ -216,7 +220,8 @@ def _run(project, ds, inputs, labels, train_labels, audited, outside, selectable
     say(f"standardisation statistics of {pool.shape[0]:,} rows of {config['embeddings']['source']} ...")
     mean, std = moments = pool_moments(pool)
     trainer = round_trainer(pool.shape[1:], len(project.class_names), arch=arch, weights=None,
-                            candidates=candidates_for(ds.kind_info, features), features=features,
+                            candidates=[c for c in candidates_for(ds.kind_info, features) if c != "spread"],
+                            features=features,
                             steps=config["steps"], epochs_per_fit=config.get("epochs_per_fit", 0.0))
     trainer.start(seed, adapt=Moments(mean, np.square(std)))
     info = dict(trainer.fit(pool[rows], train_labels[rows], seed).info_)

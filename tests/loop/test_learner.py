@@ -6,6 +6,7 @@ import pytest
 from sklearn.datasets import make_circles
 from sklearn.linear_model import LogisticRegression
 
+from helpers import arcs
 from labelnext.loop.learner import LearnerChoice, candidates_for
 from labelnext.loop.project import LabelingProject
 from labelnext.loop.round import RoundTrainer, round_trainer
@@ -71,6 +72,16 @@ def test_the_simpler_learner_stays_unless_the_other_wins_by_more_than_chance():
     assert one_standard_error(("logreg", "mlp"), {"logreg": 0.60, "mlp": 0.50}, 50)[0] == "logreg"
 
 
+def test_cross_validation_keeps_label_spreading_where_the_classes_follow_the_pool():
+    """Two arcs on a sphere with a few labels at one end of each: spreading follows them, a line cannot."""
+    x, y = arcs(120)
+    rows = np.r_[0:8, 120:128]
+    choice = _choice(x, ("spread", "logreg")).fit(x[rows], y[rows], 0)
+    learner = choice.info_["learner"]
+    assert choice.arch_ == "spread" and learner["cv_accuracy"]["spread"] >= learner["cv_accuracy"]["logreg"]
+    assert (choice.predict(x)[0].argmax(1) == y).mean() > 0.95
+
+
 def test_too_few_labels_to_cross_validate_take_the_first_candidate():
     x, y = _blobs(c=2)
     rows = np.array([0, 1, 2])  # classes 0, 1, 0: one label of class 1
@@ -80,7 +91,8 @@ def test_too_few_labels_to_cross_validate_take_the_first_candidate():
 
 def test_candidates_by_inputs():
     assert candidates_for(kinds.get("tabular"), "raw") == ("logreg", "mlp")
-    assert candidates_for(kinds.get("image"), "pretrained") == ("logreg", "mlp")
+    assert candidates_for(kinds.get("image"), "pretrained") == ("spread", "logreg")
+    assert candidates_for(kinds.get("tabular"), "embeddings") == ("spread", "logreg", "mlp")
     assert candidates_for(kinds.get("image"), "raw") == (kinds.get("image").default_model,)
     assert isinstance(round_trainer((4,), 2, arch="logreg"), RoundTrainer)
 

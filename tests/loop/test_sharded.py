@@ -95,6 +95,10 @@ def test_bad_shards_are_one_line_and_nothing_is_written(digits_rows, tmp_path, c
         code, out, err = _init(capsys, tmp_path, tmp_path / folder)
         assert code == 2 and err.count("\n") == 1 and message in err, err
         assert not (tmp_path / "proj").exists()
+    shards.write_shards(digits_rows, tmp_path / "good", 500)
+    code, out, err = _init(capsys, tmp_path, tmp_path / "good", "--arch", "spread")
+    assert code == 2 and "--arch spread keeps the whole pool's neighbour graph in memory" in err, err
+    assert not (tmp_path / "proj").exists()
     # A pool in memory takes no --scheduler.
     np.save(tmp_path / "emb.npy", digits_rows)
     code, out, err = _init(capsys, tmp_path, tmp_path / "emb.npy")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from helpers import arcs
 from labelnext.cli import main
 from labelnext.training.runs import load_model
 from labelnext.training.spread import spread_labels
@@ -12,21 +13,8 @@ from labelnext.training.trainer import make_trainer
 from labelnext.utils.console import run_cli
 
 
-def _arcs(n=150, seed=0):
-    """Two classes on half great circles of the unit sphere in 8-d, from +e1 over +e3 to -e1 and from
-    +e2 over +e4 to -e2: each a chain of near neighbours, and -e1 lies on the e2 side of any plane
-    that splits one item of each class at the +e1 / +e2 ends."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, np.pi, n)
-    x = np.zeros((2 * n, 8))
-    x[:n, 0], x[:n, 2] = np.cos(t), np.sin(t)
-    x[n:, 1], x[n:, 3] = np.cos(t), np.sin(t)
-    x += rng.normal(0, 0.02, x.shape)
-    return x.astype(np.float32), np.repeat([0, 1], n)
-
-
 def test_one_label_per_arc_spreads_along_the_arcs_where_a_linear_model_cannot():
-    x, y = _arcs()
+    x, y = arcs()
     one_each = np.array([0, 150])  # the +e1 and +e2 ends
     acc = {}
     for arch in ("spread", "logreg"):
@@ -38,13 +26,13 @@ def test_one_label_per_arc_spreads_along_the_arcs_where_a_linear_model_cannot():
 
 
 def test_the_model_saves_loads_and_predicts_the_same_with_no_softmax_head(tmp_path):
-    x, y = _arcs()
+    x, y = arcs()
     rows = np.arange(0, 300, 15)
     trainer = make_trainer(x.shape[1:], 2, arch="spread", k=10).start(0, adapt=x).fit(x[rows], y[rows])
     probs, emb = trainer.predict(x)
     again = make_trainer(x.shape[1:], 2, arch="spread", k=10).start(0, adapt=x).fit(x[rows], y[rows]).predict(x)[0]
     assert np.array_equal(probs, again)  # deterministic
-    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5) and emb.shape == (300, 8)
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5) and emb.shape == (300, 4)
     assert trainer.head() is None and trainer.dropout_rate() is None  # bald/modal fall back or refuse
     trainer.save_run(tmp_path / "run", rows, {"arch": "spread"})
     model, _ = load_model(tmp_path / "run")
@@ -52,7 +40,7 @@ def test_the_model_saves_loads_and_predicts_the_same_with_no_softmax_head(tmp_pa
 
 
 def test_a_large_pool_keeps_a_seeded_sample_of_anchors():
-    x, y = _arcs()
+    x, y = arcs()
     trainer = make_trainer(x.shape[1:], 2, arch="spread", k=5, max_anchors=60).start(3, adapt=x)
     assert trainer.model_.get_layer("anchors").units == 60
     rows = np.arange(0, 300, 10)
@@ -77,7 +65,7 @@ def test_spread_needs_the_pool_and_a_valid_alpha():
 
 
 def test_a_project_on_embeddings_rounds_with_spread(tmp_path, capsys):
-    x, y = _arcs(60)
+    x, y = arcs(60)
     (tmp_path / "items.csv").write_text("n,label\n" + "".join(f"{i},{'up' if c else 'down'}\n" for i, c in enumerate(y)))
     np.save(tmp_path / "emb.npy", x)
     code = run_cli(main, ["init", str(tmp_path / "items.csv"), "--project", str(tmp_path / "p"), "--initial", "4",
