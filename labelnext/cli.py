@@ -54,7 +54,7 @@ def build_parser():
                    "textmlp / lstm (text), or auto: each round, the best by cross-validation on the labels that train "
                    "(round.json says which and why) of spread and logreg on pretrained features, of spread, logreg "
                    "and mlp on other features, of logreg and mlp on tables; default: small_cnn, "
-                   "mlp or textmlp by data kind, logreg on pretrained features and embeddings, linear on patches")
+                   "mlp or textmlp by data kind, auto on pretrained features, logreg on embeddings, linear on patches")
     q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "
                    "once) or the path of a local weights file of MobileNetV3Small without its top; default: random")
     q.add_argument("--steps", type=int, default=None, help="optimiser steps per training at least (more once "

@@ -288,8 +288,8 @@ def build_parser():
     p.add_argument("--features", default="raw", choices=FEATURES,
                    help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
                    "patch features learned from each seed's pool without labels (Coates et al. 2011), or pretrained "
-                   "EfficientNet-Lite0 features (the 'pretrained' extra), or your own (--embeddings), for logreg "
-                   "(the default on pretrained features and embeddings), linear (on patches), mlp or auto")
+                   "EfficientNet-Lite0 features (the 'pretrained' extra), or your own (--embeddings), for auto (the "
+                   "default on pretrained features), logreg (on embeddings), linear (on patches), spread or mlp")
     p.add_argument("--embeddings", default=None, metavar="FILE",
                    help="your own embeddings of the items as the features (implies --features embeddings): a .npy "
                    "or .parquet of one row per item of the data set as loaded, the training items then the test "

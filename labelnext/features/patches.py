@@ -49,7 +49,7 @@ KMEANS_ITER = 10
 FEATURES = ("raw", "patches", "pretrained", "embeddings")
 FEATURE_MODELS = ("linear", "mlp", "logreg", "spread", "auto")
 # The model each kind of features gets unless one is named (docs/BENCHMARKS.md, "Which learner").
-DEFAULT_FEATURE_MODEL = {"patches": "linear", "pretrained": "logreg", "embeddings": "logreg"}
+DEFAULT_FEATURE_MODEL = {"patches": "linear", "pretrained": "auto", "embeddings": "logreg"}
 # Centroids of :func:`patch_features` (4 x as many features): on 7,000 CIFAR-10 images, 15 s on 2 cores.
 N_CENTROIDS = 400
 

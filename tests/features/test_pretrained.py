@@ -41,14 +41,15 @@ def test_a_missing_extra_is_one_line(monkeypatch):
         pretrained_features(_images(1))
 
 
-def test_a_project_trains_logreg_on_pretrained_features_kept_after_the_first_round(tmp_path):
+def test_a_project_picks_its_learner_on_pretrained_features_kept_after_the_first_round(tmp_path):
     with LabelingProject.create(tmp_path / "p", photos(tmp_path / "photos", per_class=16), initial=12,
                                 features="pretrained") as proj:
-        assert (proj.config["arch"], proj.config["dataset"]["image_size"]) == ("logreg", INPUT_SIZE)
+        assert (proj.config["arch"], proj.config["dataset"]["image_size"]) == ("auto", INPUT_SIZE)
         res = proj.run_round(10, "random")
         cached = np.load(proj.path / "features_pretrained.npz")
         assert cached["pool"].shape == (len(proj.data.y_train), N_FEATURES)
         assert res["metrics"]["accuracy"] > 0.6  # 3 colours; chance is 1/3
+        assert res["arch"] in ("spread", "logreg")  # auto's pick, recorded
         before = (proj.path / "features_pretrained.npz").stat().st_mtime_ns
         proj.import_labels(oracle=True)
         proj.run_round(10, "random")
