@@ -166,7 +166,11 @@ def _model_note(config):
         from labelnext.loop.learner import candidates_for
 
         names = candidates_for(kinds.get(config["dataset"]["kind"]), config.get("features", "raw"))
-        arch = f"auto (each round, the best of {', '.join(names)} by cross-validation on the labels)"
+        if len(names) == 1:
+            return f"auto ({names[0]}, the only learner for these inputs) on {reads}"
+        which = f"the better of {names[0]} and {names[1]}" if len(names) == 2 else \
+            f"the best of {', '.join(names[:-1])} and {names[-1]}"
+        arch = f"auto (each round, {which} by cross-validation on the labels)"
     return f"{arch} on {reads}"
 
 

@@ -95,6 +95,12 @@ def test_candidates_by_inputs():
     assert candidates_for(kinds.get("tabular"), "embeddings") == ("spread", "logreg", "mlp")
     assert candidates_for(kinds.get("image"), "raw") == (kinds.get("image").default_model,)
     assert isinstance(round_trainer((4,), 2, arch="logreg"), RoundTrainer)
+    from labelnext.cli import _model_note
+
+    note = lambda kind, features: _model_note({"arch": "auto", "features": features, "dataset": {"kind": kind}})  # noqa: E731
+    assert note("image", "pretrained").startswith("auto (each round, the better of spread and logreg by cross-valid")
+    assert note("tabular", "embeddings").startswith("auto (each round, the best of spread, logreg and mlp by")
+    assert note("image", "raw") == "auto (small_cnn, the only learner for these inputs) on the data as loaded"
 
 
 @pytest.mark.parametrize("arch", ["auto", "logreg"])
