@@ -9,8 +9,14 @@ benchmark ran first), then adds ``--budget`` random labels per round. At every r
 ``spread`` at each ``--alphas`` x ``--neighbours`` setting train on the same labels; the table gives
 the mean test accuracy at the first and last round and the mean over rounds (the area under the
 curve divided by its width), over seeds.
+
+``--cost``: instead, the seconds of ``spread``'s start (the pool's graph and the model) on seed 0's
+pool, of a fit on 10 / 100 / 1,000 of its items and of predicting the pool, and the size of the
+saved model.
 """
 import argparse
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -32,7 +38,26 @@ def parse(argv=None):
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--alphas", default="0.2,0.5,0.9,0.99")
     p.add_argument("--neighbours", default="10,20")
+    p.add_argument("--cost", action="store_true", help="time spread's start, fits and prediction instead")
     return p.parse_args(argv)
+
+
+def cost(x, y, n_classes):
+    """Seconds of a start, fits and a prediction of ``spread`` on ``x``, and the saved model's megabytes."""
+    start = time.perf_counter()
+    trainer = make_trainer(x.shape[1:], n_classes, arch="spread").start(0, adapt=x)
+    print(f"start on {len(x):,} x {x.shape[1]:,}: {time.perf_counter() - start:.1f} s")
+    for n in (10, 100, 1000):
+        start = time.perf_counter()
+        trainer.fit(x[:n], y[:n])
+        print(f"fit on {n:,} labels: {time.perf_counter() - start:.2f} s ({trainer.info_['steps']} iterations)")
+    start = time.perf_counter()
+    trainer.predict(x)
+    print(f"predict {len(x):,}: {time.perf_counter() - start:.1f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer.save_run(os.path.join(tmp, "run"), [0], {})
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(tmp) for f in files)
+    print(f"saved model: {size / 1e6:.1f} MB")
 
 
 def main(argv=None):
@@ -46,6 +71,8 @@ def main(argv=None):
         pool, test = seed_split(len(y_all), len(yt_all), seed, args.pool_size, args.test_size)
         xp, xt = (encode_cached(x, default_cache_dir()) for x in (x_all[pool], xt_all[test]))
         yp, yt = y_all[pool], yt_all[test]
+        if args.cost:
+            return cost(xp, yp, n_classes)
         learners = {"logreg": make_trainer(xp.shape[1:], n_classes, arch="logreg").start(seed, adapt=xp)}
         for k in sorted({k for _, k in settings}):
             learners[k] = make_trainer(xp.shape[1:], n_classes, arch="spread", k=k).start(seed, adapt=xp)
