@@ -53,7 +53,7 @@ from labelnext.benchmark.curves import (append_curve, prepare_resume, read_curve
                                write_outputs)
 from labelnext.utils.console import progress, run_cli
 from labelnext.data import kinds, load_dataset, with_holdout
-from labelnext.features.embeddings import check_request, embeddings_for
+from labelnext.features.embeddings import check_request, embeddings_for, file_digest
 from labelnext.gnn.scores import entropy_uncertainty as normalized_entropy
 from labelnext.features.patches import FEATURES, N_CENTROIDS, features_model, patch_features
 from labelnext.features.pretrained import INPUT_SIZE as PRETRAINED_SIZE, N_FEATURES as N_PRETRAINED
@@ -73,12 +73,13 @@ MODELS = (*ARCHS, "spread", "auto")
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
             "epochs_per_fit", "batch_size", "lr", "schedule", "fine_tune", "pool_size", "test_size", "dbal_beta",
             "gnn_epochs", "selection_space", "features", "auto_switch", "weights", "drop_columns", "keep_columns",
-            "embeddings")
+            "embeddings", "embeddings_digest")
 # Keys added after a run was made compare equal to their value then: a folder of an older
 # version resumes with the recipe it was made with (constant rate, fixed steps) only.
 KEY_DEFAULTS = {"schedule": "constant", "epochs_per_fit": 0.0, "budget_ratio": None, "selection_space": "model",
                 "features": "raw", "auto_switch": SWITCH_LABELS_PER_CLASS,
-                "weights": None, "drop_columns": None, "keep_columns": None, "embeddings": None}
+                "weights": None, "drop_columns": None, "keep_columns": None, "embeddings": None,
+                "embeddings_digest": None}
 
 
 
@@ -332,8 +333,10 @@ def _check_args(args):
     checks.check_int(args.dbal_beta, "dbal_beta", low=1)
     checks.check_int(args.gnn_epochs, "gnn_epochs", low=1)
     args.features = check_request(args.features, args.embeddings)
-    if args.embeddings is not None:  # run.json keeps where they came from
-        args.embeddings = str(Path(args.embeddings).resolve())
+    args.embeddings_digest = None
+    if args.embeddings is not None:  # run.json keeps where they came from and their content: a changed file
+        args.embeddings = str(Path(args.embeddings).resolve())  # is another run, never resumed into this one
+        args.embeddings_digest = file_digest(args.embeddings) if Path(args.embeddings).is_file() else None
     return names
 
 

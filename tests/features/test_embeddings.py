@@ -175,6 +175,14 @@ def test_the_benchmark_reads_the_same_rows(folder, tmp_path):
         assert [rel[i].split("/")[0] for i in items] == [names[c] for c in labels]
     with pytest.raises(ValueError, match="leave out --features patches"):
         simulate.main(["--embeddings", str(tmp_path / "emb.npy"), "--features", "patches", "--out", str(tmp_path / "b")])
+    run = ["--dataset", str(tmp_path / "photos"), "--image-size", "16", "--embeddings", str(tmp_path / "emb.npy"),
+           "--initial", "6", "--budget", "2", "--rounds", "1", "--seeds", "1", "--strategies", "random", "--quiet",
+           "--out", str(tmp_path / "b")]
+    simulate.main(run)
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["embeddings_digest"]
+    np.save(tmp_path / "emb.npy", x[::-1].copy())  # the same path, other rows: not this run's to resume
+    with pytest.raises(ValueError, match="made with different arguments.*embeddings_digest"):
+        simulate.main(run)
 
 
 def test_absolute_paths_key_rows_through_a_link_too(folder, tmp_path):
