@@ -41,7 +41,7 @@ def pool(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local(pool):
-    """analyze() on the arrays in memory (computed once: ~10 s on 2 busy cores)."""
+    """analyze() on the arrays in memory (computed once for the module)."""
     emb, probs, mask, _ = pool
     return alf.analyze(probs, emb, mask, PARAMS, BUDGET, random_state=0)
 
