@@ -117,8 +117,9 @@ def test_export_embeddings_is_what_the_gnn_reads(tiny_run, tmp_path):
 
 def test_retrain_adds_balanced_items_and_saves_a_run(tiny_run, tmp_path):
     an = make_analyzer(tiny_run, tmp_path, target_per_class=3, retrain_steps=20)
-    an.run_all(diversity_params={"n_clusters": 5})
-    _, stats = an.find_intersection(budget=200, retrain="auto")
+    # write=False: the analyses' folders and figures are the end-to-end test's; the retraining writes its run.
+    an.run_all(diversity_params={"n_clusters": 5}, write=False)
+    _, stats = an.find_intersection(budget=200, retrain="auto", write=False)
     assert stats["class_balance"]["met"]
     report = stats["retrain"]
     assert report["added"] == 30 and set(report["added_per_class"].values()) == {3}
