@@ -1,6 +1,7 @@
 """The analyzer end to end with a tiny model on tiny data, the scripts as subprocesses, bad input."""
 import csv
 import hashlib
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -85,8 +86,9 @@ def test_same_seed_same_indices(tiny_run, tmp_path):
     runs = []
     for i in range(2):
         an = make_analyzer(tiny_run, tmp_path / str(i), random_state=3)
-        an.run_all(diversity_params={"n_clusters": 10})
-        runs.append(an.find_intersection(budget=50, retrain=False)[0])
+        # write=False: the figures are the end-to-end test's; the selection is the same either way.
+        an.run_all(diversity_params={"n_clusters": 10}, write=False)
+        runs.append(an.find_intersection(budget=50, retrain=False, write=False)[0])
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
@@ -115,8 +117,9 @@ def test_export_embeddings_is_what_the_gnn_reads(tiny_run, tmp_path):
 
 def test_retrain_adds_balanced_items_and_saves_a_run(tiny_run, tmp_path):
     an = make_analyzer(tiny_run, tmp_path, target_per_class=3, retrain_steps=20)
-    an.run_all(diversity_params={"n_clusters": 5})
-    _, stats = an.find_intersection(budget=200, retrain="auto")
+    # write=False: the analyses' folders and figures are the end-to-end test's; the retraining writes its run.
+    an.run_all(diversity_params={"n_clusters": 5}, write=False)
+    _, stats = an.find_intersection(budget=200, retrain="auto", write=False)
     assert stats["class_balance"]["met"]
     report = stats["retrain"]
     assert report["added"] == 30 and set(report["added_per_class"].values()) == {3}
@@ -310,12 +313,18 @@ def test_scripts_run_and_write(tiny_run, tmp_path, name):
     ("intersection", ["--dataset", "/no/such/folder"], "does not exist"),
     ("uncertainty", ["--end-idx", "999999"], "--end-idx must be"),
 ])
-def test_scripts_bad_input_exit_2_without_traceback(tiny_run, tmp_path, name, args, match):
+def test_scripts_bad_input_exit_2_without_traceback(tiny_run, tmp_path, name, args, match, monkeypatch, capsys):
+    # The script's own __main__ block, in this process (test_scripts_run_and_write runs each as a
+    # process): a subprocess would pay TensorFlow's import again before the model is read.
     (tmp_path / "keep.txt").write_text("precious")
     before = tree_digest(tmp_path)
-    res = run_script(SCRIPTS[name], "--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet", *args)
-    assert res.returncode == 2
-    assert "Traceback" not in res.stderr and match in res.stderr
+    monkeypatch.setattr(sys, "argv", [SCRIPTS[name], "--model", str(tiny_run), "--results-dir", str(tmp_path),
+                                      "--quiet", *args])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / SCRIPTS[name]), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "Traceback" not in err and match in err
     assert tree_digest(tmp_path) == before
 
 
@@ -326,11 +335,15 @@ def test_scripts_help():
 
 
 def test_main_job_reports_before_after_and_random(tiny_run, tmp_path):
+    import json
+
     res = run_script("AL_cycle.py", "--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet",
                      "--target-per-class", "3", "--steps", "20", "--n-clusters", "5")
     assert res.returncode == 0, res.stderr
     assert "random selection of the same size" in res.stdout and "->" in res.stdout
-    assert (tmp_path / "retrain" / "summary.json").exists()
+    # The default is one seed, and the report says what one seed is worth.
+    assert "on one seed; one seed decides nothing (run with --compare-seeds 3 or more)" in res.stdout
+    assert json.loads((tmp_path / "retrain" / "summary.json").read_text())["comparison"]["seeds"] == [0]
     # `python -m gnn` after the main job reads the export it wrote.
     assert (tmp_path / "embeddings" / "embeddings.npy").exists()
 
@@ -340,10 +353,8 @@ def test_main_job_compares_over_the_seeds_asked_for(tiny_run, tmp_path, capsys):
 
     from labelnext.analysis import main as job
 
+    # One seed (the default) is test_main_job_reports_before_after_and_random's run.
     argv = ["--model", str(tiny_run), "--quiet", "--target-per-class", "3", "--steps", "4", "--patience", "1", "--n-clusters", "5"]
-    job.main(argv + ["--results-dir", str(tmp_path / "one")])
-    assert "on one seed; one seed decides nothing (run with --compare-seeds 3 or more)" in capsys.readouterr().out
-    assert json.loads((tmp_path / "one" / "retrain" / "summary.json").read_text())["comparison"]["seeds"] == [0]
     job.main(argv + ["--results-dir", str(tmp_path / "three"), "--compare-seeds", "3"])
     assert "AL vs random over 3 seeds" in capsys.readouterr().out
     comparison = json.loads((tmp_path / "three" / "retrain" / "summary.json").read_text())["comparison"]

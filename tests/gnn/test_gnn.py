@@ -467,11 +467,16 @@ def test_cli_main_reports_each_bad_input_in_one_line(tmp_path, capsys, case):
     assert not out.exists()
 
 
-def test_an_empty_npy_in_the_export_is_one_line(export, tmp_path):
+def test_an_empty_npy_in_the_export_is_one_line(export, tmp_path, capsys):
+    from labelnext.gnn.__main__ import main
+
+    # In-process, as test_cli_main_reports_each_bad_input_in_one_line; the subprocess's exit code and
+    # stderr are test_cli_bad_input_is_one_line_and_exit_code_2's.
     (Path(export) / "probs.npy").write_bytes(b"")
-    proc = run_cli("--embeddings-dir", export, "--out-dir", tmp_path / "gnn", "--quiet")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "cannot read probs.npy" in proc.stderr and "Traceback" not in proc.stderr
+    assert main(["--embeddings-dir", str(export), "--out-dir", str(tmp_path / "gnn"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cannot read probs.npy" in err and "Traceback" not in err
 
 
 def test_a_full_disk_leaves_the_previous_gnn_results_whole(export, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """One project, many writers: one round at a time, a missing or damaged store or project.json is one line,
 and no command writes over the project's own files."""
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,11 +15,32 @@ from labelnext.io.files import try_lock
 from labelnext.loop.project import ROUND_LOCK, STORE_FILE, LabelingProject, ProjectError
 
 
+def _create(root):
+    photos(root / "photos", per_class=10)
+    return LabelingProject.create(root / "proj", root / "photos", initial=6, arch="small_cnn", steps=5, image_size=16)
+
+
 @pytest.fixture
 def project(tmp_path):
-    photos(tmp_path / "photos", per_class=10)
-    proj = LabelingProject.create(tmp_path / "proj", tmp_path / "photos", initial=6, arch="small_cnn", steps=5,
-                                  image_size=16)
+    proj = _create(tmp_path)
+    yield proj
+    proj.close()
+
+
+@pytest.fixture(scope="module")
+def round_template(tmp_path_factory):
+    """The project after its round 0 (budget 4), trained once for the tests that only read it."""
+    root = tmp_path_factory.mktemp("writers")
+    with _create(root) as proj:
+        proj.run_round(4)
+    return root / "proj"
+
+
+@pytest.fixture
+def after_round(round_template, tmp_path):
+    """A copy of the template at tmp_path/proj (its data stay in the template's folder)."""
+    shutil.copytree(round_template, tmp_path / "proj")
+    proj = LabelingProject(tmp_path / "proj")
     yield proj
     proj.close()
 
@@ -73,8 +95,8 @@ def test_two_rounds_at_once_leave_store_and_folders_agreeing(project, tmp_path):
         assert len(project.selection(res["round"])) == res["selected"] == budget
 
 
-def test_a_missing_store_is_refused_not_recreated(project, tmp_path):
-    project.run_round(4)
+def test_a_missing_store_is_refused_not_recreated(after_round, tmp_path):
+    project = after_round
     project.close()
     for f in project.path.glob(f"{STORE_FILE}*"):
         f.unlink()
@@ -85,8 +107,8 @@ def test_a_missing_store_is_refused_not_recreated(project, tmp_path):
     assert not (project.path / STORE_FILE).exists() and (project.path / "round-000" / "round.json").is_file()
 
 
-def test_export_never_writes_over_the_projects_own_files(project, tmp_path):
-    project.run_round(4)
+def test_export_never_writes_over_the_projects_own_files(after_round, tmp_path):
+    project = after_round
     project.status()
     for target in (STORE_FILE, "project.json", "round-000/selection.csv", "learning_curve.png"):
         own = project.path / target
@@ -127,8 +149,8 @@ def test_status_refuses_data_that_changed_since_init(project, tmp_path):
     assert "changed since `al init`" in _error(r)
 
 
-def test_an_unfilled_sheet_is_refused_in_one_line(project, tmp_path):
-    project.run_round(4)
+def test_an_unfilled_sheet_is_refused_in_one_line(after_round, tmp_path):
+    project = after_round
     project.export(tmp_path / "sheet.csv")
     rows = project.store.n_rows()
     project.close()

@@ -1,5 +1,5 @@
 """The Dask engine on a local cluster (2 worker processes on 127.0.0.1, started and closed
-here) on 300k rows in shards: with the KMeans fitted on the client, the same selection as
+here) on 150k rows in shards: with the KMeans fitted on the client, the same selection as
 AL_functions.analyze on the same data (exact ranks: identical indices; sketched ranks with a
 global top-k merge: Jaccard >= 0.95); with the KMeans reduced across the workers, the same
 uncertainty and novelty and a KMeans objective as low as the single-machine fit's."""
@@ -18,7 +18,7 @@ from labelnext.scale import kmeans as kmeans_sharded  # noqa: E402
 from labelnext import knn  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
-N, DIM, BUDGET = 300_000, 32, 500
+N, DIM, BUDGET = 150_000, 32, 500
 # The inverted-file novelty search: the engine's plan (cells, calibration sample) must match.
 PARAMS = {"novelty": {"method": "ivf"}}
 
@@ -34,14 +34,14 @@ def client():
 def pool(tmp_path_factory):
     emb, probs, _, mask = make_pool(N, DIM, 10, 5000, n_centers=30, random_state=0)
     root = tmp_path_factory.mktemp("pool")
-    shards.write_shards(emb, root / "emb", 90_000)                  # 4 .npy shards, uneven last
-    shards.write_shards(probs, root / "probs", 135_000, fmt="parquet")  # other boundaries, Parquet
+    shards.write_shards(emb, root / "emb", 45_000)                  # 4 .npy shards, uneven last
+    shards.write_shards(probs, root / "probs", 67_500, fmt="parquet")  # other boundaries, Parquet
     return emb, probs, mask, root
 
 
 @pytest.fixture(scope="module")
 def local(pool):
-    """analyze() on the arrays in memory (computed once: ~10 s on 2 busy cores)."""
+    """analyze() on the arrays in memory (computed once for the module)."""
     emb, probs, mask, _ = pool
     return alf.analyze(probs, emb, mask, PARAMS, BUDGET, random_state=0)
 
@@ -54,7 +54,7 @@ def _jaccard(a, b):
 def test_exact_ranks_give_the_single_machine_selection(client, pool, local):
     emb, probs, mask, root = pool
     dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, PARAMS, BUDGET, random_state=0,
-                                  rows_per_task=75_000)  # kmeans='client', the default
+                                  rows_per_task=37_500)  # kmeans='client', the default
     np.testing.assert_array_equal(dist["intersection"]["rows"], local["intersection"]["rows"])
     for name in alf.ANALYSES:
         np.testing.assert_array_equal(dist[name]["mask"], local[name]["mask"])
@@ -68,7 +68,7 @@ def test_exact_ranks_give_the_single_machine_selection(client, pool, local):
 def test_sketched_ranks_and_global_top_k_merge_overlap_the_exact_selection(client, pool, local):
     emb, probs, mask, root = pool
     dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, PARAMS, BUDGET, random_state=0,
-                                  ranks="sketch", kmeans="client", rows_per_task=75_000)
+                                  ranks="sketch", kmeans="client", rows_per_task=37_500)
     rows = dist["intersection"]["rows"]
     assert rows.size == BUDGET and np.unique(rows).size == BUDGET
     assert _jaccard(rows, local["intersection"]["rows"]) >= 0.95
@@ -82,7 +82,7 @@ def test_kmeans_on_the_workers_fits_as_well_as_the_single_machine_kmeans(client,
     100k x 32: Jaccard 0.71 against seed 0, while seed 1 of analyze() gives 0.49)."""
     _, _, mask, root = pool
     dist = engine.analyze_sharded(client, root / "emb", root / "probs", mask, PARAMS, BUDGET, random_state=0,
-                                  kmeans="workers", rows_per_task=75_000)
+                                  kmeans="workers", rows_per_task=37_500)
     for name in ("uncertainty", "novelty"):
         np.testing.assert_array_equal(dist[name]["mask"], local[name]["mask"])
     info = dist["engine"]["kmeans"]
