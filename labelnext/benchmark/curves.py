@@ -359,9 +359,10 @@ def _recipe_text(run_args):
     if run_args.get("epochs_per_fit"):
         steps = (f"max({run_args['steps']}, {run_args['epochs_per_fit']:g} epochs of the labeled set) steps per fit, "
                  f"rounded up to a multiple of {run_args['steps']}")
-    if run_args.get("model") in ("logreg", "spread"):
-        return {"logreg": "logistic regression fitted to convergence",
-                "spread": "label spreading over the pool's nearest-neighbour graph"}[run_args["model"]]
+    fitted = {"logreg": "logistic regression fitted to convergence",
+              "spread": "label spreading over the pool's nearest-neighbour graph"}
+    if run_args.get("model") in fitted:
+        return fitted[run_args["model"]]
     lr = "each learner's own" if run_args["lr"] is None else f"{run_args['lr']:g}"  # --model auto
     return f"{steps}, {run_args.get('schedule', 'constant')} learning rate {lr}"
 

@@ -3,8 +3,9 @@
 No single learner wins everywhere: on pretrained CIFAR-10 features label spreading led a logistic
 regression by 0.16 at 10 labels and trailed it at 1,000; on pretrained features of a 4-class photo
 set the logistic regression was at or above a small MLP at every round, on the letter table the MLP
-beat it by 0.12 (docs/BENCHMARKS.md, "Which learner"). :class:`LearnerChoice` answers per round, on the labels that train, by stratified
-k-fold cross-validation of each candidate under the round's own recipe
+beat it by 0.12 (docs/BENCHMARKS.md, "Which learner"). :class:`LearnerChoice` answers per round,
+on the labels that train, by stratified k-fold cross-validation of each candidate under the
+round's own recipe
 (:class:`loop.round.RoundTrainer`) and the one-standard-error rule
 (:func:`one_standard_error`), then fits the pick on every label. Evaluation items
 (the audit) never reach it: the caller passes only the rows that train.
@@ -45,9 +46,10 @@ def candidates_for(kind_info, features):
 def one_standard_error(candidates, scores, n):
     """The first (simplest: label spreading fits no parameters, the MLP the most) of ``candidates``
     whose cross-validated accuracy is within one standard error of the best's, the standard error
-    of an accuracy on ``n`` items (the one-standard-error rule, Breiman, Friedman, Olshen & Stone 1984, "Classification and Regression Trees"): at a few
-    dozen labels fold accuracies differ by chance more than the learners do, and the larger model
-    then wins the comparison as often as it loses the test.
+    of an accuracy on ``n`` items (the one-standard-error rule, Breiman, Friedman, Olshen & Stone
+    1984, "Classification and Regression Trees"): at a few dozen labels fold accuracies differ by
+    chance more than the learners do, and the larger model then wins the comparison as often as
+    it loses the test.
 
     Returns
     -------

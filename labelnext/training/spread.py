@@ -18,7 +18,7 @@ import time
 import numpy as np
 from scipy import sparse
 
-from labelnext.knn import knn_search
+from labelnext.knn import knn_search, l2_normalize
 from labelnext.training.backbones import layer, load_keras, standardized_input
 from labelnext.training.predict import two_output_model
 from labelnext.training.trainer import Trainer
@@ -36,12 +36,6 @@ SPREAD_ITERATIONS = 500
 SPREAD_TOL = 1e-4
 # Anchors the model keeps (rows x features float32 weights): a seeded sample of a larger pool.
 MAX_ANCHORS = 20_000
-
-
-def unit_rows(z):
-    """Rows scaled to length 1 (a zero row stays zero): cosine similarity is then a dot product."""
-    z = np.asarray(z, dtype=np.float32)
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
 def neighbour_graph(units, k):
@@ -102,6 +96,12 @@ def spread_model(keras, input_shape, n_classes, pool, anchors, k):
     return keras.Model(inputs, outputs, name="spread_classifier")
 
 
+def _unit_inputs(model, x):
+    """Rows of ``x`` as the model's ``standardize`` layer scales them, then of length 1: the space the
+    graph and the vote measure cosine similarity in."""
+    return l2_normalize(load_keras().ops.convert_to_numpy(model.get_layer("standardize")(x)))
+
+
 class SpreadTrainer(Trainer):
     """:class:`Trainer` for ``arch='spread'``: label spreading over the pool (see the module docstring).
 
@@ -144,8 +144,7 @@ class SpreadTrainer(Trainer):
         if len(pool) > self.max_anchors:
             rows = np.sort(np.random.RandomState(random_state).choice(len(pool), self.max_anchors, replace=False))
         model = spread_model(keras, self.input_shape, self.n_classes, pool, rows, min(self.k, len(rows)))
-        norm = model.get_layer("standardize")
-        self._units = unit_rows(keras.ops.convert_to_numpy(norm(pool[rows])))
+        self._units = _unit_inputs(model, pool[rows])
         model.get_layer("anchors").set_weights([self._units.T.copy()])
         self._graph = neighbour_graph(self._units, self.k)
         self.model_, self._both = model, two_output_model(model)
@@ -158,9 +157,7 @@ class SpreadTrainer(Trainer):
         self._check_started()
         y = self._check_fit_data(x, y)
         start = time.perf_counter()
-        keras = load_keras()
-        labeled = unit_rows(keras.ops.convert_to_numpy(self.model_.get_layer("standardize")(
-            np.asarray(x, dtype=np.float32).reshape(len(y), -1))))
+        labeled = _unit_inputs(self.model_, np.asarray(x, dtype=np.float32).reshape(len(y), -1))
         n, k = len(self._units), min(self.k, len(self._units))
         _, idx = knn_search(labeled, self._units, k, metric="cosine", method="exact")
         cross = sparse.csr_matrix((np.ones(idx.size), (np.repeat(np.arange(len(y)), k), idx.ravel())),
