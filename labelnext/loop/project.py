@@ -36,9 +36,9 @@ from labelnext.io.files import (LockHeld, load_json, save_figure, save_json, sav
                                 try_lock)
 from labelnext.io.sheets import (labelstudio_config, neutralize_cell, read_label_csv, read_labelstudio_export,
                                  restore_cell, write_label_csv, write_labelstudio_tasks)
-from labelnext.loop.evaluation import (AUDIT_SHARE, agreement, audit_size, draw_audit, measure, mix, stop_set,
-                                       stopping_signal)
+from labelnext.loop.evaluation import AUDIT_SHARE, audit_size, draw_audit, measure, mix, stopping_signal
 from labelnext.loop.learner import candidates_for
+from labelnext.loop.ledger import ProjectError, finish, previous_summary, round_rows, stop_signal
 from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, round_trainer, run_round
 from labelnext.loop import sharded
 from labelnext.loop.store import LabelStore
@@ -65,10 +65,6 @@ DATASET_KEYS = ("source", "name", "kind", "fingerprint", "image_size", "label_co
 FORMATS = ("csv", "labelstudio")
 # Typicality while labels per class are few, then uncertainty with diversity (strategies/auto.py).
 DEFAULT_STRATEGY = "auto"
-
-
-class ProjectError(ValueError):
-    """A project command cannot run as asked; the message says what to do instead."""
 
 
 def _round_dir(root, number):
@@ -309,22 +305,12 @@ class LabelingProject:
                                "has finished") from None
 
     def _run_round(self, budget, strategy):
-        labels = self.store.label_array()
-        done = self.rounds()
-        audited = self._audit_rows(done)
-        train_labels = labels.copy()
-        train_labels[audited] = -1  # the yardstick never trains
+        frame = round_rows(self, budget)
+        labels, audited, train_labels, selectable = frame.labels, frame.audited, frame.train_labels, frame.selectable
         out = np.zeros(len(labels), bool)  # rows no strategy sees: every audit item, this round's too
         out[audited] = True
-        selectable = (labels < 0) & ~out
-        n_pool = int(selectable.sum())
-        if n_pool == 0:
-            raise ProjectError("every item is labeled: the pool is empty, nothing left to select")
-        check_int(budget, "--budget", low=1, high=n_pool)
-        if len(np.unique(train_labels[train_labels >= 0])) < 2:
-            raise ProjectError("the store has labels of fewer than 2 classes; label more items first")
         ds = self.data
-        previous = done[-1] if done else None
+        previous = frame.done[-1] if frame.done else None
         number = self.store.start_round(strategy=strategy)
         seed = self.config["seed"]
         n_labeled = int((train_labels >= 0).sum())
@@ -360,31 +346,22 @@ class LabelingProject:
         graded = audited[labels[audited] >= 0]
         audit = measure(fit.probs[graded], labels[graded]) if self.config.get("audit") else None
         test = fit.metrics  # the test split's, with its interval (None without one)
-        stop_rows = stop_set(len(labels), seed)
-        stop_pred = fit.probs[stop_rows].argmax(axis=1)
-        before = self.path / f"round-{previous['round']:03d}" / "stop_predictions.npy" if previous else None
-        stop_kappa = agreement(np.load(before), stop_pred) if before is not None and before.is_file() else None
+        stop_pred, stop_kappa = stop_signal(previous and _round_dir(self.path, previous["round"]), fit.probs, seed)
         info = dict(fit.info, train_seconds=round(fit.info["train_seconds"], 2))
         record = {
             "round": number, "strategy": strategy, "method": sel.method,
             "method_reason": sel.reason, "selection_space": space_name, "features": features,
             # The learner that trained: the project's, or the one auto picked (and why, in train.learner).
             "arch": getattr(trainer, "arch_", arch),
-            "budget": int(budget), "n_labeled": n_labeled, "n_pool": n_pool,
+            "budget": int(budget), "n_labeled": n_labeled, "n_pool": frame.n_pool,
             # The yardstick: the data set's test split when there is one, else the audit items labeled so far.
             "evaluation": "test" if test is not None else "audit", "metrics": test or audit, "audit": audit,
             "n_audit": int(len(audit_now)), "stop_kappa": stop_kappa,
-            "train": info, "select_seconds": round(sel.seconds, 3),
-            "previous": None if previous is None else {"round": previous["round"], "n_labeled": previous["n_labeled"],
-                                                       "metrics": previous["metrics"] or None},
+            "train": info, "select_seconds": round(sel.seconds, 3), "previous": previous_summary(previous),
         }
         folder = self._write_round(number, trainer.model_, rows, chosen, fit.probs, record,
                                    {"audit.npy": audit_now, "stop_predictions.npy": stop_pred})
-        self.store.finish_round(number, n_labeled=n_labeled,
-                                metrics={"test": record["metrics"], "evaluation": record["evaluation"], "audit": audit,
-                                         "stop_kappa": stop_kappa,
-                                         "strategy": strategy, "budget": int(budget)})
-        return dict(record, selected=int(len(chosen)), folder=str(folder))
+        return finish(self, record, folder, chosen)
 
     def _audit_rows(self, rounds):
         """Every item drawn for the audit by the finished ``rounds`` (absolute indices, ascending)."""

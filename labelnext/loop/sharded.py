@@ -28,14 +28,15 @@ from pathlib import Path
 from labelnext import heuristics, knn
 from labelnext.data.listing import LISTED, listable
 from labelnext.io.files import load_json, save_json
-from labelnext.loop.evaluation import agreement, audit_size, draw_audit, measure, mix, stop_set
+from labelnext.loop.evaluation import audit_size, draw_audit, measure, mix
 from labelnext.loop.learner import candidates_for
+from labelnext.loop.ledger import finish, previous_summary, round_rows, stop_signal
 from labelnext.loop.round import round_trainer, selection_seed
 from labelnext.scale import embedding_shards, engine
 from labelnext.scale.embedding_shards import LAYOUT  # noqa: F401 -- project.json's mark of a project on shards
 from labelnext.training.backbones import Moments
 from labelnext.training.fingerprint import model_fingerprint
-from labelnext.utils.checks import check_int, chunks, rows_per_block
+from labelnext.utils.checks import chunks, rows_per_block
 from labelnext.utils.extras import require
 
 # Selections that read the pool a block at a time; every other strategy needs it whole in memory.
@@ -97,16 +98,6 @@ def resolve(strategy, scheduler=None):
     return method, reason
 
 
-def block_rows(n_features):
-    """Rows per block of every pass over the pool (about 16 MB of float32)."""
-    return rows_per_block(n_features)
-
-
-def pool_moments(pool):
-    """Mean and std of the pool's rows, summed block by block (the analyses' standardisation too)."""
-    return knn.standardization_stats(pool)
-
-
 def predict_pool(trainer, pool, folder, key, n_classes, progress):
     """The trainer's probabilities for every row of ``pool`` in ``folder/probs.npy``, block by block.
 
@@ -128,7 +119,7 @@ def predict_pool(trainer, pool, folder, key, n_classes, progress):
         save_json(state_file, state)
     elif state["rows_done"]:
         progress(f"resuming the predictions at row {state['rows_done']:,}")
-    step = block_rows(pool.shape[1])
+    step = rows_per_block(pool.shape[1])
     for start, stop in chunks(n, step):
         if stop <= state["rows_done"]:
             continue
@@ -146,7 +137,7 @@ def top_uncertain(probs, selectable, budget, method):
     """The ``budget`` selectable rows of highest ``method`` uncertainty, best first (ties: lower row),
     keeping only ``budget`` candidates while the probabilities are read block by block."""
     rows, scores = np.zeros(0, np.int64), np.zeros(0)
-    for start, stop in chunks(len(selectable), block_rows(probs.shape[1])):
+    for start, stop in chunks(len(selectable), rows_per_block(probs.shape[1])):
         keep = np.flatnonzero(selectable[start:stop])
         if not keep.size:
             continue
@@ -185,40 +176,27 @@ def run(project, budget, strategy, scheduler=None):
     dict: the round's record (``round.json``) with ``selected`` and ``folder``.
     """
     method, reason = resolve(strategy, scheduler)
-    labels = project.store.label_array()
-    done = project.rounds()
-    audited = project._audit_rows(done)
-    train_labels = labels.copy()
-    train_labels[audited] = -1  # the yardstick never trains
-    outside = labels >= 0
-    outside[audited] = True
-    selectable = ~outside
-    n_pool = int(selectable.sum())
-    if n_pool == 0:
-        raise ValueError("every item is labeled: the pool is empty, nothing left to select")
-    check_int(budget, "--budget", low=1, high=n_pool)
-    if len(np.unique(train_labels[train_labels >= 0])) < 2:
-        raise ValueError("the store has labels of fewer than 2 classes; label more items first")
+    frame = round_rows(project, budget)
     ds = project.data  # lists the items and re-checks the shards
     client = None if scheduler is None else require("distributed", "scale", "--scheduler").Client(scheduler)
     try:
-        return _run(project, ds, project._embeddings, labels, train_labels, audited, outside, selectable, n_pool, budget,
-                    strategy, method, reason, done, client, scheduler)
+        return _run(project, ds, project._embeddings, frame, budget, strategy, method, reason, client, scheduler)
     finally:
         if client is not None:
             client.close()
 
 
-def _run(project, ds, inputs, labels, train_labels, audited, outside, selectable, n_pool, budget, strategy,
-         method, reason, done, client, scheduler):
+def _run(project, ds, inputs, frame, budget, strategy, method, reason, client, scheduler):
     config, seed = project.config, project.config["seed"]
-    previous = done[-1] if done else None
+    labels, audited, train_labels, selectable = frame.labels, frame.audited, frame.train_labels, frame.selectable
+    outside = ~selectable  # labeled or audited: what no selection may pick (this round's audit joins below)
+    previous = frame.done[-1] if frame.done else None
     number = project.store.start_round(strategy=strategy)
     say = lambda line: project.progress(f"round {number}: {line}")  # noqa: E731
     (pool, x_test), rows = inputs, np.flatnonzero(train_labels >= 0)
     arch, features = config["arch"], "embeddings"
     say(f"standardisation statistics of {pool.shape[0]:,} rows of {config['embeddings']['source']} ...")
-    mean, std = moments = pool_moments(pool)
+    mean, std = moments = knn.standardization_stats(pool)  # block by block; the analyses standardise with it too
     trainer = round_trainer(pool.shape[1:], len(project.class_names), arch=arch, weights=None,
                             candidates=[c for c in candidates_for(ds.kind_info, features) if c != "spread"],
                             features=features,
@@ -245,25 +223,18 @@ def _run(project, ds, inputs, labels, train_labels, audited, outside, selectable
     chosen = mix(picked, audit_now, np.random.RandomState([seed, number, 2]))
     graded = audited[labels[audited] >= 0]
     audit = measure(np.asarray(probs[graded]), labels[graded]) if config.get("audit") else None
-    stop_pred = np.asarray(probs[stop_set(len(labels), seed)]).argmax(axis=1)
-    before = project.path / f"round-{previous['round']:03d}" / "stop_predictions.npy" if previous else None
-    stop_kappa = agreement(np.load(before), stop_pred) if before is not None and before.is_file() else None
+    stop_pred, stop_kappa = stop_signal(previous and project.path / f"round-{previous['round']:03d}", probs, seed)
     record = {
         "round": number, "strategy": strategy, "method": method, "method_reason": reason, "selection_space": "model",
         "features": features, "arch": getattr(trainer, "arch_", arch), "budget": int(budget),
-        "n_labeled": int(rows.size), "n_pool": n_pool, "pool": "shards",
+        "n_labeled": int(rows.size), "n_pool": frame.n_pool, "pool": "shards",
         "evaluation": "test" if test is not None else "audit", "metrics": test or audit, "audit": audit,
         "n_audit": int(len(audit_now)), "stop_kappa": stop_kappa, "train": info,
-        "select_seconds": round(select_seconds, 3), "engine": engine_info,
-        "previous": None if previous is None else {"round": previous["round"], "n_labeled": previous["n_labeled"],
-                                                   "metrics": previous["metrics"] or None},
+        "select_seconds": round(select_seconds, 3), "engine": engine_info, "previous": previous_summary(previous),
     }
     folder = project._write_round(number, trainer.model_, rows, chosen, probs, record,
                                   {"audit.npy": audit_now, "stop_predictions.npy": stop_pred})
     del probs
     os.replace(work / PROBS_FILE, folder / PROBS_FILE)  # the round's predictions, kept with it
     shutil.rmtree(work, ignore_errors=True)
-    project.store.finish_round(number, n_labeled=int(rows.size),
-                               metrics={"test": record["metrics"], "evaluation": record["evaluation"], "audit": audit,
-                                        "stop_kappa": stop_kappa, "strategy": strategy, "budget": int(budget)})
-    return dict(record, selected=int(len(chosen)), folder=str(folder))
+    return finish(project, record, folder, chosen)
