@@ -72,10 +72,12 @@ class RowRange:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
-def _shard_header(path):
-    """(rows, columns, dtype) of one shard file, from its header only."""
-    one = shards.open_rows(path) if path.suffix == ".parquet" else np.load(path, mmap_mode="r")
-    return [int(one.shape[0]), int(one.shape[1]) if one.ndim == 2 else -1, str(one.dtype)]
+def _facts(path, shard):
+    """What is recorded of a shard file without reading its values: size, modification time and its
+    header (rows, columns, dtype), the last from the shard as opened."""
+    st = os.stat(path)
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "header": [int(shard.n_rows), int(shard.n_cols), str(np.dtype(shard.dtype))]}
 
 
 def _spot_digest(shard):
@@ -90,9 +92,7 @@ def _spot_digest(shard):
 def _describe(folder, rows):
     out = []
     for path, shard in zip(shards.shard_paths(folder), rows.shards):
-        st = os.stat(path)
-        out.append({"name": path.name, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "header": _shard_header(path),
-                    "spot": _spot_digest(shard)})
+        out.append({"name": path.name, **_facts(path, shard), "spot": _spot_digest(shard)})
     return out
 
 
@@ -170,9 +170,7 @@ def reopen(record, n_train, n_test):
         raise ValueError(f"the embedding shards in {str(folder)!r} changed since `al init`: {len(now)} shard files "
                          f"now, {len(then)} then ({sorted(set(now) ^ set(then))[:2]} differ); {again}")
     for path, shard, was in zip(shards.shard_paths(folder), rows.shards, record["shards"]):
-        st = os.stat(path)
-        facts = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "header": _shard_header(path)}
-        changed = [k for k, v in facts.items() if v != was[k]]
+        changed = [k for k, v in _facts(path, shard).items() if v != was[k]]
         if not changed and _spot_digest(shard) != was["spot"]:
             changed = ["first or last row"]
         if changed:
