@@ -20,7 +20,7 @@ import numpy as np
 
 from labelnext.data.images import _find_layout, _list_tree
 from labelnext.data.record import Dataset, DatasetError
-from labelnext.data.tables import LABEL_NAMES, TABLE_EXTS, _class_ids, find_text_tree
+from labelnext.data.tables import LABEL_NAMES, TABLE_EXTS, _class_ids, _find, find_text_tree
 
 LISTED = "listed"
 # A table's column naming each row's item, looked up in this order (any case).
@@ -87,11 +87,9 @@ def _read_table(path, columns=None):
 
 
 def _list_table(path, label_column, test, name):
-    header = _read_table(path)
-    lower = {str(h).lower(): h for h in header}
-    if label_column is not None and label_column not in header:
-        raise DatasetError(f"{str(path)!r}: class column {label_column!r} is not a column; columns are {header[:10]}")
-    label = label_column or next((lower[w] for w in LABEL_NAMES if w in lower), None)
+    header = [str(h) for h in _read_table(path)]
+    lower = {h.lower(): h for h in header}
+    label = _find(header, LABEL_NAMES, label_column, "class column", path)  # as load_table finds it
     if label is None:
         raise DatasetError(f"{str(path)!r} has no column named {'/'.join(LABEL_NAMES)}: name the class column with "
                            "--label-column (only it is read; the embeddings are the features)")
@@ -104,7 +102,8 @@ def _list_table(path, label_column, test, name):
     x_test = y_test = None
     if test is not None:
         test = Path(test).expanduser().resolve()
-        if label not in _read_table(test) or (key and key not in _read_table(test)):
+        test_header = _read_table(test)
+        if label not in test_header or (key and key not in test_header):
             raise DatasetError(f"{str(test)!r} lacks the training file's columns {wanted}")
         held = _read_table(test, wanted)
         y_test, _ = _class_ids(held[label], test, label, classes)
