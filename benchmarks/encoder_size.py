@@ -61,7 +61,7 @@ def main(argv=None):
     p.add_argument("--data", default=os.path.join("..", "shared", "data", "cifar10-jpg.tar.gz"))
     p.add_argument("--train", type=int, default=1000)
     p.add_argument("--test", type=int, default=500)
-    p.add_argument("--encoders", default="efficientnet-lite0:128,160,192,224",
+    p.add_argument("--encoders", default="efficientnet-lite2:128,160,192",
                    help="VARIANT:SIZE,SIZE[;VARIANT:SIZE...]")
     p.add_argument("--labels", default="10,100,1000")
     p.add_argument("--draws", type=int, default=3)

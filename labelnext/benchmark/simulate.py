@@ -48,7 +48,7 @@ from sklearn.model_selection import train_test_split
 
 from labelnext.utils import checks
 from labelnext import strategies as st
-from labelnext.training.backbones import ARCHS, adapt_data, default_lr
+from labelnext.training.backbones import ARCHS, GRAPH_ARCHS, adapt_data, default_lr
 from labelnext.benchmark.curves import (append_curve, prepare_resume, read_curves, summary_table,
                                write_outputs)
 from labelnext.utils.console import progress, run_cli
@@ -67,7 +67,7 @@ from labelnext.loop.round import EPOCHS_PER_FIT, STEPS, fit_round, round_trainer
 
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "intersection", "uncertainty_clustering",
                       "gnn", "modal_entropy")
-MODELS = (*ARCHS, "spread", "auto")
+MODELS = (*ARCHS, *GRAPH_ARCHS, "auto")
 # Arguments that change the numbers: a curves.csv is only resumed with the same ones.
 # Strategies and the number of seeds may change between runs (pairs are independent).
 RUN_KEYS = ("dataset", "model", "image_size", "initial", "initial_mode", "budget", "budget_ratio", "rounds", "steps",
@@ -289,7 +289,7 @@ def build_parser():
     p.add_argument("--features", default="raw", choices=FEATURES,
                    help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
                    "patch features learned from each seed's pool without labels (Coates et al. 2011), or pretrained "
-                   "EfficientNet-Lite0 features (the 'pretrained' extra), or your own (--embeddings), for auto (the "
+                   "EfficientNet-Lite2 features (the 'pretrained' extra), or your own (--embeddings), for auto (the "
                    "default on pretrained features), logreg (on embeddings), linear (on patches), spread or mlp")
     p.add_argument("--embeddings", default=None, metavar="FILE",
                    help="your own embeddings of the items as the features (implies --features embeddings): a .npy "

@@ -1,7 +1,7 @@
 """A project's label-free features, computed on its first round and kept in its folder.
 
 ``features: patches`` keeps the patch features and their encoder (fitted on the pool, no
-labels, :mod:`features.patches`); ``features: pretrained`` keeps EfficientNet-Lite0's, encoded
+labels, :mod:`features.patches`); ``features: pretrained`` keeps EfficientNet-Lite2's, encoded
 block by block so that a killed round resumes (:mod:`features.pretrained`). Either file is
 ``features_<name>.npz`` with a ``pool`` and a ``test`` array (empty without a test split); a
 damaged file is said and recomputed (:func:`io.files.cached_arrays`), never a dead end.

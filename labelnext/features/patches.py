@@ -47,7 +47,7 @@ KMEANS_ITER = 10
 # What a model reads: the data, k-means patch features (here), pretrained features (pretrained.py) or
 # the user's own embeddings (embeddings.py).
 FEATURES = ("raw", "patches", "pretrained", "embeddings")
-FEATURE_MODELS = ("linear", "mlp", "logreg", "spread", "auto")
+FEATURE_MODELS = ("linear", "mlp", "logreg", "spread", "blend", "auto")
 # The model each kind of features gets unless one is named (docs/BENCHMARKS.md, "Which learner").
 DEFAULT_FEATURE_MODEL = {"patches": "linear", "pretrained": "auto", "embeddings": "logreg"}
 # Centroids of :func:`patch_features` (4 x as many features): on 7,000 CIFAR-10 images, 15 s on 2 cores.

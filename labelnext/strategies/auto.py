@@ -42,7 +42,7 @@ SWITCH_LABELS_PER_CLASS = 2.0
 # the switch lies between, 20 is where DBAL was measured to win.
 PROBE_SWITCH_LABELS_PER_CLASS = 20.0
 LOW_DEFAULT, HIGH_DEFAULT = "typiclust", "dbal"
-# In the pretrained space (EfficientNet-Lite0 features, ``logreg``; docs/BENCHMARKS.md, "CIFAR-10 on
+# In the pretrained space (measured on EfficientNet-Lite0 features, ``logreg``; docs/BENCHMARKS.md, "CIFAR-10 on
 # pretrained features"): from 1 to 10 labels per class ProbCover beat TypiClust in every seed and at
 # every round (AULC over random +0.089 / +0.121 / +0.066 against +0.063 / +0.069 / +0.007, seeds 0-2),
 # as Yehuda et al. 2022 report for self-supervised features; DBAL was behind both (+0.032 mean).
@@ -52,9 +52,9 @@ PRETRAINED_LOW = "probcover"
 
 def switch_for(model, features="raw"):
     """The switch point for a base model: :data:`PROBE_SWITCH_LABELS_PER_CLASS` for a linear probe
-    (``linear``, ``logreg``, ``spread`` on the same inputs, or the learner chosen by ``auto`` on features), else
+    (``linear``, ``logreg``, ``spread``, ``blend`` on the same inputs, or the learner chosen by ``auto`` on features), else
     :data:`SWITCH_LABELS_PER_CLASS`."""
-    probe = model in ("linear", "logreg", "spread") or (model == "auto" and features != "raw")
+    probe = model in ("linear", "logreg", "spread", "blend") or (model == "auto" and features != "raw")
     return PROBE_SWITCH_LABELS_PER_CLASS if probe else SWITCH_LABELS_PER_CLASS
 
 

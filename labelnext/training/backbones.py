@@ -247,8 +247,10 @@ BACKBONES = {"mobilenetv3": _mobilenetv3, "small_cnn": _small_cnn, "mlp": _mlp, 
 ARCHS = tuple(BACKBONES)
 # The models each data kind allows are the kind's answer (data/kinds.py), not a second table here.
 ARCHS_BY_KIND = {name: kinds.get(name).models for name in kinds.names()}
+# The learners on the pool's neighbour graph (training/spread.py): they need the whole pool at start.
+GRAPH_ARCHS = ("spread", "blend")
 # Preprocessing fitted on data: the caller passes adapt= (train_classifier does it for them).
-ADAPTED_ARCHS = ("mlp", "linear", "logreg", "spread", "textmlp", "lstm")
+ADAPTED_ARCHS = ("mlp", "linear", "logreg", *GRAPH_ARCHS, "textmlp", "lstm")
 
 
 def adapts_on_pool(arch, features="raw"):
@@ -257,7 +259,7 @@ def adapts_on_pool(arch, features="raw"):
     standardisation is too on feature vectors (``features`` other than ``raw``): a thousand pretrained
     features measured on 20 labeled rows have near-zero spreads that blow the other rows up (the MLP
     on 4-class photo features stayed near chance, 0.31 at 180 labels)."""
-    return arch in ("textmlp", "lstm", "linear", "logreg", "spread", "auto") or (arch == "mlp" and features != "raw")
+    return arch in ("textmlp", "lstm", "linear", "logreg", *GRAPH_ARCHS, "auto") or (arch == "mlp" and features != "raw")
 
 
 def adapt_data(arch, x_pool, labeled_rows, features="raw"):
@@ -349,7 +351,7 @@ def check_embedding_layer(model, name="model"):
 
 def softmax_head(model):
     """The ``predictions`` layer's (weights (n_features, n_classes), bias (n_classes,)) where it is a
-    softmax over the embedding side (a Dense layer); None for other predictions (``spread``'s vote)."""
+    softmax over the embedding side (a Dense layer); None for other predictions (``spread``'s vote, ``blend``'s average)."""
     head = model.get_layer("predictions")
     return tuple(head.get_weights()) if isinstance(head, load_keras().layers.Dense) else None
 

@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from labelnext.data import load_dataset
 from labelnext.io.files import atomic_path
-from labelnext.training.backbones import (ADAPTED_ARCHS, ARCHS_BY_KIND, BACKBONES, adapt_data, as_model_input, build_model,
+from labelnext.training.backbones import (ADAPTED_ARCHS, ARCHS_BY_KIND, BACKBONES, GRAPH_ARCHS, adapt_data, as_model_input, build_model,
                                           check_weights, compile_model, default_arch, default_lr, head_dropout_rate,
                                           load_keras, softmax_head)
 from labelnext.training.predict import PREDICT_BATCH, evaluate, predict_two_outputs, two_output_model
@@ -268,6 +268,12 @@ class Trainer:
         self._check_started()
         return predict_two_outputs(self._both, x, batch_size)
 
+    def predict_held_out(self, x):
+        """Class probabilities of rows held out of a fit, as of items the model has never seen: what a
+        cross-validation fold measures (:class:`loop.learner.LearnerChoice`). :meth:`predict`'s, except
+        for a learner that keeps the pool's items inside its model (:class:`spread.SpreadTrainer`)."""
+        return self.predict(x)[0]
+
     def evaluate(self, x, y, batch_size=PREDICT_BATCH):
         """Accuracy and macro-F1 on labeled data (see :func:`predict.evaluate`)."""
         self._check_started()
@@ -330,46 +336,61 @@ class LogisticTrainer(Trainer):
         return self
 
     def fit(self, x, y, random_state=0, *, start_weights=None, verbose=0):
-        from sklearn.linear_model import LogisticRegression
-        from threadpoolctl import threadpool_limits
-
         self._check_started()
         y = self._check_fit_data(x, y)
         start = time.perf_counter()
         z = ((np.asarray(x, dtype=np.float64).reshape(len(y), -1) - self._mean.ravel()) / self._scale.ravel())
-        seen = np.unique(y)
-        w = np.zeros((z.shape[1], self.n_classes))
-        # A class without labels gets a logit far below the others: probability ~0, as sklearn would give.
-        b = np.full(self.n_classes, -30.0)
-        iterations = 0
-        if len(seen) == 1:
-            b[seen[0]] = 0.0
-        else:
-            # One thread: the problem is small, and on shared cores the BLAS and OpenMP threads of a
-            # 30-iteration L-BFGS waited on each other for 3-7 s a fit (0.1-0.2 s on one thread, load 5).
-            with warnings.catch_warnings(), threadpool_limits(1):
-                # A fold of a few labels per class is a classification problem all the same.
-                warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
-                clf = LogisticRegression(C=self.C, max_iter=LOGREG_MAX_ITER).fit(z, y)
-            iterations = int(np.max(clf.n_iter_))
-            coef, bias = clf.coef_, clf.intercept_
-            if len(seen) == 2:  # one logit difference: split it so the softmax gives the same odds
-                coef, bias = np.vstack([-coef / 2, coef / 2]), np.concatenate([-bias / 2, bias / 2])
-            w[:, seen], b[seen] = coef.T, bias
-            b[np.setdiff1d(np.arange(self.n_classes), seen)] += bias.min()
-        self.model_.get_layer("predictions").set_weights([w.astype(np.float32), b.astype(np.float32)])
+        w, b, iterations = logistic_head(z, y, self.n_classes, self.C)
+        self.model_.get_layer("predictions").set_weights([w, b])
         self.info_ = {"epochs": 1, "max_epochs": 1, "steps": iterations, "n_train": int(len(y)), "n_val": 0,
                       "best_val_accuracy": None, "train_seconds": time.perf_counter() - start}
         return self
 
 
+def logistic_head(z, y, n_classes, C=LOGREG_C):
+    """The weights of a softmax layer fitted by scikit-learn's L2-regularised multinomial logistic
+    regression on the inputs ``z`` (already standardised) and labels ``y``.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_features, n_classes), float32
+    bias : ndarray of shape (n_classes,), float32
+        A class without labels gets a logit far below the others (probability ~0, as scikit-learn would give).
+    iterations : int
+        L-BFGS iterations (0 for a single class).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    seen = np.unique(y)
+    w = np.zeros((z.shape[1], n_classes))
+    b = np.full(n_classes, -30.0)
+    iterations = 0
+    if len(seen) == 1:
+        b[seen[0]] = 0.0
+    else:
+        # One thread: the problem is small, and on shared cores the BLAS and OpenMP threads of a
+        # 30-iteration L-BFGS waited on each other for 3-7 s a fit (0.1-0.2 s on one thread, load 5).
+        with warnings.catch_warnings(), threadpool_limits(1):
+            # A fold of a few labels per class is a classification problem all the same.
+            warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+            clf = LogisticRegression(C=C, max_iter=LOGREG_MAX_ITER).fit(z, y)
+        iterations = int(np.max(clf.n_iter_))
+        coef, bias = clf.coef_, clf.intercept_
+        if len(seen) == 2:  # one logit difference: split it so the softmax gives the same odds
+            coef, bias = np.vstack([-coef / 2, coef / 2]), np.concatenate([-bias / 2, bias / 2])
+        w[:, seen], b[seen] = coef.T, bias
+        b[np.setdiff1d(np.arange(n_classes), seen)] += bias.min()
+    return w.astype(np.float32), b.astype(np.float32), iterations
+
+
 def make_trainer(input_shape, n_classes, *, arch, **kwargs):
     """The trainer of ``arch``: :class:`LogisticTrainer` for ``logreg``, :class:`spread.SpreadTrainer` for
-    ``spread``, else :class:`Trainer`."""
-    if arch == "spread":
+    ``spread`` and ``blend``, else :class:`Trainer`."""
+    if arch in GRAPH_ARCHS:
         from labelnext.training.spread import SpreadTrainer  # it subclasses Trainer
 
-        return SpreadTrainer(input_shape, n_classes, **kwargs)
+        return SpreadTrainer(input_shape, n_classes, blend=arch == "blend", **kwargs)
     return (LogisticTrainer if arch == "logreg" else Trainer)(input_shape, n_classes, arch=arch, **kwargs)
 
 

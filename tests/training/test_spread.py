@@ -1,4 +1,5 @@
-"""``spread``: label spreading over the pool's nearest-neighbour graph, as a Keras model that saves and loads."""
+"""``spread`` (label spreading over the pool's nearest-neighbour graph) and ``blend`` (its vote averaged with a
+logistic regression), as Keras models that save and load."""
 import json
 
 import numpy as np
@@ -37,6 +38,45 @@ def test_the_model_saves_loads_and_predicts_the_same_with_no_softmax_head(tmp_pa
     trainer.save_run(tmp_path / "run", rows, {"arch": "spread"})
     model, _ = load_model(tmp_path / "run")
     assert np.allclose(model.predict(x, verbose=0), probs, atol=1e-6)
+
+
+def test_blend_averages_the_spread_vote_and_logregs_probabilities(tmp_path):
+    x, y = arcs()
+    rows = np.arange(0, 300, 15)
+    fitted = {arch: make_trainer(x.shape[1:], 2, arch=arch, k=10).start(0, adapt=x).fit(x[rows], y[rows])
+              for arch in ("spread", "blend")}
+    logreg = make_trainer(x.shape[1:], 2, arch="logreg").start(0, adapt=x).fit(x[rows], y[rows])
+    probs = fitted["blend"].predict(x)[0]
+    np.testing.assert_allclose(probs, (fitted["spread"].predict(x)[0] + logreg.predict(x)[0]) / 2, atol=1e-5)
+    assert fitted["blend"].arch == "blend" and fitted["blend"].head() is None
+    fitted["blend"].save_run(tmp_path / "run", rows, {"arch": "blend"})
+    model, _ = load_model(tmp_path / "run")
+    assert np.allclose(model.predict(x, verbose=0), probs, atol=1e-6)
+
+
+def test_held_out_pool_items_leave_the_graph_and_the_rest_votes():
+    x, y = arcs()
+    rows, held = np.arange(0, 300, 30), np.arange(5, 300, 10)
+    for arch in ("spread", "blend"):
+        trainer = make_trainer(x.shape[1:], 2, arch=arch, k=5).start(0, adapt=x).fit(x[rows], y[rows])
+        new = x[:40] + 0.01  # not in the pool: held out or not, the same
+        np.testing.assert_allclose(trainer.predict_held_out(new), trainer.predict(new)[0], atol=1e-5)
+        # Pool items: their nodes leave the graph, the fit's labels spread over the others, which vote.
+        keep = np.ones(len(x), bool)
+        keep[held] = False
+        dist, _ = trainer._spread(keep)
+        units = trainer._units
+        nearest = np.argsort(-(units[held] @ units[keep].T), axis=1)[:, :5]
+        vote = dist[nearest].sum(axis=1) + 1e-6
+        vote /= vote.sum(axis=1, keepdims=True)
+        probs = trainer.predict_held_out(x[held])
+        if arch == "blend":  # the logistic half is predict's
+            probs = 2 * probs - logistic_half(trainer, x[held])
+        np.testing.assert_allclose(probs, vote, atol=1e-4)
+
+
+def logistic_half(trainer, x):
+    return trainer.model_.get_layer("logistic")(trainer.model_.get_layer("standardize")(x)).numpy()
 
 
 def test_a_large_pool_keeps_a_seeded_sample_of_anchors():
