@@ -51,8 +51,9 @@ def build_parser():
     q.add_argument("--arch", default=None, help="model: mobilenetv3 / small_cnn (images), mlp / linear / logreg "
                    "(tables and features; logreg is scikit-learn's logistic regression, fitted in a fraction of a "
                    "second), spread (features: label spreading over the pool's nearest-neighbour graph, semi-supervised), "
+                   "blend (features: spread's vote averaged with logreg's probabilities), "
                    "textmlp / lstm (text), or auto: each round, the best by cross-validation on the labels that train "
-                   "(round.json says which and why) of spread and logreg on pretrained features, of spread, logreg "
+                   "(round.json says which and why) of spread and blend on pretrained features, of spread, logreg "
                    "and mlp on other features, of logreg and mlp on tables; default: small_cnn, "
                    "mlp or textmlp by data kind, auto on pretrained features, logreg on embeddings, linear on patches")
     q.add_argument("--weights", default=None, help="--arch mobilenetv3's initial weights: imagenet (needs network "

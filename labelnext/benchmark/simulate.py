@@ -254,7 +254,8 @@ def build_parser():
                    help="base model; default by data kind: small_cnn for images (a ~60k-parameter 3-block CNN, fast), "
                    "mlp for tables, textmlp for text. logreg: scikit-learn's logistic regression on standardised "
                    "features (tables, --features); spread: label spreading over the pool's nearest-neighbour graph "
-                   "(--features); auto: each round, the best by cross-validation on the labels of spread and logreg "
+                   "(--features); blend: spread's vote averaged with logreg's probabilities (--features); auto: each "
+                   "round, the best by cross-validation on the labels of spread and blend "
                    "(--features pretrained), spread, logreg and mlp (other --features) or logreg and mlp (tables), "
                    "recorded in curves.csv's learner column")
     p.add_argument("--weights", default=None, help="mobilenetv3's initial weights: imagenet (needs network once) or "
@@ -290,7 +291,7 @@ def build_parser():
                    help="what the model is trained on and the strategies read: the data as loaded, or (images) k-means "
                    "patch features learned from each seed's pool without labels (Coates et al. 2011), or pretrained "
                    "EfficientNet-Lite2 features (the 'pretrained' extra), or your own (--embeddings), for auto (the "
-                   "default on pretrained features), logreg (on embeddings), linear (on patches), spread or mlp")
+                   "default on pretrained features), logreg (on embeddings), linear (on patches), spread, blend or mlp")
     p.add_argument("--embeddings", default=None, metavar="FILE",
                    help="your own embeddings of the items as the features (implies --features embeddings): a .npy "
                    "or .parquet of one row per item of the data set as loaded, the training items then the test "

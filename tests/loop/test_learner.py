@@ -63,13 +63,16 @@ def test_cross_validation_picks_the_learner_that_fits_the_data():
     assert (probs.argmax(1) == y).mean() > 0.9
 
 
-def test_the_simpler_learner_stays_unless_the_other_wins_by_more_than_chance():
-    from labelnext.loop.learner import one_standard_error
+def test_against_a_learner_trained_by_steps_the_simpler_stays_unless_the_other_wins_by_more_than_chance():
+    from labelnext.loop.learner import pick
 
     # At 50 labels an accuracy of 0.5 has a standard error of 0.071.
-    assert one_standard_error(("logreg", "mlp"), {"logreg": 0.44, "mlp": 0.50}, 50) == ("logreg", 0.5 / 50 ** 0.5)
-    assert one_standard_error(("logreg", "mlp"), {"logreg": 0.42, "mlp": 0.50}, 50)[0] == "mlp"
-    assert one_standard_error(("logreg", "mlp"), {"logreg": 0.60, "mlp": 0.50}, 50)[0] == "logreg"
+    assert pick(("logreg", "mlp"), {"logreg": 0.44, "mlp": 0.50}, 50, True) == ("logreg", 0.5 / 50 ** 0.5)
+    assert pick(("logreg", "mlp"), {"logreg": 0.42, "mlp": 0.50}, 50, True)[0] == "mlp"
+    assert pick(("logreg", "mlp"), {"logreg": 0.60, "mlp": 0.50}, 50, True)[0] == "logreg"
+    # Learners fitted to convergence: the best of the folds, the first of a tie.
+    assert pick(("spread", "blend"), {"spread": 0.70, "blend": 0.72}, 500, False) == ("blend", None)
+    assert pick(("spread", "blend"), {"spread": 0.70, "blend": 0.70}, 500, False) == ("spread", None)
 
 
 def test_cross_validation_keeps_label_spreading_where_the_classes_follow_the_pool():
@@ -79,6 +82,7 @@ def test_cross_validation_keeps_label_spreading_where_the_classes_follow_the_poo
     choice = _choice(x, ("spread", "logreg")).fit(x[rows], y[rows], 0)
     learner = choice.info_["learner"]
     assert choice.arch_ == "spread" and learner["cv_accuracy"]["spread"] >= learner["cv_accuracy"]["logreg"]
+    assert learner["reason"].endswith("spread, the best") and "standard error" not in learner["reason"]
     assert (choice.predict(x)[0].argmax(1) == y).mean() > 0.95
 
 
@@ -91,14 +95,14 @@ def test_too_few_labels_to_cross_validate_take_the_first_candidate():
 
 def test_candidates_by_inputs():
     assert candidates_for(kinds.get("tabular"), "raw") == ("logreg", "mlp")
-    assert candidates_for(kinds.get("image"), "pretrained") == ("spread", "logreg")
+    assert candidates_for(kinds.get("image"), "pretrained") == ("spread", "blend")
     assert candidates_for(kinds.get("tabular"), "embeddings") == ("spread", "logreg", "mlp")
     assert candidates_for(kinds.get("image"), "raw") == (kinds.get("image").default_model,)
     assert isinstance(round_trainer((4,), 2, arch="logreg"), RoundTrainer)
     from labelnext.cli import _model_note
 
     note = lambda kind, features: _model_note({"arch": "auto", "features": features, "dataset": {"kind": kind}})  # noqa: E731
-    assert note("image", "pretrained").startswith("auto (each round, the better of spread and logreg by cross-valid")
+    assert note("image", "pretrained").startswith("auto (each round, the better of spread and blend by cross-valid")
     assert note("tabular", "embeddings").startswith("auto (each round, the best of spread, logreg and mlp by")
     assert note("image", "raw") == "auto (small_cnn, the only learner for these inputs) on the data as loaded"
 
