@@ -43,6 +43,10 @@ SPREAD_TOL = 1e-4
 MAX_ANCHORS = 20_000
 
 
+# (digest of the unit rows and k, graph) of the last neighbour_graph call.
+_LAST_GRAPH = []
+
+
 def neighbour_graph(units, k):
     """Symmetric 0/1 adjacency of the ``k``-nearest-neighbour graph of unit rows (cosine), without
     self-loops: an edge wherever either end is among the other's ``k`` nearest.
@@ -56,9 +60,6 @@ def neighbour_graph(units, k):
     graph = _neighbour_graph(units, k)
     _LAST_GRAPH[:] = [h.digest(), graph]
     return graph
-
-
-_LAST_GRAPH = []
 
 
 def _neighbour_graph(units, k):
