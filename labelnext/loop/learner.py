@@ -52,9 +52,9 @@ def pick(candidates, scores, n, by_steps):
     noise at 50 and 100 labels and lost 0.09 and 0.05 test accuracy there.
 
     Between learners fitted to convergence (``spread``, ``blend``, ``logreg``: no steps, no seed)
-    the best of the folds. There the rule kept ``spread`` where ``blend`` was ahead on the test
-    set, 0.017-0.021 at 500-1,000 labels: the folds train on two thirds of the labels, where the
-    vote alone does relatively better.
+    the best of the folds. There the rule kept ``spread`` where ``blend`` was ahead on CIFAR-10's
+    test sets, by 0.008-0.012 at 200-500 labels (docs/BENCHMARKS.md, "Which learner"): the folds
+    train on two thirds of the labels, where the vote alone does relatively better.
 
     Returns
     -------

@@ -218,8 +218,8 @@ class SpreadTrainer(Trainer):
         """Class probabilities of ``x`` as of items never seen: the items' own anchors (any anchor
         identical to one of them) leave the graph, the last fit's labels are spread over the rest, and
         the rest vote. A pool item held out of a cross-validation fold is otherwise its own most
-        similar anchor and a bridge between its neighbours: the vote is then transductive, and the
-        folds favoured ``spread`` over learners that did better on unseen items."""
+        similar anchor and a bridge between its neighbours: the vote would be transductive, and the
+        fold would measure what no new item gets."""
         self._check_started()
         z = _standardized(self.model_, np.asarray(x, dtype=np.float32).reshape(len(x), -1))
         sims = l2_normalize(z) @ self._units.T
