@@ -298,12 +298,23 @@ def run_script(path, *args):
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))
-def test_scripts_run_and_write(tiny_run, tmp_path, name):
-    res = run_script(SCRIPTS[name], "--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet", "--n-clusters", "6")  \
-        if name in ("diversity", "intersection") else run_script(SCRIPTS[name], "--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet")
-    assert res.returncode == 0, res.stderr
+def test_scripts_run_and_write(tiny_run, tmp_path, name, monkeypatch, capsys):
+    args = ["--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet"]
+    if name in ("diversity", "intersection"):
+        args += ["--n-clusters", "6"]
+    if name == "uncertainty":  # one script as a process (test_scripts_help starts every script as one)
+        res = run_script(SCRIPTS[name], *args)
+        code, out, err = res.returncode, res.stdout, res.stderr
+    else:
+        # The script's own __main__ block in this process: a process per script paid TensorFlow's import.
+        monkeypatch.setattr(sys, "argv", [SCRIPTS[name], *args])
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(REPO / SCRIPTS[name]), run_name="__main__")
+        code = exit_.value.code
+        out, err = capsys.readouterr()
+    assert code == 0, err
     assert (tmp_path / name / f"{name}_indices.npy").exists()
-    assert "Active-learning analysis" in res.stdout
+    assert "Active-learning analysis" in out
 
 
 @pytest.mark.parametrize("name, args, match", [
@@ -314,7 +325,7 @@ def test_scripts_run_and_write(tiny_run, tmp_path, name):
     ("uncertainty", ["--end-idx", "999999"], "--end-idx must be"),
 ])
 def test_scripts_bad_input_exit_2_without_traceback(tiny_run, tmp_path, name, args, match, monkeypatch, capsys):
-    # The script's own __main__ block, in this process (test_scripts_run_and_write runs each as a
+    # The script's own __main__ block, in this process (test_scripts_run_and_write runs one as a
     # process): a subprocess would pay TensorFlow's import again before the model is read.
     (tmp_path / "keep.txt").write_text("precious")
     before = tree_digest(tmp_path)
@@ -334,15 +345,20 @@ def test_scripts_help():
         assert res.returncode == 0 and "--seed" in res.stdout
 
 
-def test_main_job_reports_before_after_and_random(tiny_run, tmp_path):
+def test_main_job_reports_before_after_and_random(tiny_run, tmp_path, monkeypatch, capsys):
     import json
 
-    res = run_script("AL_cycle.py", "--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet",
-                     "--target-per-class", "3", "--steps", "20", "--n-clusters", "5")
-    assert res.returncode == 0, res.stderr
-    assert "random selection of the same size" in res.stdout and "->" in res.stdout
+    # AL_cycle.py's __main__ block in this process (test_scripts_help starts it as a process; a process
+    # here paid TensorFlow's import again).
+    monkeypatch.setattr(sys, "argv", ["AL_cycle.py", "--model", str(tiny_run), "--results-dir", str(tmp_path),
+                                      "--quiet", "--target-per-class", "3", "--steps", "20", "--n-clusters", "5"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "AL_cycle.py"), run_name="__main__")
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 0, err
+    assert "random selection of the same size" in out and "->" in out
     # The default is one seed, and the report says what one seed is worth.
-    assert "on one seed; one seed decides nothing (run with --compare-seeds 3 or more)" in res.stdout
+    assert "on one seed; one seed decides nothing (run with --compare-seeds 3 or more)" in out
     assert json.loads((tmp_path / "retrain" / "summary.json").read_text())["comparison"]["seeds"] == [0]
     # `python -m gnn` after the main job reads the export it wrote.
     assert (tmp_path / "embeddings" / "embeddings.npy").exists()
@@ -355,10 +371,11 @@ def test_main_job_compares_over_the_seeds_asked_for(tiny_run, tmp_path, capsys):
 
     # One seed (the default) is test_main_job_reports_before_after_and_random's run.
     argv = ["--model", str(tiny_run), "--quiet", "--target-per-class", "3", "--steps", "4", "--patience", "1", "--n-clusters", "5"]
-    job.main(argv + ["--results-dir", str(tmp_path / "three"), "--compare-seeds", "3"])
-    assert "AL vs random over 3 seeds" in capsys.readouterr().out
-    comparison = json.loads((tmp_path / "three" / "retrain" / "summary.json").read_text())["comparison"]
-    assert comparison["seeds"] == [0, 1, 2] and len(comparison["difference"]) == 3 and comparison["std_difference"] is not None
+    # Two seeds (each a selection fit and a random fit) take the several-seed branch as three did.
+    job.main(argv + ["--results-dir", str(tmp_path / "two"), "--compare-seeds", "2"])
+    assert "AL vs random over 2 seeds" in capsys.readouterr().out
+    comparison = json.loads((tmp_path / "two" / "retrain" / "summary.json").read_text())["comparison"]
+    assert comparison["seeds"] == [0, 1] and len(comparison["difference"]) == 2 and comparison["std_difference"] is not None
 
 
 def test_a_seeds_two_fits_on_one_trainer_equal_two_fresh_models(tiny_run, tmp_path):
