@@ -345,37 +345,31 @@ def test_scripts_help():
         assert res.returncode == 0 and "--seed" in res.stdout
 
 
-def test_main_job_reports_before_after_and_random(tiny_run, tmp_path, monkeypatch, capsys):
+def test_main_job_reports_before_after_and_random_over_the_seeds_asked_for(tiny_run, tmp_path, monkeypatch, capsys):
     import json
 
+    from labelnext.analysis.main import build_parser
+
     # AL_cycle.py's __main__ block in this process (test_scripts_help starts it as a process; a process
-    # here paid TensorFlow's import again).
+    # here paid TensorFlow's import again). One run of the job: it was two (one seed, then three), each
+    # with the analyses' figures and the fits.
     monkeypatch.setattr(sys, "argv", ["AL_cycle.py", "--model", str(tiny_run), "--results-dir", str(tmp_path),
-                                      "--quiet", "--target-per-class", "3", "--steps", "20", "--n-clusters", "5"])
+                                      "--quiet", "--target-per-class", "3", "--steps", "4", "--patience", "1",
+                                      "--n-clusters", "5", "--compare-seeds", "2"])
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(REPO / "AL_cycle.py"), run_name="__main__")
     out, err = capsys.readouterr()
     assert exit_.value.code == 0, err
     assert "random selection of the same size" in out and "->" in out
-    # The default is one seed, and the report says what one seed is worth.
-    assert "on one seed; one seed decides nothing (run with --compare-seeds 3 or more)" in out
-    assert json.loads((tmp_path / "retrain" / "summary.json").read_text())["comparison"]["seeds"] == [0]
+    # Two seeds (each a selection fit and a random fit): the several-seed report.
+    assert "AL vs random over 2 seeds" in out
+    comparison = json.loads((tmp_path / "retrain" / "summary.json").read_text())["comparison"]
+    assert comparison["seeds"] == [0, 1] and len(comparison["difference"]) == 2 and comparison["std_difference"] is not None
+    # The default is one seed (what the report says of one seed: test_promises'
+    # test_one_seed_decides_nothing_and_several_give_mean_and_spread).
+    assert build_parser().parse_args([]).compare_seeds == 1
     # `python -m gnn` after the main job reads the export it wrote.
     assert (tmp_path / "embeddings" / "embeddings.npy").exists()
-
-
-def test_main_job_compares_over_the_seeds_asked_for(tiny_run, tmp_path, capsys):
-    import json
-
-    from labelnext.analysis import main as job
-
-    # One seed (the default) is test_main_job_reports_before_after_and_random's run.
-    argv = ["--model", str(tiny_run), "--quiet", "--target-per-class", "3", "--steps", "4", "--patience", "1", "--n-clusters", "5"]
-    # Two seeds (each a selection fit and a random fit) take the several-seed branch as three did.
-    job.main(argv + ["--results-dir", str(tmp_path / "two"), "--compare-seeds", "2"])
-    assert "AL vs random over 2 seeds" in capsys.readouterr().out
-    comparison = json.loads((tmp_path / "two" / "retrain" / "summary.json").read_text())["comparison"]
-    assert comparison["seeds"] == [0, 1] and len(comparison["difference"]) == 2 and comparison["std_difference"] is not None
 
 
 def test_a_seeds_two_fits_on_one_trainer_equal_two_fresh_models(tiny_run, tmp_path):
