@@ -1,4 +1,5 @@
-"""The analyzer end to end with a tiny model on tiny data, the scripts as subprocesses, bad input."""
+"""The analyzer end to end with a tiny model on tiny data, the scripts (their __main__ blocks; --help as
+subprocesses), bad input."""
 import csv
 import hashlib
 import runpy
@@ -59,16 +60,24 @@ def test_run_folder_holds_model_labeled_set_and_metadata(tiny_run):
     assert len(np.unique(y[labeled])) == 10
 
 
-def test_end_to_end_writes_every_output(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def analyzed(tiny_run, tmp_path_factory):
+    """The three analyses and their intersection on pool rows 0-900, written to disk once: what
+    test_end_to_end_writes_every_output checks and bad parameters must leave intact."""
+    tmp_path = tmp_path_factory.mktemp("analyzed")
     an = make_analyzer(tiny_run, tmp_path, labeled_size=150, start_idx=0, end_idx=900)
     kept = an.run_all(uncertainty_params={"threshold_percentile": 50}, diversity_params={"n_clusters": 8}, novelty_params={"k_neighbors": 5})
-    assert set(kept) == {"uncertainty", "diversity", "novelty"}
     idx, stats = an.find_intersection(budget=60, retrain=False)
+    return an, kept, idx, stats, tmp_path / "results"
+
+
+def test_end_to_end_writes_every_output(tiny_run, analyzed):
+    an, kept, idx, stats, res = analyzed
+    assert set(kept) == {"uncertainty", "diversity", "novelty"}
     assert len(idx) == 60 == len(np.unique(idx))
     assert np.isin(idx, an.pool_indices_).all() and (idx < 900).all()
     labeled = np.load(tiny_run / "labeled_indices.npy")
     assert not np.isin(idx, labeled).any()
-    res = tmp_path / "results"
     for name in ("uncertainty", "diversity", "novelty", "intersection"):
         ind = np.load(res / name / f"{name}_indices.npy")
         sc = np.load(res / name / f"{name}_scores.npy")
@@ -256,10 +265,10 @@ def test_bad_constructor_input(tiny_run, tmp_path, kwargs, match):
         make_analyzer(tiny_run, tmp_path, **kwargs)
 
 
-def test_bad_analysis_parameters_leave_results_intact(tiny_run, tmp_path):
-    an = make_analyzer(tiny_run, tmp_path)
-    an.run_all(diversity_params={"n_clusters": 5})
-    before = tree_digest(tmp_path / "results")
+def test_bad_analysis_parameters_leave_results_intact(analyzed):
+    # The end-to-end test's written analyses and intersection (one run of them for both tests).
+    an, res = analyzed[0], analyzed[-1]
+    before = tree_digest(res)
     n_pool, n_labeled = int(an.pool_mask_.sum()), int(an.labeled_mask_.sum())
     for call, match in [
         (lambda: an.run_novelty(k_neighbors=n_labeled + 1), f"k_neighbors must be an integer between 1 and {n_labeled}"),
@@ -270,7 +279,7 @@ def test_bad_analysis_parameters_leave_results_intact(tiny_run, tmp_path):
     ]:
         with pytest.raises(ValueError, match=match):
             call()
-    assert tree_digest(tmp_path / "results") == before
+    assert tree_digest(res) == before
 
 
 def test_missing_and_corrupt_model(tmp_path):
@@ -302,17 +311,13 @@ def test_scripts_run_and_write(tiny_run, tmp_path, name, monkeypatch, capsys):
     args = ["--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet"]
     if name in ("diversity", "intersection"):
         args += ["--n-clusters", "6"]
-    if name == "uncertainty":  # one script as a process (test_scripts_help starts every script as one)
-        res = run_script(SCRIPTS[name], *args)
-        code, out, err = res.returncode, res.stdout, res.stderr
-    else:
-        # The script's own __main__ block in this process: a process per script paid TensorFlow's import.
-        monkeypatch.setattr(sys, "argv", [SCRIPTS[name], *args])
-        with pytest.raises(SystemExit) as exit_:
-            runpy.run_path(str(REPO / SCRIPTS[name]), run_name="__main__")
-        code = exit_.value.code
-        out, err = capsys.readouterr()
-    assert code == 0, err
+    # The script's own __main__ block in this process (its exit code is SystemExit's): a process per
+    # script paid TensorFlow's import. test_scripts_help starts every script as a process.
+    monkeypatch.setattr(sys, "argv", [SCRIPTS[name], *args])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / SCRIPTS[name]), run_name="__main__")
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 0, err
     assert (tmp_path / name / f"{name}_indices.npy").exists()
     assert "Active-learning analysis" in out
 
@@ -325,8 +330,8 @@ def test_scripts_run_and_write(tiny_run, tmp_path, name, monkeypatch, capsys):
     ("uncertainty", ["--end-idx", "999999"], "--end-idx must be"),
 ])
 def test_scripts_bad_input_exit_2_without_traceback(tiny_run, tmp_path, name, args, match, monkeypatch, capsys):
-    # The script's own __main__ block, in this process (test_scripts_run_and_write runs one as a
-    # process): a subprocess would pay TensorFlow's import again before the model is read.
+    # The script's own __main__ block, in this process (test_scripts_help starts each as a process):
+    # a subprocess would pay TensorFlow's import again before the model is read.
     (tmp_path / "keep.txt").write_text("precious")
     before = tree_digest(tmp_path)
     monkeypatch.setattr(sys, "argv", [SCRIPTS[name], "--model", str(tiny_run), "--results-dir", str(tmp_path),
