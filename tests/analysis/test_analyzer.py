@@ -1,4 +1,5 @@
-"""The analyzer end to end with a tiny model on tiny data, the scripts as subprocesses, bad input."""
+"""The analyzer end to end with a tiny model on tiny data, the scripts (their __main__ blocks; --help as
+subprocesses), bad input."""
 import csv
 import hashlib
 import runpy
@@ -59,16 +60,24 @@ def test_run_folder_holds_model_labeled_set_and_metadata(tiny_run):
     assert len(np.unique(y[labeled])) == 10
 
 
-def test_end_to_end_writes_every_output(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def analyzed(tiny_run, tmp_path_factory):
+    """The three analyses and their intersection on pool rows 0-900, written to disk once: what
+    test_end_to_end_writes_every_output checks and bad parameters must leave intact."""
+    tmp_path = tmp_path_factory.mktemp("analyzed")
     an = make_analyzer(tiny_run, tmp_path, labeled_size=150, start_idx=0, end_idx=900)
     kept = an.run_all(uncertainty_params={"threshold_percentile": 50}, diversity_params={"n_clusters": 8}, novelty_params={"k_neighbors": 5})
-    assert set(kept) == {"uncertainty", "diversity", "novelty"}
     idx, stats = an.find_intersection(budget=60, retrain=False)
+    return an, kept, idx, stats, tmp_path / "results"
+
+
+def test_end_to_end_writes_every_output(tiny_run, analyzed):
+    an, kept, idx, stats, res = analyzed
+    assert set(kept) == {"uncertainty", "diversity", "novelty"}
     assert len(idx) == 60 == len(np.unique(idx))
     assert np.isin(idx, an.pool_indices_).all() and (idx < 900).all()
     labeled = np.load(tiny_run / "labeled_indices.npy")
     assert not np.isin(idx, labeled).any()
-    res = tmp_path / "results"
     for name in ("uncertainty", "diversity", "novelty", "intersection"):
         ind = np.load(res / name / f"{name}_indices.npy")
         sc = np.load(res / name / f"{name}_scores.npy")
@@ -256,10 +265,10 @@ def test_bad_constructor_input(tiny_run, tmp_path, kwargs, match):
         make_analyzer(tiny_run, tmp_path, **kwargs)
 
 
-def test_bad_analysis_parameters_leave_results_intact(tiny_run, tmp_path):
-    an = make_analyzer(tiny_run, tmp_path)
-    an.run_all(diversity_params={"n_clusters": 5})
-    before = tree_digest(tmp_path / "results")
+def test_bad_analysis_parameters_leave_results_intact(analyzed):
+    # The end-to-end test's written analyses and intersection (one run of them for both tests).
+    an, res = analyzed[0], analyzed[-1]
+    before = tree_digest(res)
     n_pool, n_labeled = int(an.pool_mask_.sum()), int(an.labeled_mask_.sum())
     for call, match in [
         (lambda: an.run_novelty(k_neighbors=n_labeled + 1), f"k_neighbors must be an integer between 1 and {n_labeled}"),
@@ -270,7 +279,7 @@ def test_bad_analysis_parameters_leave_results_intact(tiny_run, tmp_path):
     ]:
         with pytest.raises(ValueError, match=match):
             call()
-    assert tree_digest(tmp_path / "results") == before
+    assert tree_digest(res) == before
 
 
 def test_missing_and_corrupt_model(tmp_path):
@@ -298,12 +307,19 @@ def run_script(path, *args):
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))
-def test_scripts_run_and_write(tiny_run, tmp_path, name):
-    res = run_script(SCRIPTS[name], "--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet", "--n-clusters", "6")  \
-        if name in ("diversity", "intersection") else run_script(SCRIPTS[name], "--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet")
-    assert res.returncode == 0, res.stderr
+def test_scripts_run_and_write(tiny_run, tmp_path, name, monkeypatch, capsys):
+    args = ["--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet"]
+    if name in ("diversity", "intersection"):
+        args += ["--n-clusters", "6"]
+    # The script's own __main__ block in this process (its exit code is SystemExit's): a process per
+    # script paid TensorFlow's import. test_scripts_help starts every script as a process.
+    monkeypatch.setattr(sys, "argv", [SCRIPTS[name], *args])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / SCRIPTS[name]), run_name="__main__")
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 0, err
     assert (tmp_path / name / f"{name}_indices.npy").exists()
-    assert "Active-learning analysis" in res.stdout
+    assert "Active-learning analysis" in out
 
 
 @pytest.mark.parametrize("name, args, match", [
@@ -314,8 +330,8 @@ def test_scripts_run_and_write(tiny_run, tmp_path, name):
     ("uncertainty", ["--end-idx", "999999"], "--end-idx must be"),
 ])
 def test_scripts_bad_input_exit_2_without_traceback(tiny_run, tmp_path, name, args, match, monkeypatch, capsys):
-    # The script's own __main__ block, in this process (test_scripts_run_and_write runs each as a
-    # process): a subprocess would pay TensorFlow's import again before the model is read.
+    # The script's own __main__ block, in this process (test_scripts_help starts each as a process):
+    # a subprocess would pay TensorFlow's import again before the model is read.
     (tmp_path / "keep.txt").write_text("precious")
     before = tree_digest(tmp_path)
     monkeypatch.setattr(sys, "argv", [SCRIPTS[name], "--model", str(tiny_run), "--results-dir", str(tmp_path),
@@ -334,31 +350,31 @@ def test_scripts_help():
         assert res.returncode == 0 and "--seed" in res.stdout
 
 
-def test_main_job_reports_before_after_and_random(tiny_run, tmp_path):
+def test_main_job_reports_before_after_and_random_over_the_seeds_asked_for(tiny_run, tmp_path, monkeypatch, capsys):
     import json
 
-    res = run_script("AL_cycle.py", "--model", str(tiny_run), "--results-dir", str(tmp_path), "--quiet",
-                     "--target-per-class", "3", "--steps", "20", "--n-clusters", "5")
-    assert res.returncode == 0, res.stderr
-    assert "random selection of the same size" in res.stdout and "->" in res.stdout
-    # The default is one seed, and the report says what one seed is worth.
-    assert "on one seed; one seed decides nothing (run with --compare-seeds 3 or more)" in res.stdout
-    assert json.loads((tmp_path / "retrain" / "summary.json").read_text())["comparison"]["seeds"] == [0]
+    from labelnext.analysis.main import build_parser
+
+    # AL_cycle.py's __main__ block in this process (test_scripts_help starts it as a process; a process
+    # here paid TensorFlow's import again). One run of the job: it was two (one seed, then three), each
+    # with the analyses' figures and the fits.
+    monkeypatch.setattr(sys, "argv", ["AL_cycle.py", "--model", str(tiny_run), "--results-dir", str(tmp_path),
+                                      "--quiet", "--target-per-class", "3", "--steps", "4", "--patience", "1",
+                                      "--n-clusters", "5", "--compare-seeds", "2"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "AL_cycle.py"), run_name="__main__")
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 0, err
+    assert "random selection of the same size" in out and "->" in out
+    # Two seeds (each a selection fit and a random fit): the several-seed report.
+    assert "AL vs random over 2 seeds" in out
+    comparison = json.loads((tmp_path / "retrain" / "summary.json").read_text())["comparison"]
+    assert comparison["seeds"] == [0, 1] and len(comparison["difference"]) == 2 and comparison["std_difference"] is not None
+    # The default is one seed (what the report says of one seed: test_promises'
+    # test_one_seed_decides_nothing_and_several_give_mean_and_spread).
+    assert build_parser().parse_args([]).compare_seeds == 1
     # `python -m gnn` after the main job reads the export it wrote.
     assert (tmp_path / "embeddings" / "embeddings.npy").exists()
-
-
-def test_main_job_compares_over_the_seeds_asked_for(tiny_run, tmp_path, capsys):
-    import json
-
-    from labelnext.analysis import main as job
-
-    # One seed (the default) is test_main_job_reports_before_after_and_random's run.
-    argv = ["--model", str(tiny_run), "--quiet", "--target-per-class", "3", "--steps", "4", "--patience", "1", "--n-clusters", "5"]
-    job.main(argv + ["--results-dir", str(tmp_path / "three"), "--compare-seeds", "3"])
-    assert "AL vs random over 3 seeds" in capsys.readouterr().out
-    comparison = json.loads((tmp_path / "three" / "retrain" / "summary.json").read_text())["comparison"]
-    assert comparison["seeds"] == [0, 1, 2] and len(comparison["difference"]) == 3 and comparison["std_difference"] is not None
 
 
 def test_a_seeds_two_fits_on_one_trainer_equal_two_fresh_models(tiny_run, tmp_path):

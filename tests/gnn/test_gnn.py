@@ -366,11 +366,18 @@ def run_cli(*args):
                           text=True, timeout=120)
 
 
-def test_cli_on_tiny_export_writes_all_outputs(export, tmp_path):
+def test_cli_on_tiny_export_writes_all_outputs(export, tmp_path, capsys):
+    from labelnext.gnn.__main__ import main
+
     out = tmp_path / "gnn"
-    proc = run_cli("--embeddings-dir", export, "--out-dir", out, "--budget", 7, "--k", 5, "--epochs", 50)
-    assert proc.returncode == 0, proc.stderr
-    assert "epoch" in proc.stderr  # training progress goes to stderr
+    # In-process (the command's main, as `python -m gnn` calls it; a process paid PyTorch's import): the
+    # exit code and stderr of the process are test_cli_bad_input_is_one_line_and_exit_code_2's.
+    code = main([str(a) for a in ("--embeddings-dir", export, "--out-dir", out, "--budget", 7, "--k", 5,
+                                  "--epochs", 50)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert "epoch" in stderr and "epoch" not in stdout  # training progress goes to stderr
+    assert "selected 7 items" in stdout
     names = {"gnn_indices.npy", "gnn_scores.npy", "gnn_probs.npy", "summary.txt", "summary.json", "tsne.png",
              "uncertainty_distributions.png"}
     assert names <= set(os.listdir(out))

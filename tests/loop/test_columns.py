@@ -1,8 +1,7 @@
 """A table's leaking columns are named at `al init`, and what --drop-columns leaves out stays out every round."""
-import subprocess
-import sys
-
+from labelnext.cli import main
 from labelnext.loop.project import LabelingProject
+from labelnext.utils.console import run_cli
 
 
 def _table(path, n=60):
@@ -11,12 +10,14 @@ def _table(path, n=60):
     return path
 
 
-def test_al_init_names_the_leak_and_the_project_keeps_the_dropped_columns_out(tmp_path):
+def test_al_init_names_the_leak_and_the_project_keeps_the_dropped_columns_out(tmp_path, capsys):
     _table(tmp_path / "t.csv")
-    r = subprocess.run([sys.executable, "-m", "labelnext", "init", "t.csv", "--project", "p", "--initial", "12",
-                        "--steps", "5"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "warning: column 'row_id': unique integers in every row (an ID?)" in r.stdout
+    # `al init` in-process (main through run_cli, as entry() calls it): a process only paid Python's start.
+    code = run_cli(main, ["init", str(tmp_path / "t.csv"), "--project", str(tmp_path / "p"), "--initial", "12",
+                          "--steps", "5"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "warning: column 'row_id': unique integers in every row (an ID?)" in out
     with LabelingProject.create(tmp_path / "q", tmp_path / "t.csv", initial=12, steps=5,
                                 drop_columns="row_id") as proj:
         assert proj.config["dataset"]["drop_columns"] == "row_id"

@@ -14,7 +14,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 from helpers import photos
+from labelnext.cli import main
 from labelnext.loop.project import LabelingProject, ProjectError
+from labelnext.utils.console import run_cli
 
 
 def _al(*args, cwd):
@@ -35,26 +37,30 @@ def _fill_sheet(path):
     return len(rows)
 
 
-def test_two_rounds_from_the_command_line(tmp_path):
+def test_two_rounds_from_the_command_line(tmp_path, monkeypatch, capsys):
+    # In-process (`al`'s main through run_cli, as entry() calls it): a process per command paid
+    # TensorFlow's import six times; test_bad_commands_are_one_line runs `al` as a process.
+    monkeypatch.chdir(tmp_path)
+
+    def al(*args):
+        code = run_cli(main, [str(a) for a in args])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return out
+
     photos(tmp_path / "photos")
-    r = _al("init", "photos", "--project", "proj", "--initial", "12", "--arch", "small_cnn", "--steps", "30",
-            "--image-size", "16", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "12 seed labels" in r.stdout and "18 held out for testing" in r.stdout
-    r = _al("round", "--project", "proj", "--budget", "6", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "round 0: trained small_cnn on 12 labels" in r.stdout and "test accuracy" in r.stdout
-    r = _al("export", "--project", "proj", "--out", "sheet.csv", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    out = al("init", "photos", "--project", "proj", "--initial", "12", "--arch", "small_cnn", "--steps", "30",
+             "--image-size", "16")
+    assert "12 seed labels" in out and "18 held out for testing" in out
+    out = al("round", "--project", "proj", "--budget", "6")
+    assert "round 0: trained small_cnn on 12 labels" in out and "test accuracy" in out
+    al("export", "--project", "proj", "--out", "sheet.csv")
     assert _fill_sheet(tmp_path / "sheet.csv") == 6
-    r = _al("import", "--project", "proj", "sheet.csv", cwd=tmp_path)
-    assert r.returncode == 0 and "added 6 labels from csv" in r.stdout, r.stderr
+    assert "added 6 labels from csv" in al("import", "--project", "proj", "sheet.csv")
     # bald draws MC-dropout passes from the round's model (its head and Dropout rate).
-    r = _al("round", "--project", "proj", "--budget", "6", "--strategy", "bald", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "(12 -> 18 labels)" in r.stdout and "test accuracy" in r.stdout and "(bald selection next)" in r.stdout
-    r = _al("status", "--project", "proj", "--json", cwd=tmp_path)
-    status = json.loads(r.stdout)
+    out = al("round", "--project", "proj", "--budget", "6", "--strategy", "bald")
+    assert "(12 -> 18 labels)" in out and "test accuracy" in out and "(bald selection next)" in out
+    status = json.loads(al("status", "--project", "proj", "--json"))
     assert [(x["round"], x["n_labeled"]) for x in status["rounds"]] == [(0, 12), (1, 18)]
     assert all(0.0 <= x["accuracy"] <= 1.0 for x in status["rounds"])
     assert (tmp_path / "proj" / "learning_curve.png").stat().st_size > 0

@@ -10,9 +10,10 @@ import threading
 import pytest
 
 from helpers import photos
-from labelnext.cli import _import_notes
+from labelnext.cli import _import_notes, main
 from labelnext.io.files import try_lock
 from labelnext.loop.project import ROUND_LOCK, STORE_FILE, LabelingProject, ProjectError
+from labelnext.utils.console import run_cli
 
 
 def _create(root):
@@ -48,6 +49,19 @@ def after_round(round_template, tmp_path):
 def _al(*args, cwd):
     return subprocess.run([sys.executable, "-m", "labelnext", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=600)
+
+
+@pytest.fixture
+def al(tmp_path, monkeypatch, capsys):
+    """`al ARGS` from tmp_path in this process: main through run_cli, as entry() calls it (a process
+    per command paid Python's start; the lock test below keeps a real second process)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args):
+        code = run_cli(main, [str(a) for a in args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+    return run
 
 
 def _error(r):
@@ -95,19 +109,19 @@ def test_two_rounds_at_once_leave_store_and_folders_agreeing(project, tmp_path):
         assert len(project.selection(res["round"])) == res["selected"] == budget
 
 
-def test_a_missing_store_is_refused_not_recreated(after_round, tmp_path):
+def test_a_missing_store_is_refused_not_recreated(after_round, tmp_path, al):
     project = after_round
     project.close()
     for f in project.path.glob(f"{STORE_FILE}*"):
         f.unlink()
-    r = _al("status", "--project", "proj", cwd=tmp_path)
+    r = al("status", "--project", "proj")
     assert "no label store" in _error(r)
     with pytest.raises(ProjectError, match="labels.sqlite is missing"):
         LabelingProject(project.path)
     assert not (project.path / STORE_FILE).exists() and (project.path / "round-000" / "round.json").is_file()
 
 
-def test_export_never_writes_over_the_projects_own_files(after_round, tmp_path):
+def test_export_never_writes_over_the_projects_own_files(after_round, tmp_path, al):
     project = after_round
     project.status()
     for target in (STORE_FILE, "project.json", "round-000/selection.csv", "learning_curve.png"):
@@ -116,7 +130,7 @@ def test_export_never_writes_over_the_projects_own_files(after_round, tmp_path):
         with pytest.raises(ProjectError, match="would replace the project's own"):
             project.export(own)
         assert own.read_bytes() == before
-    r = _al("export", "--project", "proj", "--out", f"proj/{STORE_FILE}", cwd=tmp_path)
+    r = al("export", "--project", "proj", "--out", f"proj/{STORE_FILE}")
     assert "would replace" in _error(r)
     project.export(project.path / "sheet.csv")  # a new file in the folder is fine
 
@@ -126,35 +140,35 @@ def test_export_never_writes_over_the_projects_own_files(after_round, tmp_path):
     ('{"dataset": {}}', "has no 'class_names'"),
     ("{not json", "is not valid JSON"),
 ])
-def test_a_damaged_project_json_is_one_line_naming_the_file(project, tmp_path, text, match):
+def test_a_damaged_project_json_is_one_line_naming_the_file(project, tmp_path, text, match, al):
     project.close()
     (project.path / "project.json").write_text(text, encoding="utf-8")
-    r = _al("status", "--project", "proj", cwd=tmp_path)
+    r = al("status", "--project", "proj")
     assert "project.json" in _error(r) and match in _error(r)
 
 
-def test_a_class_id_out_of_range_in_the_store_is_one_line(project, tmp_path):
+def test_a_class_id_out_of_range_in_the_store_is_one_line(project, tmp_path, al):
     project.close()
     with sqlite3.connect(project.path / STORE_FILE) as conn:
         conn.execute("UPDATE labels SET class = 99 WHERE rowid = (SELECT MIN(rowid) FROM labels)")
-    r = _al("status", "--project", "proj", cwd=tmp_path)
+    r = al("status", "--project", "proj")
     assert "labels.sqlite" in _error(r) and "class id 99" in _error(r)
 
 
-def test_status_refuses_data_that_changed_since_init(project, tmp_path):
+def test_status_refuses_data_that_changed_since_init(project, tmp_path, al):
     project.close()
     victim = next((tmp_path / "photos" / "red").iterdir())
     victim.write_bytes((tmp_path / "photos" / "blue" / "000.png").read_bytes())
-    r = _al("status", "--project", "proj", cwd=tmp_path)
+    r = al("status", "--project", "proj")
     assert "changed since `al init`" in _error(r)
 
 
-def test_an_unfilled_sheet_is_refused_in_one_line(after_round, tmp_path):
+def test_an_unfilled_sheet_is_refused_in_one_line(after_round, tmp_path, al):
     project = after_round
     project.export(tmp_path / "sheet.csv")
     rows = project.store.n_rows()
     project.close()
-    r = _al("import", "--project", "proj", "sheet.csv", cwd=tmp_path)
+    r = al("import", "--project", "proj", "sheet.csv")
     assert "holds no label: fill in the 'label' column" in _error(r)
     with LabelingProject(project.path) as again:
         assert again.store.n_rows() == rows

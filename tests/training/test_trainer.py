@@ -1,6 +1,5 @@
 """The one Keras trainer: controlled (reset, re-seeded) fits, step budgets, and adding an architecture."""
 import runpy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -112,15 +111,19 @@ def test_a_model_of_another_data_kind_is_refused_before_training(tmp_path):
 def test_train_py_names_a_leaking_column_and_drops_it_on_request(tmp_path, monkeypatch, capsys):
     rows = ["row_id,x1,x2,label"] + [f"{1000 + i},{(i * 7) % 11},{(i * 5) % 13},{'abc'[i * 3 // 60]}" for i in range(60)]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    base = [sys.executable, str(REPO / "train.py"), "--dataset", "t.csv", "--labeled-size", "12", "--steps", "2",
-            "--quiet"]
-    r = subprocess.run(base + ["--out", "a"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "warning: column 'row_id': unique integers in every row (an ID?)" in r.stderr
-    # The second run is train.py's __main__ block in this process: a subprocess pays TensorFlow's import again.
+    base = ["train.py", "--dataset", "t.csv", "--labeled-size", "12", "--steps", "2", "--quiet"]
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", base[1:] + ["--out", "b", "--drop-columns", "row_id"])
-    with pytest.raises(SystemExit) as exit_:
-        runpy.run_path(str(REPO / "train.py"), run_name="__main__")
-    err = capsys.readouterr().err
-    assert exit_.value.code == 0 and "warning" not in err, err
+
+    def train_py(*more):
+        # train.py's __main__ block in this process: a process paid TensorFlow's import (test_scripts_help
+        # and test_argparse_errors_are_two_lines start train.py as a process).
+        monkeypatch.setattr(sys, "argv", base + list(more))
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(REPO / "train.py"), run_name="__main__")
+        return exit_.value.code, capsys.readouterr().err
+
+    code, err = train_py("--out", "a")
+    assert code == 0, err
+    assert "warning: column 'row_id': unique integers in every row (an ID?)" in err
+    code, err = train_py("--out", "b", "--drop-columns", "row_id")
+    assert code == 0 and "warning" not in err, err

@@ -6,6 +6,7 @@ name`` raises ModuleNotFoundError); in a fresh interpreter a finder placed first
 ``sys.meta_path`` refuses the name (``sys.modules`` stays clean: SciPy reads ``sys.modules['torch']``
 and expects a module or nothing).
 """
+import json
 import os
 import subprocess
 import sys
@@ -128,21 +129,39 @@ def test_python_m_gnn_without_torch_is_one_line(tmp_path):
 
 
 def test_core_runs_without_any_extra_and_al_label_names_its_extra(tmp_path):
-    r = _al("init", "digits", "--project", "P", "--initial", "30", "--steps", "5", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = _al("round", "--project", "P", "--budget", "10", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "round 0: trained small_cnn on 30 labels" in r.stdout and "selected 10 of" in r.stdout
-    r = _al("status", "--project", "P", cwd=tmp_path)
-    assert r.returncode == 0 and "30 labeled" in r.stdout, r.stderr
-    r = _al("label", "--project", "P", "--port", "0", cwd=tmp_path)
-    assert r.returncode == 2
-    assert _one_line(r.stderr, "label").startswith("error: al label needs the 'label' extra")
-    # The optional packages were never needed: importing the core leaves them all unloaded.
-    r = _python("import importlib\nimportlib.import_module('labelnext.cli')\n"
+    # One fresh interpreter with every optional package blocked (a process per command paid Python's
+    # and TensorFlow's start five times): first the imports, then each command through run_cli(main),
+    # what `al` (entry()) calls, its stdout and stderr caught apart.
+    commands = [["init", "digits", "--project", "P", "--initial", "30", "--steps", "5"],
+                ["round", "--project", "P", "--budget", "10"],
+                ["status", "--project", "P"],
+                ["label", "--project", "P", "--port", "0"]]
+    r = _python("import contextlib, importlib, io, json\n"
+                "importlib.import_module('labelnext.cli')\n"
+                # The optional packages were never needed: importing the core leaves them all unloaded.
                 "for m in ('loop.project', 'analysis.analyzer', 'strategies', 'scale.engine', 'scale.inference'):\n"
-                "    importlib.import_module('labelnext.' + m)\nprint('ok')", blocked=OPTIONAL)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+                "    importlib.import_module('labelnext.' + m)\n"
+                "print('imports ok')\n"
+                "from labelnext.cli import main\n"
+                "from labelnext.utils.console import run_cli\n"
+                "sys.argv[0] = 'al'\n"
+                "results = []\n"
+                "for argv in json.loads(sys.argv[1]):\n"
+                "    out, err = io.StringIO(), io.StringIO()\n"
+                "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+                "        code = run_cli(main, argv)\n"
+                "    results.append([code, out.getvalue(), err.getvalue()])\n"
+                "print(json.dumps(results))", json.dumps(commands), blocked=OPTIONAL, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "imports ok", r.stdout
+    (init, round_, status, label) = json.loads(lines[-1])
+    assert init[0] == 0, init[2]
+    assert round_[0] == 0, round_[2]
+    assert "round 0: trained small_cnn on 30 labels" in round_[1] and "selected 10 of" in round_[1]
+    assert status[0] == 0 and "30 labeled" in status[1], status[2]
+    assert label[0] == 2
+    assert _one_line(label[2], "label").startswith("error: al label needs the 'label' extra")
 
 
 def test_al_analyze_scheduler_names_the_scale_extra(monkeypatch, tmp_path, capsys):
