@@ -99,7 +99,7 @@ def test_tiny_run_end_to_end_and_resume(tmp_path, capsys):
     (["--budget-ratio", "1.5"], "budget_ratio must be a number in"),
     (["--epochs-per-fit", "-1"], "epochs_per_fit must be a number in"),
     (["--model", "mlp"], "model must be one of"),
-    (["--features", "patches", "--model", "small_cnn"], r"model must be one of \['linear', 'mlp', 'logreg', 'spread', 'auto'\], got 'small_cnn'"),
+    (["--features", "patches", "--model", "small_cnn"], r"model must be one of \['linear', 'mlp', 'logreg', 'spread', 'blend', 'auto'\], got 'small_cnn'"),
 ])
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, args, match):
     # In-process: the end-to-end test checks that the script turns a ValueError into one line and exit 2.

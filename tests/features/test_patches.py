@@ -109,7 +109,7 @@ def test_features_model_refuses_what_patch_features_cannot_feed():
     assert pf.features_model("patches", "image", "mlp") == "mlp"
     with pytest.raises(ValueError, match="features 'patches' needs images, got text data"):
         pf.features_model("patches", "text")
-    with pytest.raises(ValueError, match=r"model must be one of \['linear', 'mlp', 'logreg', 'spread', 'auto'\], got 'small_cnn'"):
+    with pytest.raises(ValueError, match=r"model must be one of \['linear', 'mlp', 'logreg', 'spread', 'blend', 'auto'\], got 'small_cnn'"):
         pf.features_model("patches", "image", "small_cnn")
 
 
