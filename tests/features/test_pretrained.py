@@ -49,7 +49,7 @@ def test_a_project_picks_its_learner_on_pretrained_features_kept_after_the_first
         cached = np.load(proj.path / "features_pretrained.npz")
         assert cached["pool"].shape == (len(proj.data.y_train), N_FEATURES)
         assert res["metrics"]["accuracy"] > 0.6  # 3 colours; chance is 1/3
-        assert res["arch"] in ("spread", "logreg")  # auto's pick, recorded
+        assert res["arch"] in ("spread", "blend")  # auto's pick, recorded
         before = (proj.path / "features_pretrained.npz").stat().st_mtime_ns
         proj.import_labels(oracle=True)
         proj.run_round(10, "random")
