@@ -194,9 +194,9 @@ class SpreadTrainer(Trainer):
         self._labeled = (l2_normalize(z), y)
         dist, iterations = self._spread(np.ones(len(self._units), dtype=bool))
         self.model_.get_layer("vote" if self.blend else "predictions").set_weights([dist.astype(np.float32)])
-        self._logistic = logistic_head(z.astype(np.float64), y, self.n_classes)[:2] if self.blend else None
         if self.blend:
-            self.model_.get_layer("logistic").set_weights(list(self._logistic))
+            w, b, _ = logistic_head(z.astype(np.float64), y, self.n_classes)
+            self.model_.get_layer("logistic").set_weights([w, b])
         self.info_ = {"epochs": 1, "max_epochs": 1, "steps": iterations, "n_train": int(len(y)), "n_val": 0,
                       "best_val_accuracy": None, "train_seconds": time.perf_counter() - start}
         return self
@@ -233,8 +233,6 @@ class SpreadTrainer(Trainer):
         nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         votes = dist[nearest].sum(axis=1) + 1e-6  # NeighbourVote's arithmetic
         probs = votes / votes.sum(axis=1, keepdims=True)
-        if self.blend:
-            logits = z @ self._logistic[0] + self._logistic[1]
-            soft = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs = (probs + soft / soft.sum(axis=1, keepdims=True)) / 2
+        if self.blend:  # the model's own softmax layer: held out or not, the same
+            probs = (probs + load_keras().ops.convert_to_numpy(self.model_.get_layer("logistic")(z))) / 2
         return probs.astype(np.float32)
