@@ -17,11 +17,10 @@ import itertools
 import time
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from labelnext.benchmark.simulate import load_data, seed_split
 from labelnext.features.pretrained import ENCODER, default_cache_dir, encode_cached
-from labelnext.loop.learner import FOLDS, MIN_PER_CLASS, pick
+from labelnext.loop.learner import MIN_PER_CLASS, fold_correct, folds_for, pick
 from labelnext.training.trainer import make_trainer
 
 
@@ -40,15 +39,10 @@ def parse(argv=None):
 
 
 def folds_correct(learner, x, y, seed):
-    """Per labeled item, whether the folds' learner got it right (None when a class has too few labels)."""
-    folds = min(FOLDS, int(np.bincount(y)[np.unique(y)].min()))
-    if folds < MIN_PER_CLASS:
-        return None
-    right = np.zeros(len(y), bool)
-    for train, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        learner.fit(x[train], y[train], seed)
-        right[held] = learner.predict_held_out(x[held]).argmax(axis=1) == y[held]
-    return right
+    """Per labeled item, whether the folds' learner got it right, as ``auto`` measures it (None when a class
+    has too few labels to cross-validate)."""
+    folds = folds_for(y)
+    return None if folds < MIN_PER_CLASS else fold_correct(learner, x, y, folds, seed)
 
 
 def main(argv=None):

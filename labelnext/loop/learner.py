@@ -42,6 +42,22 @@ def candidates_for(kind_info, features):
     return (kind_info.default_model,)
 
 
+def folds_for(y, folds=FOLDS):
+    """The folds of a cross-validation on the labels ``y``: ``folds``, fewer when the rarest class has fewer
+    labels (below :data:`MIN_PER_CLASS` there is nothing to measure)."""
+    return min(folds, int(np.bincount(y)[np.unique(y)].min()))
+
+
+def fold_correct(trainer, x, y, folds, random_state=0):
+    """Per labeled item, whether ``trainer`` fitted on the other stratified folds predicts it right,
+    the item held out as unseen (:meth:`training.trainer.Trainer.predict_held_out`)."""
+    right = np.zeros(len(y), bool)
+    for train, held in StratifiedKFold(folds, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y):
+        trainer.fit(x[train], y[train], random_state)
+        right[held] = trainer.predict_held_out(x[held]).argmax(axis=1) == y[held]
+    return right
+
+
 def pick(candidates, scores, n, by_steps):
     """The learner to train from cross-validated accuracies ``scores`` on ``n`` labels.
 
@@ -156,19 +172,12 @@ class LearnerChoice(LastFit):
         y = np.asarray(y, dtype=np.int64)
         if len(self.candidates) == 1:
             return self.candidates[0], {}, 0, "the only learner for these inputs"
-        folds = min(self.folds, int(np.bincount(y)[np.unique(y)].min()))
+        folds = folds_for(y, self.folds)
         if folds < MIN_PER_CLASS:
             return (self.candidates[0], {}, 0,
                     f"a class has fewer than {MIN_PER_CLASS} labels, too few to cross-validate: the first candidate")
-        split = StratifiedKFold(folds, shuffle=True, random_state=random_state)
-        scores = {}
-        for arch in self.candidates:
-            trainer = self._started(arch, x)
-            right = 0
-            for train, held in split.split(np.zeros(len(y)), y):
-                trainer.fit(x[train], y[train], random_state)
-                right += int((trainer.predict_held_out(x[held]).argmax(axis=1) == y[held]).sum())
-            scores[arch] = right / len(y)
+        scores = {arch: int(fold_correct(self._started(arch, x), x, y, folds, random_state).sum()) / len(y)
+                  for arch in self.candidates}
         by_steps = any(self._started(a, x).steps_for(len(y)) is not None for a in self.candidates)
         arch, se = pick(self.candidates, scores, len(y), by_steps)
         ranked = ", ".join(f"{a} {scores[a]:.3f}" for a in self.candidates)
