@@ -37,8 +37,8 @@ from labelnext.utils.console import rate_line
 from labelnext.utils.extras import require
 
 N_FEATURES = 1280
-# benchmarks/encoder_size.py and the 5,000-image pools of CIFAR-10 (docs/BENCHMARKS.md): Lite2 at 160 px led
-# Lite0 by 0.02-0.03 from 50 labels on, for 1.4x the time; its native 260 px bought nothing at 3.5x the time.
+# benchmarks/encoder_size.py and benchmarks/learner_choice.py on CIFAR-10 (docs/BENCHMARKS.md): Lite2 at 160 px
+# led Lite0 by 0.020-0.056 from 20 labels on, for every learner, at 1.4x the time; 260 px bought nothing at 3.5x.
 ENCODER = "efficientnet-lite2"
 INPUT_SIZE = 160
 BATCH = 64
