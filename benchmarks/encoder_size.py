@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from labelnext.data import load_dataset
-from labelnext.features.pretrained import pretrained_features
+from labelnext.features.pretrained import BATCH, pretrained_features
 
 
 def balanced(y, n, rng):
@@ -43,14 +43,14 @@ def accuracy(f_train, y_train, f_test, y_test, labels, draws):
     return float(np.mean(scores))
 
 
-def speed(images, configs, mirror, rounds=3):
+def speed(images, configs, mirror, batch_size, rounds=3):
     for variant in {v for v, _ in configs}:
         pretrained_features(images[:2], size=64, variant=variant)  # loads the network outside the timing
     best = {}
     for _ in range(rounds):
         for variant, size in configs:
             t = time.perf_counter()
-            pretrained_features(images, size=size, variant=variant, mirror=mirror)
+            pretrained_features(images, size=size, variant=variant, mirror=mirror, batch_size=batch_size)
             best[variant, size] = max(best.get((variant, size), 0), len(images) / (time.perf_counter() - t))
         print(f"load after a round: {os.getloadavg()[0]:.2f}", flush=True)
     for (variant, size), rate in best.items():
@@ -67,6 +67,7 @@ def main(argv=None):
     p.add_argument("--labels", default="10,100,1000")
     p.add_argument("--draws", type=int, default=3)
     p.add_argument("--speed-only", type=int, default=0, metavar="N")
+    p.add_argument("--batch-size", type=int, default=BATCH, help="images per forward pass")
     p.add_argument("--no-mirror", dest="mirror", action="store_false",
                    help="features of each image alone, not averaged with its mirror image's")
     args = p.parse_args(argv)
@@ -78,7 +79,7 @@ def main(argv=None):
     labels = [int(v) for v in args.labels.split(",")]
     configs = [(v, int(s)) for v, sizes in (spec.split(":") for spec in args.encoders.split(";")) for s in sizes.split(",")]
     if args.speed_only:
-        return speed(x_train[:args.speed_only], configs, args.mirror)
+        return speed(x_train[:args.speed_only], configs, args.mirror, args.batch_size)
     print(f"load at start: {os.getloadavg()[0]:.2f}; {len(y_train)} train / {len(y_test)} test images")
     print("| encoder | size | images/s | " + " | ".join(f"{n:,} labels" for n in labels) + " |")
     print("|---|---|---|" + "---|" * len(labels))
@@ -87,8 +88,8 @@ def main(argv=None):
         pretrained_features(x_train[:2], size=64, variant=variant)  # loads the network outside the timing
         for size in (int(s) for s in sizes.split(",")):
             t = time.perf_counter()
-            f_train = pretrained_features(x_train, size=size, variant=variant, mirror=args.mirror)
-            f_test = pretrained_features(x_test, size=size, variant=variant, mirror=args.mirror)
+            opts = dict(size=size, variant=variant, mirror=args.mirror, batch_size=args.batch_size)
+            f_train, f_test = pretrained_features(x_train, **opts), pretrained_features(x_test, **opts)
             rate = (len(x_train) + len(x_test)) / (time.perf_counter() - t)
             accs = [accuracy(f_train, y_train, f_test, y_test, n, args.draws) for n in labels]
             print(f"| {variant} | {size} | {rate:.0f} | " + " | ".join(f"{a:.3f}" for a in accs) + " |", flush=True)

@@ -41,7 +41,9 @@ N_FEATURES = 1280
 # led Lite0 by 0.020-0.056 from 20 labels on, for every learner, at 1.4x the time; 260 px bought nothing at 3.5x.
 ENCODER = "efficientnet-lite2"
 INPUT_SIZE = 160
-BATCH = 64
+# Images per forward pass. On the 2 cores 16 encoded 1.3x as many images/s as 64 (benchmarks.encoder_size
+# --batch-size): a batch of 64 at 160 px allocates activations large enough to be mapped and zeroed afresh each time.
+BATCH = 16
 # Images per block written to disk by encode_cached: a few seconds of work each, a whole number of batches.
 BLOCK = 512
 # The features average the image's and its mirror image's: on CIFAR-10 (5 seeds) this gave every learner
